@@ -1,0 +1,1 @@
+"""The public HTTP API (Litestar + msgspec): thin controllers over injected services."""

@@ -1,0 +1,65 @@
+"""Settings for every process, from command-line flags and ``PROTOFACE_*`` variables."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from domain.sealing import Keyring
+
+
+@dataclass(frozen=True)
+class Settings:
+    nats_url: str = "nats://127.0.0.1:4222"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path(".protoface")
+    # Overrides every plan's create rate limit (None: the plan decides).
+    create_rate_per_minute: int | None = None
+    replicas: int = 1
+    max_body_bytes: int = 1024 * 1024
+    seal_keys_file: Path | None = None
+    log_level: str = "INFO"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        env = os.environ
+        values: dict[str, object] = {}
+        if "PROTOFACE_NATS_URL" in env:
+            values["nats_url"] = env["PROTOFACE_NATS_URL"]
+        if "PROTOFACE_CREATE_RATE_PER_MINUTE" in env:
+            values["create_rate_per_minute"] = int(env["PROTOFACE_CREATE_RATE_PER_MINUTE"])
+        if "PROTOFACE_SEAL_KEYS_FILE" in env:
+            values["seal_keys_file"] = Path(env["PROTOFACE_SEAL_KEYS_FILE"])
+        if "PROTOFACE_LOG_LEVEL" in env:
+            values["log_level"] = env["PROTOFACE_LOG_LEVEL"]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def keys_file(self) -> Path:
+        return self.seal_keys_file or self.data_dir / "seal-keys.json"
+
+
+def load_keyring(path: Path, *, create: bool) -> Keyring:
+    """The sealing keyring: ``{"primary": id, "keys": {id: base64 32 bytes}}``.
+
+    ``protoface up`` generates one into the data dir on first run. To rotate, add
+    a key and make it primary; keep the old ones so old sessions stay readable.
+    """
+    if not path.exists():
+        if not create:
+            raise FileNotFoundError(f"no sealing keys at {path}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        kid = "k" + secrets.token_hex(4)
+        doc = {"primary": kid, "keys": {kid: base64.b64encode(secrets.token_bytes(32)).decode()}}
+        path.write_text(json.dumps(doc, indent=2))
+        path.chmod(0o600)
+    doc = json.loads(path.read_text())
+    keys = {kid: base64.b64decode(v) for kid, v in doc["keys"].items()}
+    return Keyring(keys, doc["primary"])

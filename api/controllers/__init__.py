@@ -1,0 +1,1 @@
+"""HTTP controllers: translate requests into service calls and results into responses."""

@@ -1,0 +1,51 @@
+"""Helpers every controller shares: JSON responses, the clock, query parsing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from litestar import Response
+
+from api.errors import invalid
+
+_encoder = msgspec.json.Encoder()
+
+
+def json_response(
+    value: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response[bytes]:
+    return Response(content=_encoder.encode(value), status_code=status,
+                    media_type="application/json", headers=headers)
+
+
+def encode(value: Any) -> bytes:
+    return _encoder.encode(value)
+
+
+def now() -> datetime:
+    """The one place the API reads the clock: commands carry this time."""
+    return datetime.now(UTC)
+
+
+def query_int(raw: str | None, name: str, default: int, lo: int, hi: int) -> int:
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise invalid("invalid_type", f"{name} must be an integer.", name) from None
+    if not lo <= value <= hi:
+        raise invalid("out_of_range", f"{name} must be between {lo} and {hi}.", name)
+    return value
+
+
+def query_datetime(raw: str | None, name: str) -> datetime | None:
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "+"))
+    except ValueError:
+        raise invalid("invalid_type", f"{name} must be an ISO-8601 date-time.", name) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,100 @@
+"""``/v1/sessions``: create, get, list, end."""
+
+from __future__ import annotations
+
+import time
+
+from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+
+from api import body, idempotency, validation
+from api.controllers.common import encode, json_response, now, query_datetime, query_int
+from api.errors import invalid
+from api.schemas import SessionCreateRequest, SessionList, session_view
+from api.services import Services
+from domain import ids
+from domain.session import ACTIVE, STATUSES, TERMINAL
+from projections.orgs import Principal
+from projections.sessions import Query
+
+# Injected by the app (see api.app): the process's services and the caller.
+Svc = NamedDependency[Services]
+Caller = NamedDependency[Principal]
+
+STATUS_ALIASES = {"active": ACTIVE, "terminal": TERMINAL}
+
+
+class SessionsController(Controller):
+    path = "/v1/sessions"
+
+    @post("/", status_code=201)
+    async def create(
+        self, request: Request, services: Svc, principal: Caller  # type: ignore[type-arg]
+    ) -> Response[bytes]:
+        plan_rate = principal.org.plan_limits.create_rate_per_minute
+        rate = services.settings.create_rate_per_minute or plan_rate
+        services.rate_limiter.check(principal.key_id, rate if plan_rate else None, time.monotonic())
+        raw = await request.body()
+
+        async def handler() -> tuple[int, bytes]:
+            decoded = body.decode(raw, SessionCreateRequest)
+            session_id = ids.new_id(ids.SESSION)
+            at = now()
+            new = validation.new_session(decoded, session_id, at, services.keyring)
+            state = await services.sessions.create(principal, new, at, session_id)
+            return 201, encode(session_view(state))
+
+        key = request.headers.get(idempotency.HEADER)
+        if key is None:
+            status, content = await handler()
+            return Response(content=content, status_code=status, media_type="application/json")
+        idempotency.check_key(key)
+        fp = idempotency.fingerprint("POST", request.url.path, raw)
+        status, content, replayed = await idempotency.run(
+            services.idempotency, principal.org.id, key, fp, handler
+        )
+        headers = {"Idempotent-Replayed": "true"} if replayed else {}
+        return Response(content=content, status_code=status, media_type="application/json",
+                        headers=headers)
+
+    @get("/")
+    async def list_sessions(
+        self, request: Request, services: Svc, principal: Caller  # type: ignore[type-arg]
+    ) -> Response[bytes]:
+        params = request.query_params
+        statuses: set[str] | None = None
+        for value in params.getall("status", []):
+            for item in value.split(","):
+                if item in STATUS_ALIASES:
+                    statuses = (statuses or set()) | STATUS_ALIASES[item]
+                elif item in STATUSES:
+                    statuses = (statuses or set()) | {item}
+                else:
+                    raise invalid("invalid_status_filter", f"Unknown status {item!r}.", "status")
+        query = Query(
+            org_id=principal.org.id,
+            statuses=frozenset(statuses) if statuses is not None else None,
+            avatar_id=params.get("avatar_id"),
+            created_after=query_datetime(params.get("created_after"), "created_after"),
+            created_before=query_datetime(params.get("created_before"), "created_before"),
+            starting_after=params.get("starting_after"),
+            limit=query_int(params.get("limit"), "limit", 20, 1, 100),
+        )
+        page, has_more = services.sessions.page(query)
+        data = [session_view(s) for s in page]
+        cursor = data[-1].id if has_more and data else None
+        return json_response(SessionList(data=data, has_more=has_more, next_cursor=cursor))
+
+    @get("/{session_id:str}")
+    async def get_session(
+        self, session_id: FromPath[str], services: Svc, principal: Caller
+    ) -> Response[bytes]:
+        return json_response(session_view(await services.sessions.get(principal, session_id)))
+
+    @post("/{session_id:str}/end", status_code=200)
+    async def end_session(
+        self, session_id: FromPath[str], services: Svc, principal: Caller
+    ) -> Response[bytes]:
+        state = await services.sessions.end(principal, session_id, now())
+        return json_response(session_view(state))

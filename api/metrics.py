@@ -1,0 +1,47 @@
+"""Prometheus metrics the API process exposes at ``/metrics``.
+
+Sessions by status are read from the session projection at scrape time (a
+collector), so the figure is exactly the read model's, never a second count.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+from prometheus_client import REGISTRY, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from domain.session import STATUSES
+from projections.sessions import SessionsModel
+
+REQUEST_SECONDS = Histogram(
+    "protoface_http_request_seconds", "HTTP request duration.", ["method", "route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
+)
+
+
+class SessionsByStatus(Collector):
+    def __init__(self, model: SessionsModel) -> None:
+        self.model = model
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("protoface_sessions", "Sessions by status.", labels=["status"])
+        counts = Counter(s.status for s in self.model.sessions.values())
+        for status in STATUSES:
+            family.add_metric([status], counts.get(status, 0))
+        yield family
+
+
+_registered: list[Collector] = []
+
+
+def watch(model: SessionsModel) -> None:
+    """Expose ``model``'s sessions by status (one model per process)."""
+    for old in _registered:
+        REGISTRY.unregister(old)
+    _registered.clear()
+    collector = SessionsByStatus(model)
+    REGISTRY.register(collector)
+    _registered.append(collector)

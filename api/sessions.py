@@ -1,0 +1,154 @@
+"""The session service: load state from the read model, decide, append, read back.
+
+One ``POST /v1/sessions`` flows: controller → :meth:`SessionService.create` →
+``domain.org.admit`` + ``domain.session.decide`` → ``EventLog.append`` →
+wait until the projection has applied it → the public view.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from domain import ids, org, session
+from domain.avatar import STOCK_AVATARS
+from domain.errors import Rejected
+from domain.session import Session
+from projections.orgs import Principal
+from projections.runner import Projector
+from projections.sessions import Query, SessionsModel
+from streams import subjects
+from streams.eventlog import ConcurrencyConflict, EventLog, Expect, history_of
+
+log = logging.getLogger("protoface.sessions")
+
+# How often a decision is retried when another process changed the aggregate first.
+MAX_ATTEMPTS = 8
+
+
+def new_event_id() -> str:
+    return ids.new_id(ids.EVENT)
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    """A validated create request, before admission."""
+
+    avatar_id: str
+    quality: session.Quality
+    idle_timeout_seconds: int
+    max_duration_seconds: int | None
+    metadata: dict[str, session.MetadataValue]
+    transport: session.Transport
+
+
+class SessionService:
+    def __init__(self, log: EventLog, projector: Projector, model: SessionsModel) -> None:
+        self.log = log
+        self.projector = projector
+        self.model = model
+        self._org_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # Creations this process appended that the projection has not applied yet:
+        # org → {session id: stream seq}. Admission counts them so the lock is held
+        # only for the conditional append, not for the round trip back through the log.
+        self._pending: defaultdict[str, dict[str, int]] = defaultdict(dict)
+
+    # ── Commands ────────────────────────────────────────────────────────────────
+
+    async def create(
+        self, principal: Principal, request: NewSession, now: datetime, session_id: str
+    ) -> Session:
+        plan = principal.org.plan_limits
+        self._check_avatar(principal, request.avatar_id)
+        command = session.Create(
+            session_id=session_id, org_id=principal.org.id, now=now,
+            avatar_id=request.avatar_id, quality=request.quality,
+            idle_timeout_seconds=request.idle_timeout_seconds,
+            max_duration_seconds=org.clamp_duration(plan, request.max_duration_seconds),
+            metadata=request.metadata, transport=request.transport,
+            api_key_id=principal.key_id,
+        )
+        created, *rest = session.decide(command, None, new_event_id)
+        seq = await self._admit_and_append(principal, created)
+        try:
+            if rest:
+                seq = await self.log.append(rest, Expect(history_of(rest[0]), seq))
+            await self.projector.wait_for(seq)
+        finally:
+            self._pending[principal.org.id].pop(session_id, None)
+        log.info("session created", extra={"session_id": session_id, "org_id": principal.org.id})
+        return self.model.sessions[session_id]
+
+    async def _admit_and_append(self, principal: Principal, created: session.Event) -> int:
+        org_id = principal.org.id
+        for _ in range(MAX_ATTEMPTS):
+            async with self._org_locks[org_id]:
+                pending = self._pending[org_id]
+                in_flight = [s for s in pending if s not in self.model.sessions]
+                active = self.model.active_count(org_id) + len(in_flight)
+                org.admit(principal.org.plan_limits, active)
+                version = max(
+                    self.model.creation_version.get(org_id, 0), *pending.values(), 0
+                )
+                try:
+                    seq = await self.log.append(
+                        [created], Expect(subjects.org_creations(org_id), version)
+                    )
+                except ConcurrencyConflict:
+                    # Another API process created a session in this org: catch up, re-decide.
+                    latest = await self.log.version(subjects.org_creations(org_id))
+                    await self.projector.wait_for(latest)
+                    continue
+                pending[created.session_id] = seq  # type: ignore[union-attr]
+                return seq
+        raise ConcurrencyConflict(f"org {org_id}: admission kept conflicting")
+
+    async def end(self, principal: Principal, session_id: str, now: datetime) -> Session:
+        command = session.RequestEnd(session_id=session_id, now=now, reason="requested")
+        for _ in range(MAX_ATTEMPTS):
+            state = await self.get(principal, session_id)
+            events = session.decide(command, state, new_event_id)
+            if not events:
+                return state
+            try:
+                version = self.model.versions[session_id]
+                seq = await self.log.append(
+                    events, Expect(subjects.session_history(session_id), version)
+                )
+            except ConcurrencyConflict:
+                await self.projector.wait_for(
+                    await self.log.version(subjects.session_history(session_id))
+                )
+                continue
+            await self.projector.wait_for(seq)
+            log.info("session end requested", extra={"session_id": session_id})
+            return self.model.sessions[session_id]
+        raise ConcurrencyConflict(f"session {session_id}: end kept conflicting")
+
+    # ── Queries ─────────────────────────────────────────────────────────────────
+
+    async def get(self, principal: Principal, session_id: str) -> Session:
+        found = self.model.get(principal.org.id, session_id)
+        if found is None and ids.is_valid(ids.SESSION, session_id):
+            # Created through another API process a moment ago? Wait for it.
+            version = await self.log.version(subjects.session_history(session_id))
+            if version > self.projector.last_seq:
+                await self.projector.wait_for(version)
+                found = self.model.get(principal.org.id, session_id)
+        if found is None:
+            raise Rejected("not_found", "session_not_found", f"No session {session_id!r}.",
+                           param="session_id")
+        return found
+
+    def page(self, query: Query) -> tuple[list[Session], bool]:
+        return self.model.page(query)
+
+    @staticmethod
+    def _check_avatar(principal: Principal, avatar_id: str) -> None:
+        # Custom avatars arrive with the avatars API; until then only stock ones exist.
+        if avatar_id not in STOCK_AVATARS:
+            raise Rejected("not_found", "avatar_not_found", f"No avatar {avatar_id!r}.",
+                           param="avatar_id")

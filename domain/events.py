@@ -1,0 +1,10 @@
+"""Every event type of every aggregate: the closed family the event log stores."""
+
+from __future__ import annotations
+
+from domain import org, session
+
+Event = session.Event | org.Event
+
+SessionEvent = session.SessionEvent
+OrgEvent = org.OrgEvent

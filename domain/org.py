@@ -1,0 +1,171 @@
+"""The Org aggregate: a customer account, its plan and its API keys, and admission.
+
+Admission (the plan's concurrency cap) is decided against the org's set of
+active sessions. The caller appends ``session.created`` conditionally on the
+org's last creation (optimistic concurrency), so concurrent creates cannot
+overshoot the cap; a session reaching a terminal state frees its slot through
+the same log, so replay reproduces every decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import msgspec
+
+from domain.errors import CONFLICT, QUOTA, Rejected
+from domain.plans import PLANS, Plan
+
+# ── Events: the storage format ──────────────────────────────────────────────────
+
+
+class OrgEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    id: str
+    org_id: str
+    at: datetime
+
+
+class OrgCreated(OrgEvent, frozen=True, tag="org.created"):
+    name: str
+    plan: str
+
+
+class ApiKeyCreated(OrgEvent, frozen=True, tag="org.api_key_created"):
+    key_id: str
+    # sha256 of the key: the key itself is shown once and never stored.
+    key_hash: str
+    # The last four characters, so a person can tell keys apart.
+    key_hint: str
+
+
+class ApiKeyRevoked(OrgEvent, frozen=True, tag="org.api_key_revoked"):
+    key_id: str
+
+
+class PlanChanged(OrgEvent, frozen=True, tag="org.plan_changed"):
+    plan: str
+
+
+Event = OrgCreated | ApiKeyCreated | ApiKeyRevoked | PlanChanged
+
+
+# ── Fold ────────────────────────────────────────────────────────────────────────
+
+
+class ApiKey(msgspec.Struct, frozen=True):
+    key_id: str
+    key_hash: str
+    key_hint: str
+    created_at: datetime
+    revoked: bool = False
+
+
+class Org(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    name: str
+    plan: str
+    created_at: datetime
+    keys: tuple[ApiKey, ...] = ()
+
+    @property
+    def plan_limits(self) -> Plan:
+        return PLANS[self.plan]
+
+
+def evolve(state: Org | None, event: Event) -> Org | None:
+    match event:
+        case OrgCreated(org_id=org_id, name=name, plan=plan, at=at):
+            return state or Org(id=org_id, name=name, plan=plan, created_at=at)
+        case ApiKeyCreated(key_id=key_id, key_hash=key_hash, key_hint=hint, at=at):
+            if state is None or any(k.key_id == key_id for k in state.keys):
+                return state
+            return msgspec.structs.replace(
+                state, keys=(*state.keys, ApiKey(key_id, key_hash, hint, at))
+            )
+        case ApiKeyRevoked(key_id=key_id):
+            if state is None:
+                return state
+            keys = tuple(
+                msgspec.structs.replace(k, revoked=True) if k.key_id == key_id else k
+                for k in state.keys
+            )
+            return msgspec.structs.replace(state, keys=keys)
+        case PlanChanged(plan=plan):
+            return state and msgspec.structs.replace(state, plan=plan)
+    return state
+
+
+# ── Commands and decisions ──────────────────────────────────────────────────────
+
+
+class CreateOrg(msgspec.Struct, frozen=True, kw_only=True):
+    org_id: str
+    name: str
+    plan: str
+    now: datetime
+
+
+class CreateApiKey(msgspec.Struct, frozen=True, kw_only=True):
+    org_id: str
+    key_id: str
+    key_hash: str
+    key_hint: str
+    now: datetime
+
+
+class ChangePlan(msgspec.Struct, frozen=True, kw_only=True):
+    org_id: str
+    plan: str
+    now: datetime
+
+
+Command = CreateOrg | CreateApiKey | ChangePlan
+
+
+def decide(command: Command, state: Org | None, new_id: Callable[[], str]) -> list[Event]:
+    match command:
+        case CreateOrg(org_id=org_id, name=name, plan=plan, now=now):
+            _known_plan(plan)
+            if state is not None:
+                return []
+            return [OrgCreated(id=new_id(), org_id=org_id, at=now, name=name, plan=plan)]
+        case CreateApiKey(key_id=key_id, key_hash=key_hash, key_hint=hint, now=now):
+            org = _existing(state, command.org_id)
+            if any(k.key_id == key_id for k in org.keys):
+                return []
+            return [ApiKeyCreated(id=new_id(), org_id=org.id, at=now, key_id=key_id,
+                                  key_hash=key_hash, key_hint=hint)]
+        case ChangePlan(plan=plan, now=now):
+            org = _existing(state, command.org_id)
+            _known_plan(plan)
+            if org.plan == plan:
+                return []
+            return [PlanChanged(id=new_id(), org_id=org.id, at=now, plan=plan)]
+    raise TypeError(f"not an org command: {command!r}")
+
+
+def admit(plan: Plan, active_sessions: int) -> None:
+    """Refuse a new session when the org already runs its plan's cap."""
+    if active_sessions >= plan.max_concurrency:
+        raise Rejected(
+            QUOTA, "concurrent_sessions",
+            f"Your {plan.name} plan allows {plan.max_concurrency} concurrent session(s); "
+            "end one or upgrade.",
+        )
+
+
+def clamp_duration(plan: Plan, requested: int | None) -> int:
+    """The effective ``max_duration_seconds``: the request (default 600) capped by the plan."""
+    return min(requested if requested is not None else 600, plan.session_time_limit_seconds)
+
+
+def _existing(state: Org | None, org_id: str) -> Org:
+    if state is None:
+        raise Rejected("not_found", "org_not_found", f"No org {org_id}.")
+    return state
+
+
+def _known_plan(plan: str) -> None:
+    if plan not in PLANS:
+        raise Rejected(CONFLICT, "unknown_plan", f"No plan {plan!r}.")

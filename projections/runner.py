@@ -1,0 +1,71 @@
+"""Keeps read models up to date by following the event log.
+
+The API waits on :meth:`Projector.wait_for` with the sequence its own append
+returned, so a read right after a write sees that write (read-your-writes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC
+from typing import Protocol
+
+from prometheus_client import Gauge
+
+from domain.events import Event
+from streams.eventlog import EventLog, Stored
+
+APPLIED_SEQ = Gauge("protoface_projection_applied_seq", "Last event log sequence applied.")
+LAG_SECONDS = Gauge(
+    "protoface_projection_lag_seconds", "Age of the newest event when the projection applied it."
+)
+
+
+class Model(Protocol):
+    last_seq: int
+
+    def apply(self, seq: int, event: Event) -> None: ...
+
+
+class Projector:
+    def __init__(self, log: EventLog, models: list[Model]) -> None:
+        self.log = log
+        self.models = models
+        self.last_seq = min((m.last_seq for m in models), default=0)
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._tie = itertools.count()
+        self._stop: Callable[[], Awaitable[None]] | None = None
+
+    async def start(self) -> None:
+        self._stop = await self.log.follow(self.last_seq + 1, self._on_event)
+
+    async def catch_up(self, timeout: float = 30.0) -> None:
+        """Wait until everything in the log when this was called has been applied."""
+        await self.wait_for(await self.log.last_seq(), timeout)
+
+    async def stop(self) -> None:
+        if self._stop is not None:
+            await self._stop()
+            self._stop = None
+
+    async def _on_event(self, stored: Stored) -> None:
+        for model in self.models:
+            model.apply(stored.seq, stored.event)
+        self.last_seq = max(self.last_seq, stored.seq)
+        APPLIED_SEQ.set(self.last_seq)
+        LAG_SECONDS.set(max(0.0, time.time() - stored.event.at.astimezone(UTC).timestamp()))
+        while self._waiters and self._waiters[0][0] <= self.last_seq:
+            _, _, future = heapq.heappop(self._waiters)
+            if not future.done():
+                future.set_result(None)
+
+    async def wait_for(self, seq: int, timeout: float = 5.0) -> None:
+        if seq <= self.last_seq:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (seq, next(self._tie), future))
+        await asyncio.wait_for(future, timeout)

@@ -1,0 +1,106 @@
+"""The Session read model: what ``GET /v1/sessions`` and admission read.
+
+Folds session events with the domain's own ``evolve`` (one fold, not two), and
+keeps the indexes the API needs: sessions per org newest first, the org's active
+sessions (admission), and the version of each session and of each org's
+creations (optimistic concurrency for the next decision).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from domain import session
+from domain.events import Event
+from domain.session import Session, SessionCreated, SessionEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    org_id: str
+    statuses: frozenset[str] | None = None
+    avatar_id: str | None = None
+    created_after: datetime | None = None  # inclusive
+    created_before: datetime | None = None  # exclusive
+    starting_after: str | None = None
+    limit: int = 20
+
+
+@dataclass
+class SessionsModel:
+    sessions: dict[str, Session] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+    by_org: dict[str, list[str]] = field(default_factory=dict)
+    active_by_org: dict[str, set[str]] = field(default_factory=dict)
+    creation_version: dict[str, int] = field(default_factory=dict)
+    last_seq: int = 0
+
+    def apply(self, seq: int, event: Event) -> None:
+        if seq <= self.last_seq:
+            return  # already applied: re-delivery after a reconnect is harmless
+        self.last_seq = seq
+        if not isinstance(event, SessionEvent):
+            return
+        before = self.sessions.get(event.session_id)
+        after = session.evolve(before, event)
+        if after is None:
+            return
+        self.sessions[event.session_id] = after
+        self.versions[event.session_id] = seq
+        if isinstance(event, SessionCreated) and before is None:
+            bisect.insort(self.by_org.setdefault(event.org_id, []), event.session_id)
+            self.creation_version[event.org_id] = seq
+        active = self.active_by_org.setdefault(after.org_id, set())
+        if after.terminal:
+            active.discard(after.id)
+        else:
+            active.add(after.id)
+
+    # ── Queries ─────────────────────────────────────────────────────────────────
+
+    def get(self, org_id: str, session_id: str) -> Session | None:
+        found = self.sessions.get(session_id)
+        return found if found is not None and found.org_id == org_id else None
+
+    def active_count(self, org_id: str) -> int:
+        return len(self.active_by_org.get(org_id, ()))
+
+    def page(self, query: Query) -> tuple[list[Session], bool]:
+        """A page, newest first, and whether more match after it."""
+        page: list[Session] = []
+        for found in self._newest_first(query):
+            if len(page) == query.limit:
+                return page, True
+            page.append(found)
+        return page, False
+
+    def _newest_first(self, query: Query) -> Iterator[Session]:
+        ids = self.by_org.get(query.org_id, [])
+        end = len(ids)
+        if query.starting_after is not None:
+            end = bisect.bisect_left(ids, query.starting_after)
+        for i in range(end - 1, -1, -1):
+            found = self.sessions[ids[i]]
+            if query.created_before is not None and found.created_at >= query.created_before:
+                continue
+            if query.created_after is not None and found.created_at < query.created_after:
+                break  # ids are in creation order: everything further is older
+            if query.statuses is not None and found.status not in query.statuses:
+                continue
+            if query.avatar_id is not None and found.avatar_id != query.avatar_id:
+                continue
+            yield found
+
+    def export(self) -> dict[str, object]:
+        """Everything the model holds, for rebuild-equals-live comparisons."""
+        return {
+            "sessions": dict(sorted(self.sessions.items())),
+            "versions": dict(sorted(self.versions.items())),
+            "by_org": {k: list(v) for k, v in sorted(self.by_org.items())},
+            "active_by_org": {k: sorted(v) for k, v in sorted(self.active_by_org.items()) if v},
+            "creation_version": dict(sorted(self.creation_version.items())),
+            "last_seq": self.last_seq,
+        }

@@ -1,0 +1,101 @@
+"""Idempotency keys in a JetStream KV bucket with a 24 h TTL.
+
+JetStream's own de-duplication window is kept short (minutes), so keys live here:
+``(org, key) → request fingerprint, state, response`` written with create-only
+semantics, so two concurrent requests with one key cannot both proceed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import msgspec
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from streams import subjects
+
+TTL_SECONDS = 24 * 3600
+
+
+class Record(msgspec.Struct, frozen=True, kw_only=True):
+    fingerprint: str
+    state: str  # "pending" while the first request runs, then "done"
+    status: int = 0
+    body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """This request owns the key: run it, then :meth:`IdempotencyStore.complete`."""
+
+    key: str
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class Existing:
+    """Another request already used the key."""
+
+    record: Record
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Record)
+
+
+class IdempotencyStore:
+    def __init__(self, kv: KeyValue) -> None:
+        self._kv = kv
+
+    @classmethod
+    async def open(cls, js: JetStreamContext, replicas: int = 1) -> IdempotencyStore:
+        try:
+            kv = await js.key_value(subjects.IDEMPOTENCY_BUCKET)
+        except BucketNotFoundError:
+            kv = await js.create_key_value(
+                KeyValueConfig(
+                    bucket=subjects.IDEMPOTENCY_BUCKET, history=1, ttl=TTL_SECONDS,
+                    storage=StorageType.FILE, replicas=replicas,
+                )
+            )
+        return cls(kv)
+
+    @staticmethod
+    def storage_key(scope: str, key: str) -> str:
+        # Client keys are arbitrary strings; KV keys are not. Hash scope and key.
+        return hashlib.sha256(f"{scope}\x00{key}".encode()).hexdigest()
+
+    async def claim(self, scope: str, key: str, fingerprint: str) -> Claimed | Existing:
+        storage_key = self.storage_key(scope, key)
+        pending = _encoder.encode(Record(fingerprint=fingerprint, state="pending"))
+        try:
+            revision = await self._kv.create(storage_key, pending)
+            return Claimed(storage_key, revision)
+        except KeyWrongLastSequenceError:
+            pass
+        try:
+            entry = await self._kv.get(storage_key)
+        except KeyNotFoundError:
+            # Released between our create and get: try once more.
+            return await self.claim(scope, key, fingerprint)
+        assert entry.value is not None
+        return Existing(_decoder.decode(entry.value))
+
+    async def get(self, scope: str, key: str) -> Record | None:
+        try:
+            entry = await self._kv.get(self.storage_key(scope, key))
+        except KeyNotFoundError:
+            return None
+        return _decoder.decode(entry.value) if entry.value else None
+
+    async def complete(self, claimed: Claimed, fingerprint: str, status: int, body: bytes) -> None:
+        record = Record(fingerprint=fingerprint, state="done", status=status, body=body)
+        await self._kv.update(claimed.key, _encoder.encode(record), last=claimed.revision)
+
+    async def release(self, claimed: Claimed) -> None:
+        """Forget the key (the request failed in a way a retry should repeat)."""
+        await self._kv.delete(claimed.key, last=claimed.revision)
