@@ -10,6 +10,7 @@ from litestar.di import Provide
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import auth, metrics
+from api.controllers.pipecat import PipecatController
 from api.controllers.platform import PlatformController
 from api.controllers.sessions import SessionsController
 from api.errors import HANDLERS
@@ -36,7 +37,7 @@ def _litestar(services: Services) -> Litestar:
         return await auth.authenticate(request, services.orgs, services.projector)
 
     return Litestar(
-        route_handlers=[SessionsController, PlatformController],
+        route_handlers=[SessionsController, PipecatController, PlatformController],
         dependencies={
             "services": Provide(provide_services),
             "principal": Provide(provide_principal),

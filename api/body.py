@@ -45,7 +45,7 @@ def validation_error(message: str, prefix: str = "") -> ApiError:
         code, path = "missing_field", _join(path, field.group("name"))
     elif text.startswith("Object contains unknown field") and field:
         code, path = "unknown_field", _join(path, field.group("name"))
-    elif text.startswith("Expected `object`") and not path:
+    elif text.startswith("Expected `object`") and not path and not prefix:
         code = "invalid_body"
     elif re.search(r"Expected `(int|str|bool|float|number|array|object|null)", text) and not (
         re.search(r"[<>]=", text)

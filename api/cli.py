@@ -2,7 +2,12 @@
 
     protoface up [--host 127.0.0.1] [--port 8000] [--nats-port 4222] [--data-dir .protoface]
     protoface api [--nats-url …] [--host …] [--port …] [--data-dir …]
+    protoface worker [--nats-url …] [--slots N] [--data-dir …]
+    protoface supervisor [--nats-url …]
     protoface keys create --org NAME --plan free|starter|launch|scale [--nats-url …]
+
+``up`` runs the API, the projections, a worker and the supervisor in one process
+on an embedded NATS; in production each runs as many times as needed.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import uvicorn
@@ -23,8 +29,12 @@ from api.config import Settings, load_keyring
 from api.orgs import create_key
 from api.services import Services
 from domain.plans import PLANS
+from projections.runner import Projector
+from projections.sessions import SessionsModel
 from streams.eventlog import EventLog
 from streams.server import EmbeddedNats
+from worker.runtime import Worker, WorkerSettings
+from worker.supervisor import Supervisor
 
 log = logging.getLogger("protoface")
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
@@ -32,7 +42,7 @@ DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logs.configure()
+    logs.configure(Settings.from_env().log_level)
     return int(args.run(args) or 0)
 
 
@@ -44,12 +54,25 @@ def _parser() -> argparse.ArgumentParser:
     _serve_args(up)
     up.add_argument("--nats-port", type=int, default=4222)
     up.add_argument("--nats-url", default=None, help="use this NATS instead of starting one")
+    _worker_args(up)
     up.set_defaults(run=_up)
 
     api = commands.add_parser("api", help="run the HTTP API against an existing NATS")
     _serve_args(api)
     api.add_argument("--nats-url", default=DEFAULT_NATS_URL)
     api.set_defaults(run=_api)
+
+    worker = commands.add_parser("worker", help="run a worker against an existing NATS")
+    worker.add_argument("--nats-url", default=DEFAULT_NATS_URL)
+    worker.add_argument("--data-dir", type=Path, default=Path(".protoface"))
+    worker.add_argument("--heartbeat-seconds", type=float, default=None)
+    _worker_args(worker)
+    worker.set_defaults(run=_worker)
+
+    supervisor = commands.add_parser("supervisor", help="fail sessions of lost workers")
+    supervisor.add_argument("--nats-url", default=DEFAULT_NATS_URL)
+    supervisor.add_argument("--heartbeat-seconds", type=float, default=None)
+    supervisor.set_defaults(run=_supervisor)
 
     keys = commands.add_parser("keys", help="manage API keys").add_subparsers(required=True)
     create = keys.add_parser("create", help="create an API key (and the org if new)")
@@ -65,12 +88,24 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--data-dir", type=Path, default=Path(".protoface"))
     parser.add_argument("--create-rate-per-minute", type=int, default=None)
+    parser.add_argument("--when-at-capacity", choices=("reject", "queue"), default=None)
+    parser.add_argument("--public-url", default=None)
+    parser.add_argument("--heartbeat-seconds", type=float, default=None)
+
+
+def _worker_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--slots", type=int, default=4, help="sessions this worker runs at once")
 
 
 def _settings(args: argparse.Namespace, nats_url: str) -> Settings:
     return Settings.from_env(
-        nats_url=nats_url, host=args.host, port=args.port, data_dir=args.data_dir,
-        create_rate_per_minute=args.create_rate_per_minute,
+        nats_url=nats_url, host=getattr(args, "host", None), port=getattr(args, "port", None),
+        data_dir=getattr(args, "data_dir", None),
+        create_rate_per_minute=getattr(args, "create_rate_per_minute", None),
+        when_at_capacity=getattr(args, "when_at_capacity", None),
+        public_url=getattr(args, "public_url", None),
+        heartbeat_seconds=getattr(args, "heartbeat_seconds", None),
+        worker_slots=getattr(args, "slots", None),
     )
 
 
@@ -87,7 +122,7 @@ def _up(args: argparse.Namespace) -> int:
         nats_url = nats_server.url
         log.info("embedded nats-server started", extra={"url": nats_url})
     try:
-        return asyncio.run(_serve(_settings(args, nats_url), create_keys=True))
+        return asyncio.run(_serve(_settings(args, nats_url), create_keys=True, everything=True))
     finally:
         if nats_server is not None:
             nats_server.stop()
@@ -98,9 +133,61 @@ def _api(args: argparse.Namespace) -> int:
     return asyncio.run(_serve(_settings(args, args.nats_url), create_keys=False))
 
 
-async def _serve(settings: Settings, *, create_keys: bool) -> int:
+def _worker(args: argparse.Namespace) -> int:
+    settings = _settings(args, args.nats_url)
+
+    async def run(stop: asyncio.Event) -> None:
+        log_ = await EventLog.connect(settings.nats_url, name="protoface-worker")
+        keyring = load_keyring(settings.keys_file, create=False)
+        try:
+            await Worker(log_, keyring, _worker_settings(settings)).run(stop)
+        finally:
+            await log_.close()
+
+    return asyncio.run(_until_signal(run))
+
+
+def _supervisor(args: argparse.Namespace) -> int:
+    settings = _settings(args, args.nats_url)
+
+    async def run(stop: asyncio.Event) -> None:
+        log_ = await EventLog.connect(settings.nats_url, name="protoface-supervisor")
+        model = SessionsModel()
+        projector = Projector(log_, [model])
+        await projector.start()
+        try:
+            await Supervisor(log_, model, settings.heartbeat_seconds).run(stop)
+        finally:
+            await projector.stop()
+            await log_.close()
+
+    return asyncio.run(_until_signal(run))
+
+
+def _worker_settings(settings: Settings) -> WorkerSettings:
+    return WorkerSettings(slots=settings.worker_slots, heartbeat_seconds=settings.heartbeat_seconds)
+
+
+async def _until_signal(run: Callable[[asyncio.Event], Awaitable[None]]) -> int:
+    """Run until SIGINT/SIGTERM; ``run`` gets the event and drains when it is set."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await run(stop)
+    return 0
+
+
+async def _serve(settings: Settings, *, create_keys: bool, everything: bool = False) -> int:
     keyring = load_keyring(settings.keys_file, create=create_keys)
     services = await Services.start(settings, keyring)
+    background: list[asyncio.Task[None]] = []
+    stop_workers = asyncio.Event()
+    if everything:
+        background.append(asyncio.create_task(
+            Worker(services.log, keyring, _worker_settings(settings)).run(stop_workers)))
+        background.append(asyncio.create_task(Supervisor(
+            services.log, services.sessions_model, settings.heartbeat_seconds).run(stop_workers)))
     config = uvicorn.Config(
         create_app(services), host=settings.host, port=settings.port, log_config=None,
         access_log=False, lifespan="off", ws="websockets-sansio",
@@ -115,6 +202,8 @@ async def _serve(settings: Settings, *, create_keys: bool) -> int:
     log.info("protoface api listening", extra={"url": f"http://{settings.host}:{settings.port}"})
     waiter = asyncio.create_task(stop.wait())
     await asyncio.wait({serving, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    stop_workers.set()  # drain sessions before the API goes away
+    await asyncio.gather(*background, return_exceptions=True)
     server.should_exit = True
     with contextlib.suppress(Exception):
         await serving

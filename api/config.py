@@ -24,6 +24,13 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     seal_keys_file: Path | None = None
     log_level: str = "INFO"
+    # Workers announce themselves (and report usage) this often; liveness is judged by it.
+    heartbeat_seconds: float = 5.0
+    # With no free worker slot: "reject" (503 at_capacity) or "queue" (wait for one).
+    when_at_capacity: str = "reject"
+    # Base URL clients reach this API at (for relay media URLs); default: the request's.
+    public_url: str | None = None
+    worker_slots: int = 4
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -38,6 +45,12 @@ class Settings:
             values["seal_keys_file"] = Path(env["PROTOFACE_SEAL_KEYS_FILE"])
         if "PROTOFACE_LOG_LEVEL" in env:
             values["log_level"] = env["PROTOFACE_LOG_LEVEL"]
+        if "PROTOFACE_HEARTBEAT_SECONDS" in env:
+            values["heartbeat_seconds"] = float(env["PROTOFACE_HEARTBEAT_SECONDS"])
+        if "PROTOFACE_WHEN_AT_CAPACITY" in env:
+            values["when_at_capacity"] = env["PROTOFACE_WHEN_AT_CAPACITY"]
+        if "PROTOFACE_PUBLIC_URL" in env:
+            values["public_url"] = env["PROTOFACE_PUBLIC_URL"]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 

@@ -62,6 +62,9 @@ def from_rejected(exc: Rejected) -> ApiError:
     if exc.code == "concurrent_sessions":
         return ApiError("quota_exceeded", exc.code, exc.message, status=429,
                         headers={"Retry-After": "5"})
+    if exc.code == "at_capacity":
+        return ApiError("service_unavailable", exc.code, exc.message,
+                        headers={"Retry-After": "2"})
     kind = exc.kind if exc.kind in STATUS_BY_TYPE else "conflict"
     return ApiError(kind, exc.code, exc.message, param=exc.param)
 

@@ -50,6 +50,15 @@ class SessionCreateRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
     quality: Quality = "standard"
 
 
+class PipecatSessionCreateRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    avatar_id: str
+    idle_timeout_seconds: Annotated[int, Meta(ge=1, le=600)] = 30
+    max_duration_seconds: Annotated[int, Meta(ge=1, le=3600)] | None = None
+    metadata: dict[str, object] | None = None
+    quality: Quality = "standard"
+    relay_mode: Literal["websocket"] = "websocket"
+
+
 # ── Responses ───────────────────────────────────────────────────────────────────
 
 
@@ -102,6 +111,23 @@ class SessionList(msgspec.Struct, kw_only=True):
     data: list[SessionView]
     has_more: bool
     next_cursor: str | None
+
+
+class PipecatRelayView(msgspec.Struct, kw_only=True):
+    type: Literal["websocket"] = "websocket"
+    protocol: str
+    media_url: str
+    media_token: str
+    audio_sample_rate: int
+    video_encoding: Literal["jpeg", "rgb24"]
+    decoded_video_format: Literal["RGB"] = "RGB"
+    supports_audio_output: bool = True
+
+
+class PipecatSessionView(msgspec.Struct, kw_only=True):
+    object: Literal["pipecat.session"] = "pipecat.session"
+    session: SessionView
+    relay: PipecatRelayView
 
 
 class PlanView(msgspec.Struct, kw_only=True):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from api.capacity import Capacity
 from api.config import Settings
+from api.media_tokens import MediaTokens
 from api.ratelimit import RateLimiter
 from api.sessions import SessionService
 from domain.sealing import Keyring
@@ -19,7 +21,7 @@ class Services:
     def __init__(
         self, *, settings: Settings, log: EventLog, projector: Projector,
         sessions_model: SessionsModel, orgs: OrgsModel, sessions: SessionService,
-        idempotency: IdempotencyStore, keyring: Keyring,
+        idempotency: IdempotencyStore, keyring: Keyring, capacity: Capacity,
     ) -> None:
         self.settings = settings
         self.log = log
@@ -29,6 +31,8 @@ class Services:
         self.sessions = sessions
         self.idempotency = idempotency
         self.keyring = keyring
+        self.capacity = capacity
+        self.media_tokens = MediaTokens(keyring)
         self.rate_limiter = RateLimiter()
 
     @classmethod
@@ -39,12 +43,16 @@ class Services:
         projector = Projector(log, [sessions_model, orgs])
         await projector.start()
         await projector.catch_up()
+        capacity = Capacity(settings.heartbeat_seconds, settings.when_at_capacity)
+        await capacity.start(log)
         return cls(
             settings=settings, log=log, projector=projector, sessions_model=sessions_model,
-            orgs=orgs, sessions=SessionService(log, projector, sessions_model),
+            orgs=orgs, sessions=SessionService(log, projector, sessions_model, capacity),
             idempotency=await IdempotencyStore.open(log.js, settings.replicas), keyring=keyring,
+            capacity=capacity,
         )
 
     async def stop(self) -> None:
+        await self.capacity.stop()
         await self.projector.stop()
         await self.log.close()

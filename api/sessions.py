@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
+from api.capacity import Capacity
 from domain import ids, org, session
 from domain.avatar import STOCK_AVATARS
 from domain.errors import Rejected
@@ -46,10 +47,13 @@ class NewSession:
 
 
 class SessionService:
-    def __init__(self, log: EventLog, projector: Projector, model: SessionsModel) -> None:
+    def __init__(
+        self, log: EventLog, projector: Projector, model: SessionsModel, capacity: Capacity
+    ) -> None:
         self.log = log
         self.projector = projector
         self.model = model
+        self.capacity = capacity
         self._org_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         # Creations this process appended that the projection has not applied yet:
         # org → {session id: stream seq}. Admission counts them so the lock is held
@@ -63,6 +67,7 @@ class SessionService:
     ) -> Session:
         plan = principal.org.plan_limits
         self._check_avatar(principal, request.avatar_id)
+        self.capacity.check(waiting=len(self.model.waiting))
         command = session.Create(
             session_id=session_id, org_id=principal.org.id, now=now,
             avatar_id=request.avatar_id, quality=request.quality,

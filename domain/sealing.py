@@ -8,6 +8,8 @@ values are sealed with the primary key, any listed key opens.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -27,7 +29,15 @@ class Keyring:
             if len(key) != 32 or "." in kid:
                 raise ValueError(f"key {kid!r}: need 32 bytes and an id without dots")
         self._keys = {kid: AESGCM(key) for kid, key in keys.items()}
+        self._raw = dict(keys)
         self.primary = primary
+
+    def derive(self, purpose: str) -> dict[str, bytes]:
+        """A separate key per ring key for ``purpose`` (e.g. signing media tokens)."""
+        return {
+            kid: hmac.new(key, purpose.encode(), hashlib.sha256).digest()
+            for kid, key in self._raw.items()
+        }
 
     def seal(self, plaintext: str, context: str) -> str:
         """Seal ``plaintext``; ``context`` (e.g. the session id) binds it to one owner."""

@@ -36,6 +36,8 @@ class SessionsModel:
     by_org: dict[str, list[str]] = field(default_factory=dict)
     active_by_org: dict[str, set[str]] = field(default_factory=dict)
     creation_version: dict[str, int] = field(default_factory=dict)
+    # Queued sessions no worker has claimed yet (capacity admission counts them).
+    waiting: set[str] = field(default_factory=set)
     last_seq: int = 0
 
     def apply(self, seq: int, event: Event) -> None:
@@ -50,9 +52,16 @@ class SessionsModel:
             return
         self.sessions[event.session_id] = after
         self.versions[event.session_id] = seq
-        if isinstance(event, SessionCreated) and before is None:
-            bisect.insort(self.by_org.setdefault(event.org_id, []), event.session_id)
+        if isinstance(event, SessionCreated):
+            # Every creation moves the org's creations subject, even a repeated one
+            # that leaves the session as it is: admission appends conditionally on it.
             self.creation_version[event.org_id] = seq
+            if before is None:
+                bisect.insort(self.by_org.setdefault(event.org_id, []), event.session_id)
+        if after.status == "queued":
+            self.waiting.add(after.id)
+        else:
+            self.waiting.discard(after.id)
         active = self.active_by_org.setdefault(after.org_id, set())
         if after.terminal:
             active.discard(after.id)
@@ -102,5 +111,6 @@ class SessionsModel:
             "by_org": {k: list(v) for k, v in sorted(self.by_org.items())},
             "active_by_org": {k: sorted(v) for k, v in sorted(self.active_by_org.items()) if v},
             "creation_version": dict(sorted(self.creation_version.items())),
+            "waiting": sorted(self.waiting),
             "last_seq": self.last_seq,
         }

@@ -220,12 +220,14 @@ class EventLog:
         self, from_seq: int = 1, *, until: int | None = None, subject: str = subjects.ALL_EVENTS
     ) -> AsyncIterator[Stored]:
         """Every stored event from ``from_seq`` up to ``until`` (default: the end now)."""
-        if until is not None:
-            end = until
-        elif subject == subjects.ALL_EVENTS:
+        # Stop at the last event on ``subject`` that exists now: the consumer would
+        # wait in vain for a bound past it (an explicit ``until`` may lie beyond).
+        if subject == subjects.ALL_EVENTS:
             end = await self.last_seq()
         else:
             end = await self.version(subject)
+        if until is not None:
+            end = min(end, until)
         if end < from_seq:
             return
         queue: asyncio.Queue[Msg] = asyncio.Queue()

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,6 +46,7 @@ class EmbeddedNats:
         self.extra_args = extra_args
         self.log_file = log_file
         self.process: subprocess.Popen[bytes] | None = None
+        self._ports_dir: Path | None = None
 
     @property
     def url(self) -> str:
@@ -57,10 +59,24 @@ class EmbeddedNats:
             args += ["-c", str(self.config)]
         # Command-line flags override the config file: port and store per instance.
         args += ["-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.store_dir)]
+        # The server writes a ports file once *it* listens: readiness of this process,
+        # not of whatever else may answer on the port.
+        self._cleanup_ports_dir()
+        self._ports_dir = Path(tempfile.mkdtemp(prefix="nats-ports-"))
+        args += ["--ports_file_dir", str(self._ports_dir)]
         args += list(self.extra_args)
-        out = self.log_file.open("ab") if self.log_file else subprocess.DEVNULL
-        self.process = subprocess.Popen(args, stdout=out, stderr=out)
-        self._wait_ready(timeout)
+        if self.log_file is None:
+            self.process = subprocess.Popen(
+                args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+        else:
+            with self.log_file.open("ab") as out:  # the child keeps its own descriptor
+                self.process = subprocess.Popen(args, stdout=out, stderr=out)
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self.kill()  # never leave a half-started server behind
+            raise
         return self
 
     def _wait_ready(self, timeout: float) -> None:
@@ -68,6 +84,9 @@ class EmbeddedNats:
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"nats-server exited with {self.process.returncode}")
+            if self._ports_dir is not None and not any(self._ports_dir.glob("*.ports")):
+                time.sleep(0.02)
+                continue
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return
@@ -75,8 +94,14 @@ class EmbeddedNats:
                 time.sleep(0.05)
         raise TimeoutError(f"nats-server did not listen on {self.port} within {timeout}s")
 
+    def _cleanup_ports_dir(self) -> None:
+        if self._ports_dir is not None:
+            shutil.rmtree(self._ports_dir, ignore_errors=True)
+            self._ports_dir = None
+
     def stop(self, timeout: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:
+            self._cleanup_ports_dir()
             return
         self.process.terminate()
         try:
@@ -84,12 +109,14 @@ class EmbeddedNats:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        self._cleanup_ports_dir()
 
     def kill(self) -> None:
         """SIGKILL, for crash tests."""
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        self._cleanup_ports_dir()
 
     def __enter__(self) -> EmbeddedNats:
         return self.start()

@@ -21,6 +21,18 @@ ORG_EVENTS = "events.org.>"
 
 IDEMPOTENCY_BUCKET = "IDEMPOTENCY"
 
+# Workers: the durable pull consumer they share, and the registry of live workers
+# (free slots, liveness) as a KV bucket.
+WORK_CONSUMER = "workers"
+QUEUED_SESSIONS = "events.session.*.*.queued"
+WORKERS_BUCKET = "WORKERS"
+
+# Media is not an event: NATS core subjects, never JetStream.
+#   media.<session_id>.in    client → worker records (relay tier publishes)
+#   media.<session_id>.out   worker → client records (worker publishes)
+#   media.<session_id>.ctl   control: "attached" from the worker, "closed" from the relay
+CONTROL_HEADER = "Protoface-Control"
+
 # JetStream headers (nats-py has no constant for the ``-Subject`` variant).
 MSG_ID = "Nats-Msg-Id"
 EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
@@ -51,3 +63,20 @@ def org_creations(org_id: str) -> str:
 
 def org_history(org_id: str) -> str:
     return f"events.org.{org_id}.>"
+
+
+def session_events_live(session_id: str) -> str:
+    """Core-NATS subject of a session's events as they are stored (for prompt reactions)."""
+    return f"events.session.*.{session_id}.>"
+
+
+def media_in(session_id: str) -> str:
+    return f"media.{session_id}.in"
+
+
+def media_out(session_id: str) -> str:
+    return f"media.{session_id}.out"
+
+
+def media_control(session_id: str) -> str:
+    return f"media.{session_id}.ctl"

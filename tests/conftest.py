@@ -53,7 +53,8 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 async def services(nats_server: EmbeddedNats, data_dir: Path) -> AsyncIterator[Services]:
-    settings = Settings(nats_url=nats_server.url, data_dir=data_dir)
+    # No workers run in these tests: sessions wait in the queue instead of 503 at_capacity.
+    settings = Settings(nats_url=nats_server.url, data_dir=data_dir, when_at_capacity="queue")
     started = await Services.start(settings, load_keyring(settings.keys_file, create=False))
     yield started
     await started.stop()
@@ -105,7 +106,7 @@ def live_server(
     with log_path.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "api.cli", "api", "--nats-url", nats_server.url,
-             "--port", str(port), "--data-dir", str(data_dir)],
+             "--port", str(port), "--data-dir", str(data_dir), "--when-at-capacity", "queue"],
             stdout=out, stderr=out, env=env,
         )
     url = f"http://127.0.0.1:{port}"

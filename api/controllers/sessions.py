@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 
-from api import body, idempotency, validation
+from api import body, validation
+from api.controllers import creating
 from api.controllers.common import encode, json_response, now, query_datetime, query_int
 from api.errors import invalid
 from api.schemas import SessionCreateRequest, SessionList, session_view
@@ -32,31 +31,15 @@ class SessionsController(Controller):
     async def create(
         self, request: Request, services: Svc, principal: Caller  # type: ignore[type-arg]
     ) -> Response[bytes]:
-        plan_rate = principal.org.plan_limits.create_rate_per_minute
-        rate = services.settings.create_rate_per_minute or plan_rate
-        services.rate_limiter.check(principal.key_id, rate if plan_rate else None, time.monotonic())
-        raw = await request.body()
-
-        async def handler() -> tuple[int, bytes]:
+        async def build(raw: bytes) -> bytes:
             decoded = body.decode(raw, SessionCreateRequest)
             session_id = ids.new_id(ids.SESSION)
             at = now()
             new = validation.new_session(decoded, session_id, at, services.keyring)
             state = await services.sessions.create(principal, new, at, session_id)
-            return 201, encode(session_view(state))
+            return encode(session_view(state))
 
-        key = request.headers.get(idempotency.HEADER)
-        if key is None:
-            status, content = await handler()
-            return Response(content=content, status_code=status, media_type="application/json")
-        idempotency.check_key(key)
-        fp = idempotency.fingerprint("POST", request.url.path, raw)
-        status, content, replayed = await idempotency.run(
-            services.idempotency, principal.org.id, key, fp, handler
-        )
-        headers = {"Idempotent-Replayed": "true"} if replayed else {}
-        return Response(content=content, status_code=status, media_type="application/json",
-                        headers=headers)
+        return await creating.create(request, services, principal, build)
 
     @get("/")
     async def list_sessions(

@@ -186,6 +186,63 @@ def test_timestamps_are_set_exactly_when_the_status_calls_for_them(
 
 @PROPERTY
 @given(sequences)
+def test_each_timestamp_is_the_time_of_the_event_that_set_it(tail: list[s.Command]) -> None:
+    for step in run(tail).steps:
+        for event, state in zip(step.events, step.trail, strict=True):
+            assert state is not None
+            match event:
+                case s.SessionCreated():
+                    assert state.created_at == event.at
+                case s.SessionStarting():
+                    assert (state.started_at, state.worker_id) == (event.at, event.worker_id)
+                case s.SessionFirstFrame():
+                    assert state.first_frame_at == event.at
+                case s.SessionEnded() | s.SessionCanceled():
+                    assert state.ended_at == event.at
+                case s.SessionFailed():
+                    assert state.failed_at == event.at
+                    assert state.failure == s.Failure(event.code, event.message)
+
+
+@PROPERTY
+@given(sequences)
+def test_an_accepted_command_always_gets_the_session_where_it_asked(
+    tail: list[s.Command],
+) -> None:
+    """No command is silently dropped: unless it was rejected, its goal holds afterwards
+    (whether this step reached it or an earlier one already had)."""
+    for step in run(tail).steps:
+        before, after, command = step.before, step.after, step.command
+        if step.rejected is not None:
+            assert after == before
+            continue
+        assert after is not None
+        match command:
+            case s.Create():
+                assert after.status != "created"
+            case s.Claim(worker_id=worker_id):
+                assert after.worker_id == worker_id
+                assert after.status in s.WORKER_OWNED
+            case s.ReportFirstFrame():
+                assert after.first_frame_at is not None or after.terminal
+            case s.ReportUsage():
+                assert (after.frames, after.billable_seconds) == (
+                    command.frames, command.billable_seconds)
+            case s.RequestEnd():
+                assert after.status in ("ending", "canceled") or after.terminal
+            case s.Finish():
+                assert after.terminal
+                if before is not None and not before.terminal:
+                    assert after.status == "ended"
+                    assert after.end_reason == (before.end_reason or command.reason)
+            case s.Fail():
+                assert after.terminal
+                if before is not None and not before.terminal:
+                    assert after.status == "failed"
+
+
+@PROPERTY
+@given(sequences)
 def test_every_event_belongs_to_the_session_and_is_stamped_with_the_command_time(
     tail: list[s.Command],
 ) -> None:
@@ -354,6 +411,22 @@ def test_events_written_before_an_optional_field_existed_decode_with_its_default
     decoded = DECODER.decode(msgspec.json.encode(stored))
     assert decoded == msgspec.structs.replace(
         event, **{optional[name].name: optional[name].default for name in missing})
+
+
+@PROPERTY
+@given(sequences, st.lists(events, min_size=1, max_size=5))
+def test_a_terminal_state_ignores_any_event_that_arrives_after_it(
+    tail: list[s.Command], late: list[s.Event],
+) -> None:
+    result = run(tail)
+    state = result.state
+    assert state is not None
+    if not state.terminal:
+        fail = s.Fail(session_id=SID, now=result.clock(), code=s.INTERNAL, message="stop")
+        state = s.fold(s.decide(fail, state, Ids()), state)
+        assert state is not None and state.terminal
+    late = [msgspec.structs.replace(e, session_id=SID, org_id=ORG) for e in late]
+    assert s.fold(late, state) == state
 
 
 def test_an_old_ended_event_without_usage_or_reason_still_decodes() -> None:

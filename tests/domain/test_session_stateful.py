@@ -93,17 +93,50 @@ class SessionLifecycle(RuleBasedStateMachine):
             self.state = s.evolve(self.state, e)
         self.log.extend(events)
         self.model = expected
+        for e in events:
+            self.check_payload(e, expected)
         if before_model.terminal:
             assert events == [] and self.state == before_state, "terminal states absorb"
         event(f"{type(command).__name__}: {before_model.status} -> {expected.status}")
 
+    @staticmethod
+    def check_payload(e: s.Event, m: Model) -> None:
+        """What an event carries agrees with the state it leads to (projections read events,
+        not states)."""
+        match e:
+            case s.SessionStarting():
+                assert e.worker_id == m.worker
+            case s.SessionHeartbeat():
+                assert (e.frames, e.billable_seconds) == (m.frames, m.seconds)
+            case s.SessionEnding():
+                assert e.reason == m.end_reason
+            case s.SessionEnded():
+                assert (e.reason, e.frames, e.billable_seconds) == (m.end_reason, m.frames,
+                                                                    m.seconds)
+            case s.SessionFailed():
+                assert ((e.code, e.message), e.frames, e.billable_seconds) == (
+                    m.failure, m.frames, m.seconds)
+
     # ── Rules: one per command ─────────────────────────────────────────────────
 
-    @initialize()
-    def create(self) -> None:
+    @initialize(head_start=st.sampled_from(
+        ["none", "claimed", "running", "running_with_usage", "ending_before_first_frame"]),
+        worker=st.sampled_from(WORKERS))
+    def create(self, head_start: str, worker: str) -> None:
+        """Create the session; most runs then let a worker take it some way down the happy
+        path (each step checked like any other), so later rules often meet a session that is
+        starting, running or ending rather than one that was ended at once."""
         now = self.now()
         self.model = Model(status="created", created_at=now)
         self.check(create_command(now), Model(status="queued", created_at=now))
+        if head_start != "none":
+            self.claim(worker)
+        if head_start in ("running", "running_with_usage"):
+            self.first_frame()
+        if head_start == "running_with_usage":
+            self.heartbeat(25, 1)
+        if head_start == "ending_before_first_frame":
+            self.request_end("shutdown")
 
     @rule()
     def create_again(self) -> None:

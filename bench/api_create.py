@@ -1,0 +1,500 @@
+"""``POST /v1/sessions`` throughput and latency, beside two baselines from the same run.
+
+    python -m bench.api_create [--seconds 10] [--concurrency 50] [--warmup 2]
+
+The machine is small and noisy, so every figure is printed as a ratio against
+baselines measured in the same run:
+
+* ``bare litestar``: ``bench.baseline_app``, one Litestar POST endpoint that decodes
+  the same JSON body with msgspec, on the same uvicorn settings as ``protoface api``;
+* ``raw jetstream``: nats-py JetStream publishes (no HTTP) of an event-sized payload to
+  the same ``EVENTS`` stream on ``events.bench.<n>``, with ``--concurrency`` in flight.
+
+``protoface api`` runs as its own process against an embedded nats-server, with an
+``internal`` plan key (no create rate limit, no practical concurrency cap): limits are
+raised by configuration only, every request runs the API's real code path.
+The HTTP load generator is a separate process (aiohttp, keep-alive, N workers), so
+its CPU is not counted in the server's process. After the run, the ``session.created``
+events in the log are counted and compared with the 201 responses (zero lost).
+
+``BENCH_PROFILE=py-spy`` (needs ``pip install py-spy``) records the API process
+during the create run into ``--profile-out`` (a speedscope JSON or ``.txt`` for
+collapsed stacks); ``py-spy:gil`` samples only while it holds the GIL (Python CPU,
+without time blocked in socket writes); ``BENCH_PROFILE=cprofile`` runs the API under cProfile instead
+(slower, so the figures of that run are not comparable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+from api.config import load_keyring
+from streams.server import EmbeddedNats, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+CREATED_FILTER = "events.session.*.*.created"
+TARGET_RATE = 1000.0
+TARGET_SHARE = 0.40
+TARGET_P99_MS = 25.0
+TARGET_CLIENTS = 50
+
+
+# ── Request bodies ───────────────────────────────────────────────────────────────
+
+
+def worker_token(room: str, identity: str = "protoface-worker") -> str:
+    """A LiveKit worker token as customers mint it (the same claims as tests/tokens.py)."""
+    from livekit import api
+
+    grants = api.VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True,
+                             can_publish_data=True)
+    return (
+        api.AccessToken(api_key="APIbench", api_secret="bench-secret-" + "x" * 32)
+        .with_kind("agent").with_identity(identity).with_name(identity)
+        .with_grants(grants).with_ttl(datetime.timedelta(minutes=30))
+        .with_attributes({"lk.publish_on_behalf": "agent-1"})
+        .to_jwt()
+    )
+
+
+def create_body() -> bytes:
+    room = "bench-room"
+    return json.dumps({
+        "avatar_id": "av_stock_001",
+        "quality": "mock",
+        "transport": {"type": "livekit", "url": "wss://bench.livekit.cloud", "room_name": room,
+                      "worker_token": worker_token(room)},
+    }).encode()
+
+
+# ── Load generators (run in a child process) ────────────────────────────────────
+
+
+@dataclass
+class Result:
+    completed: int = 0  # responses received inside the measured window
+    seconds: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: int = 0  # inside the window: unexpected status or exception
+    ok_total: int = 0  # expected status over the whole run (warm-up and tail included)
+    sent_total: int = 0
+    error_samples: list[str] = field(default_factory=list)
+    client_cpu_s: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.completed / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _drive(
+    concurrency: int, warmup: float, seconds: float, one: object,
+) -> Result:
+    """Run ``concurrency`` workers, worker ``i`` calling ``await one(i) -> (ok, detail)``
+    back to back; only calls that start and end inside the window are measured."""
+    result = Result()
+    start = time.perf_counter() + warmup
+    end = start + seconds
+
+    async def worker(i: int) -> None:
+        while True:
+            t0 = time.perf_counter()
+            if t0 >= end:
+                return
+            result.sent_total += 1
+            try:
+                ok, detail = await one(i)  # type: ignore[operator]
+            except Exception as exc:  # noqa: BLE001
+                ok, detail = False, f"{type(exc).__name__}: {exc}"
+            t1 = time.perf_counter()
+            if ok:
+                result.ok_total += 1
+            if start <= t0 and t1 <= end:
+                if ok:
+                    result.completed += 1
+                    result.latencies_ms.append((t1 - t0) * 1000)
+                else:
+                    result.errors += 1
+            if not ok and len(result.error_samples) < 5:
+                result.error_samples.append(detail)
+
+    cpu0 = time.process_time()
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    result.client_cpu_s = time.process_time() - cpu0
+    result.seconds = seconds
+    return result
+
+
+def http_load(
+    url: str, body: bytes, headers: list[dict[str, str]], expect: int, concurrency: int,
+    warmup: float, seconds: float,
+) -> Result:
+    """HTTP POSTs of ``body``; worker ``i`` sends ``headers[i % len(headers)]``."""
+    import aiohttp
+
+    async def run() -> Result:
+        connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
+        timeout = aiohttp.ClientTimeout(total=30)
+        all_headers = [{"Content-Type": "application/json", **h} for h in headers]
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout,
+                                         auto_decompress=False) as session:
+
+            async def one(worker: int) -> tuple[bool, str]:
+                async with session.post(url, data=body,
+                                        headers=all_headers[worker % len(all_headers)]) as response:
+                    content = await response.read()
+                    if response.status == expect:
+                        return True, ""
+                    return False, f"{response.status} {content[:200]!r}"
+
+            return await _drive(concurrency, warmup, seconds, one)
+
+    return asyncio.run(run())
+
+
+def nats_load(
+    nats_url: str, payload: bytes, concurrency: int, warmup: float, seconds: float,
+) -> Result:
+    import nats
+
+    async def run() -> Result:
+        nc = await nats.connect(nats_url, name="bench-raw-jetstream")
+        js = nc.jetstream(timeout=10.0)
+        counter = 0
+
+        async def one(worker: int) -> tuple[bool, str]:
+            nonlocal counter
+            counter += 1
+            n = counter
+            # Like the API's appends: one subject per message, a Nats-Msg-Id for de-duplication.
+            await js.publish(f"events.bench.{n}", payload, headers={"Nats-Msg-Id": f"bench-{n}"})
+            return True, ""
+
+        try:
+            return await _drive(concurrency, warmup, seconds, one)
+        finally:
+            await nc.drain()
+
+    return asyncio.run(run())
+
+
+# ── Processes ────────────────────────────────────────────────────────────────────
+
+
+def _proc_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (Linux), so per-request server CPU can be shown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Proc:
+    def __init__(self, name: str, args: list[str], log: Path, env: dict[str, str]) -> None:
+        self.name = name
+        self.log = log
+        self._out = log.open("wb")
+        self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._out,
+                                        stderr=subprocess.STDOUT)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def tail(self, lines: int = 20) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.alive():
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._out.close()
+
+
+def wait_http(proc: Proc, url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise RuntimeError(f"{proc.name} exited:\n{proc.tail()}")
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as response:
+                if response.status < 500:
+                    return
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{proc.name} not ready at {url} within {timeout}s:\n{proc.tail()}")
+
+
+def scrape_means(url: str) -> dict[str, tuple[float, float]]:
+    """``name → (count, mean seconds)`` of the API's own histograms (``/metrics``)."""
+    with urllib.request.urlopen(url, timeout=5.0) as response:
+        text = response.read().decode()
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("#") or " " not in line:
+            continue
+        name, _, value = line.rpartition(" ")
+        base, _, labels = name.partition("{")
+        if 'route="/v1/sessions"' not in labels and base.startswith("protoface_http"):
+            continue
+        if base.endswith("_sum"):
+            sums[base[:-4]] = sums.get(base[:-4], 0.0) + float(value)
+        elif base.endswith("_count"):
+            counts[base[:-6]] = counts.get(base[:-6], 0.0) + float(value)
+    return {k: (counts[k], sums[k] / counts[k]) for k in sums if counts.get(k)}
+
+
+# ── The event log, read back ─────────────────────────────────────────────────────
+
+
+def count_created(nats_url: str) -> tuple[int, bytes]:
+    """How many ``session.created`` events the log holds, and the last one's stored bytes."""
+    import nats
+
+    async def run() -> tuple[int, bytes]:
+        nc = await nats.connect(nats_url, name="bench-count")
+        try:
+            js = nc.jetstream()
+            sub = await js.pull_subscribe(CREATED_FILTER, stream="EVENTS")
+            info = await sub.consumer_info()
+            await sub.unsubscribe()
+            last = b""
+            if info.num_pending:
+                msg = await js.get_last_msg("EVENTS", CREATED_FILTER)
+                last = msg.data or b""
+            return int(info.num_pending), last
+        finally:
+            await nc.drain()
+
+    return asyncio.run(run())
+
+
+def create_key(org: str, nats_url: str, env: dict[str, str]) -> str:
+    """An ``internal`` plan key (unlimited concurrency, no create rate limit), by the CLI."""
+    made = subprocess.run(
+        [sys.executable, "-m", "api.cli", "keys", "create", "--org", org, "--plan", "internal",
+         "--nats-url", nats_url],
+        cwd=ROOT, env=env, capture_output=True, text=True,
+    )
+    if made.returncode != 0:
+        raise RuntimeError(f"protoface keys create failed:\n{made.stderr[-3000:]}")
+    return made.stdout.strip().splitlines()[-1]
+
+
+# ── The run ──────────────────────────────────────────────────────────────────────
+
+
+@dataclass
+class Row:
+    name: str
+    result: Result
+    server_cpu_s: float | None = None
+    nats_cpu_s: float | None = None
+
+
+def measure_http(
+    pool: ProcessPoolExecutor, proc: Proc, nats: EmbeddedNats, url: str, body: bytes,
+    headers: list[dict[str, str]], expect: int, args: argparse.Namespace, name: str,
+) -> Row:
+    # Server CPU is sampled over the whole load run; the run's span is warm-up + window.
+    assert nats.process is not None
+    cpu0, ncpu0 = _proc_cpu_seconds(proc.pid), _proc_cpu_seconds(nats.process.pid)
+    result = pool.submit(http_load, url, body, headers, expect, args.concurrency, args.warmup,
+                         args.seconds).result(timeout=args.warmup + args.seconds + 60)
+    cpu1, ncpu1 = _proc_cpu_seconds(proc.pid), _proc_cpu_seconds(nats.process.pid)
+    return Row(name, result, cpu1 - cpu0, ncpu1 - ncpu0)
+
+
+def _us_per(cpu_s: float | None, result: Result) -> str:
+    if cpu_s is None or not result.sent_total:
+        return "–"
+    return f"{cpu_s / result.sent_total * 1e6:,.0f}"
+
+
+def report(rows: list[Row], args: argparse.Namespace, created: int, ok_201: int) -> bool:
+    by = {r.name: r for r in rows}
+    api, bare, raw = by["POST /v1/sessions"], by["bare litestar"], by["raw jetstream"]
+
+    def ratio(a: Row, b: Row) -> str:
+        return f"{a.result.rate / b.result.rate:.2f}" if b.result.rate else "–"
+
+    print()
+    print(f"{args.concurrency} concurrent clients, {args.seconds:g} s measured after "
+          f"{args.warmup:g} s warm-up, {os.cpu_count()} CPUs, loopback")
+    print()
+    print("| scenario | req/s | p50 ms | p99 ms | errors | vs bare litestar | vs raw jetstream "
+          "| server CPU µs/req | nats-server CPU µs/req | client CPU µs/req |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        r = row.result
+        print(f"| {row.name} | {r.rate:,.0f} | {r.percentile(0.50):.2f} | "
+              f"{r.percentile(0.99):.2f} | {r.errors} | {ratio(row, bare)} | {ratio(row, raw)} | "
+              f"{_us_per(row.server_cpu_s, r)} | {_us_per(row.nats_cpu_s, r)} | "
+              f"{_us_per(r.client_cpu_s, r)} |")
+    print()
+    for row in rows:
+        for sample in row.result.error_samples:
+            print(f"  {row.name} error: {sample}")
+
+    lower = min(bare.result.rate, raw.result.rate)
+    lower_name = "bare litestar" if bare.result.rate <= raw.result.rate else "raw jetstream"
+    p99 = api.result.percentile(0.99)
+    checks = [
+        (api.result.rate >= TARGET_RATE,
+         f"sustained creates {api.result.rate:,.0f}/s >= {TARGET_RATE:,.0f}/s"),
+        (lower > 0 and api.result.rate >= TARGET_SHARE * lower,
+         f"creates are {api.result.rate / lower:.0%} of the lower baseline ({lower_name}, "
+         f"{lower:,.0f}/s) >= {TARGET_SHARE:.0%}" if lower else "lower baseline is zero"),
+        (p99 < TARGET_P99_MS and args.concurrency >= TARGET_CLIENTS,
+         f"p99 {p99:.2f} ms < {TARGET_P99_MS:g} ms at {args.concurrency} clients"
+         + ("" if args.concurrency >= TARGET_CLIENTS else f" (target is at {TARGET_CLIENTS})")),
+        (api.result.errors == 0, f"{api.result.errors} create errors in the window"),
+        (created == ok_201,
+         f"session.created events in the log: {created}, 201 responses: {ok_201} "
+         f"({'zero lost' if created == ok_201 else f'{ok_201 - created} missing'})"),
+    ]
+    for ok, text in checks:
+        print(f"{'PASS' if ok else 'FAIL'}  {text}")
+    return all(ok for ok, _ in checks)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench.api_create", description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured window per scenario")
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--concurrency", type=int, default=TARGET_CLIENTS)
+    parser.add_argument("--orgs", type=int, default=1,
+                        help="spread the clients over this many orgs (one internal key each); "
+                             "the targets are for 1")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, store)")
+    parser.add_argument("--profile-out", type=Path, default=Path("api-create-profile.json"))
+    args = parser.parse_args(argv)
+    profile = os.environ.get("BENCH_PROFILE", "")
+
+    started = time.monotonic()
+    tmp = Path(tempfile.mkdtemp(prefix="protoface-bench-"))
+    procs: list[Proc] = []
+    nats = EmbeddedNats(port=free_port(), store_dir=tmp / "jetstream", log_file=tmp / "nats.log")
+    env = {**os.environ, "PROTOFACE_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+    spy: subprocess.Popen[bytes] | None = None
+    try:
+        nats.start()
+        data_dir = tmp / "data"
+        load_keyring(data_dir / "seal-keys.json", create=True)
+        keys = [create_key(f"bench-{n}", nats.url, env) for n in range(args.orgs)]
+
+        bare_port, api_port = free_port(), free_port()
+        bare = Proc("bare litestar", [sys.executable, "-m", "bench.baseline_app", "--port",
+                                      str(bare_port)], tmp / "bare.log", env)
+        procs.append(bare)
+        api_cmd = [sys.executable, "-m", "api.cli", "api", "--nats-url", nats.url, "--host",
+                   "127.0.0.1", "--port", str(api_port), "--data-dir", str(data_dir)]
+        if profile == "cprofile":
+            api_cmd[1:1] = ["-m", "cProfile", "-o", str(args.profile_out)]
+        api = Proc("protoface api", api_cmd, tmp / "api.log", env)
+        procs.append(api)
+        pool.submit(int, 0).result()  # start the load generator process now, not in a window
+        wait_http(bare, f"http://127.0.0.1:{bare_port}/")
+        wait_http(api, f"http://127.0.0.1:{api_port}/v1/status")
+
+        body = create_body()
+        rows: list[Row] = []
+        print(f"bare litestar: {args.warmup:g}+{args.seconds:g} s …", file=sys.stderr)
+        rows.append(measure_http(pool, bare, nats, f"http://127.0.0.1:{bare_port}/bench", body,
+                                 [{}], 201, args, "bare litestar"))
+        bare.stop()
+
+        if profile.startswith("py-spy"):
+            spy_bin = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+            fmt = "raw" if args.profile_out.suffix == ".txt" else "speedscope"
+            spy = subprocess.Popen(
+                [spy_bin, "record", "--pid", str(api.pid), "--rate", "250", "--format", fmt,
+                 "--output", str(args.profile_out), "--duration",
+                 str(int(args.warmup + args.seconds + 1)), "--nonblocking",
+                 *(["--gil"] if profile == "py-spy:gil" else [])],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        print(f"POST /v1/sessions: {args.warmup:g}+{args.seconds:g} s …", file=sys.stderr)
+        rows.append(measure_http(
+            pool, api, nats, f"http://127.0.0.1:{api_port}/v1/sessions", body,
+            [{"Authorization": f"Bearer {key}"} for key in keys], 201, args,
+            "POST /v1/sessions"))
+        if spy is not None:
+            spy.wait(timeout=60)
+            spy = None
+        if not api.alive():
+            raise RuntimeError(f"protoface api died during the run:\n{api.tail()}")
+        means = scrape_means(f"http://127.0.0.1:{api_port}/metrics")
+        # The raw publishes below land on events.bench.*, inside events.>, which the
+        # API's projection would try to decode: stop the API first.
+        api.stop()
+        created, stored_event = count_created(nats.url)
+
+        print(f"raw jetstream: {args.warmup:g}+{args.seconds:g} s …", file=sys.stderr)
+        assert nats.process is not None
+        ncpu0 = _proc_cpu_seconds(nats.process.pid)
+        # The payload is a real stored session.created event: the same bytes the API appends.
+        payload = stored_event or b"{}" * 600
+        raw = pool.submit(nats_load, nats.url, payload, args.concurrency,
+                          args.warmup, args.seconds).result(timeout=args.warmup + args.seconds + 60)
+        rows.append(Row("raw jetstream", raw, None, _proc_cpu_seconds(nats.process.pid) - ncpu0))
+
+        ok = report(rows, args, created, rows[1].result.ok_total)
+        for name, label in (("protoface_http_request_seconds", "POST /v1/sessions in the API"),
+                            ("protoface_event_append_seconds", "one append (publish → ack)")):
+            if name in means:
+                count, mean = means[name]
+                print(f"      API-side mean: {label}: {mean * 1000:.2f} ms over {count:,.0f}")
+        print(f"\ntotal {time.monotonic() - started:.0f} s; logs in {tmp}"
+              if args.keep else f"\ntotal {time.monotonic() - started:.0f} s")
+        if profile:
+            print(f"profile of the API process: {args.profile_out}")
+        return 0 if ok else 1
+    finally:
+        if spy is not None and spy.poll() is None:
+            spy.terminate()
+        for proc in reversed(procs):
+            proc.stop()
+        pool.shutdown(wait=True, cancel_futures=True)
+        nats.stop()
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

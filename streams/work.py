@@ -1,0 +1,159 @@
+"""How workers find work and announce themselves.
+
+* Queued sessions: a durable pull consumer on ``session.queued`` events shared by
+  every worker process. A message is acked once its claim was decided (won or
+  lost); a worker that dies holding one lets it be redelivered after ``ack_wait``.
+* The worker registry: a KV bucket, one key per live worker with its free slots,
+  refreshed every heartbeat. Readers notice a worker is gone when its entry stops
+  changing.
+* Session signals: a core-NATS subscription to a session's events as they are
+  stored, so a worker hears ``session.ending`` within milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import msgspec
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, KeyValueConfig, StorageType
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError
+from nats.js.kv import KeyValue
+
+from domain.events import Event
+from streams import subjects
+from streams.eventlog import EventLog, decode
+
+
+class WorkerInfo(msgspec.Struct, frozen=True, kw_only=True):
+    worker_id: str
+    slots: int
+    free: int
+    sessions: tuple[str, ...] = ()
+    draining: bool = False
+
+
+_info_encoder = msgspec.json.Encoder()
+_info_decoder = msgspec.json.Decoder(WorkerInfo)
+
+
+class QueuedWork:
+    """A queued-session event handed to one worker; ``done()`` once decided."""
+
+    def __init__(self, msg: Msg) -> None:
+        self._msg = msg
+        self.event: Event = decode(msg.data)
+
+    async def done(self) -> None:
+        await self._msg.ack()
+
+    async def later(self, delay: float = 1.0) -> None:
+        """Hand it back (e.g. shutting down before claiming)."""
+        await self._msg.nak(delay=delay)
+
+
+class WorkQueue:
+    def __init__(self, sub: object) -> None:
+        self._sub = sub
+
+    @classmethod
+    async def open(cls, log: EventLog, ack_wait: float = 30.0) -> WorkQueue:
+        config = ConsumerConfig(
+            durable_name=subjects.WORK_CONSUMER, filter_subject=subjects.QUEUED_SESSIONS,
+            ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
+            ack_wait=ack_wait, max_ack_pending=10_000,
+        )
+        sub = await log.js.pull_subscribe(
+            subjects.QUEUED_SESSIONS, durable=subjects.WORK_CONSUMER, stream=subjects.STREAM,
+            config=config,
+        )
+        return cls(sub)
+
+    async def next(self, timeout: float = 1.0) -> QueuedWork | None:
+        try:
+            msgs = await self._sub.fetch(1, timeout=timeout)  # type: ignore[attr-defined]
+        except (TimeoutError, NatsTimeout):
+            return None
+        return QueuedWork(msgs[0]) if msgs else None
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._sub.unsubscribe()  # type: ignore[attr-defined]
+
+
+class WorkerRegistry:
+    def __init__(self, kv: KeyValue) -> None:
+        self._kv = kv
+
+    @classmethod
+    async def open(cls, log: EventLog, replicas: int = 1) -> WorkerRegistry:
+        try:
+            kv = await log.js.key_value(subjects.WORKERS_BUCKET)
+        except BucketNotFoundError:
+            kv = await log.js.create_key_value(KeyValueConfig(
+                bucket=subjects.WORKERS_BUCKET, history=1, storage=StorageType.MEMORY,
+                replicas=replicas, ttl=3600,
+            ))
+        return cls(kv)
+
+    async def announce(self, info: WorkerInfo) -> None:
+        await self._kv.put(info.worker_id, _info_encoder.encode(info))
+
+    async def leave(self, worker_id: str) -> None:
+        with contextlib.suppress(KeyNotFoundError):
+            await self._kv.delete(worker_id)
+
+    async def snapshot(self) -> dict[str, tuple[int, WorkerInfo]]:
+        """Every registered worker: id → (revision, info)."""
+        found: dict[str, tuple[int, WorkerInfo]] = {}
+        try:
+            keys = await self._kv.keys()
+        except Exception:  # nats-py raises NoKeysError on an empty bucket
+            return found
+        for key in keys:
+            with contextlib.suppress(KeyNotFoundError):
+                entry = await self._kv.get(key)
+                if entry.value:
+                    found[key] = (int(entry.revision or 0), _info_decoder.decode(entry.value))
+        return found
+
+    async def watch(self, handler: Callable[[str, WorkerInfo | None], Awaitable[None]]) -> object:
+        """Call ``handler(worker_id, info or None)`` on every change, starting with the current."""
+        watcher = await self._kv.watchall()
+
+        async def pump() -> None:
+            async for entry in _entries(watcher):
+                if entry is None:
+                    continue
+                info = _info_decoder.decode(entry.value) if entry.value else None
+                await handler(entry.key, info)
+
+        return asyncio.create_task(pump())
+
+
+async def _entries(watcher: object) -> AsyncIterator[KeyValue.Entry | None]:
+    while True:
+        try:
+            entry: KeyValue.Entry | None = await watcher.updates(timeout=3600)  # type: ignore[attr-defined]
+        except (TimeoutError, NatsTimeout):
+            continue
+        yield entry
+
+
+async def session_signals(
+    log: EventLog, session_id: str, handler: Callable[[Event], Awaitable[None]]
+) -> Callable[[], Awaitable[None]]:
+    """Hear a session's new events as they are stored (core NATS, no replay)."""
+
+    async def on_msg(msg: Msg) -> None:
+        await handler(decode(msg.data))
+
+    sub = await log.nc.subscribe(subjects.session_events_live(session_id), cb=on_msg)
+
+    async def stop() -> None:
+        await sub.unsubscribe()
+
+    return stop

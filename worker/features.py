@@ -1,0 +1,37 @@
+"""Audio → face parameters, one video frame at a time.
+
+The mock path needs only mouth opening from speech energy, with a fast attack and
+a slow release (coarticulation) and a closed mouth in silence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SILENCE_DB = -50.0  # RMS below this (dBFS) is silence
+LOUD_DB = -12.0  # RMS at or above this opens the mouth fully
+
+
+@dataclass(frozen=True, slots=True)
+class FaceParams:
+    mouth_open: float  # 0 closed … 1 fully open
+    speaking: bool
+
+
+class EnergyMouth:
+    def __init__(self, attack: float = 0.7, release: float = 0.35) -> None:
+        self.attack = attack
+        self.release = release
+        self.level = 0.0
+
+    def step(self, chunk: np.ndarray) -> FaceParams:
+        rms = float(np.sqrt(np.mean(np.square(chunk.astype(np.float64))))) if chunk.size else 0.0
+        db = 20.0 * np.log10(max(rms, 1e-9) / 32768.0)
+        target = float(np.clip((db - SILENCE_DB) / (LOUD_DB - SILENCE_DB), 0.0, 1.0))
+        rate = self.attack if target > self.level else self.release
+        self.level += rate * (target - self.level)
+        if self.level < 0.02:
+            self.level = 0.0
+        return FaceParams(mouth_open=self.level, speaking=target > 0.0)

@@ -1,0 +1,19 @@
+"""Prometheus metrics of workers (served by the API's /metrics when in one process,
+or by ``protoface worker --metrics-port``)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+FIRST_FRAME_SECONDS = Histogram(
+    "protoface_time_to_first_frame_seconds", "From session creation to its first frame.",
+    buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0),
+)
+RENDER_SECONDS = Histogram(
+    "protoface_frame_render_seconds", "Time to render and encode one frame.", ["quality"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16),
+)
+LATE_FRAMES = Counter(
+    "protoface_late_frames_total", "Video frames dropped because a tick ran late.", ["quality"]
+)
+SLOTS_FREE = Gauge("protoface_worker_slots_free", "Free session slots in this worker.")

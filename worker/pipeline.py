@@ -1,0 +1,129 @@
+"""One session's media pipeline: speech in → features → renderer → pacer → transport.
+
+The pacer ticks at the tier's frame rate on the wall clock. Each tick takes
+exactly one frame of speech from the queue, renders the face for it, and sends
+the frame and that audio together: sound and mouth cannot drift apart. A tick
+that runs late still sends its audio but drops its video frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from worker import metrics
+from worker.audio import SpeechQueue
+from worker.features import EnergyMouth, FaceParams
+from worker.tiers import Tier
+from worker.transport import (
+    Closed,
+    Flush,
+    FrameOut,
+    Interrupt,
+    Rejected,
+    SpeechIn,
+    Transport,
+)
+
+log = logging.getLogger("protoface.worker.pipeline")
+
+
+class Renderer(Protocol):
+    width: int
+    height: int
+
+    def render(self, batch: Sequence[FaceParams]) -> list[np.ndarray]: ...
+
+
+class Pipeline:
+    def __init__(
+        self, transport: Transport, renderer: Renderer, tier: Tier, *, session_id: str = "",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.transport = transport
+        self.renderer = renderer
+        self.tier = tier
+        self.session_id = session_id
+        self.clock = clock
+        self.speech = SpeechQueue()
+        self.mouth = EnergyMouth()
+        self.frames = 0  # video frames sent
+        self.first_frame_at: float | None = None  # monotonic
+        self.first_frame = asyncio.Event()
+        self.closed_reason: str | None = None
+        self.closed = asyncio.Event()
+        self.draining = False
+
+    # ── Inbound ─────────────────────────────────────────────────────────────────
+
+    async def pump_inbound(self) -> None:
+        async for item in self.transport.inbound():
+            match item:
+                case SpeechIn(samples=samples):
+                    await self.speech.put(samples)
+                case Flush():
+                    pass  # utterance boundary: queued speech plays out on its own
+                case Interrupt():
+                    dropped = self.speech.interrupt()
+                    log.info("interrupt", extra={"session_id": self.session_id,
+                                                 "dropped_ms": dropped * 1000 // 16_000})
+                case Rejected(code=code, message=message):
+                    await self.transport.error(code, message)
+                case Closed(reason=reason):
+                    self.closed_reason = reason
+                    self.closed.set()
+                    return
+
+    # ── Outbound ────────────────────────────────────────────────────────────────
+
+    async def run_output(self, stop: asyncio.Event, drain_seconds: float = 2.0) -> None:
+        """Tick until ``stop``; then play out queued speech for at most ``drain_seconds``."""
+        period = 1.0 / self.tier.fps
+        start = self.clock()
+        index = 0
+        drain_deadline: float | None = None
+        while True:
+            if stop.is_set() and drain_deadline is None:
+                self.draining = True
+                drain_deadline = self.clock() + drain_seconds
+            if drain_deadline is not None and (
+                self.speech.buffered == 0 or self.clock() >= drain_deadline
+            ):
+                return
+            deadline = start + index * period
+            delay = deadline - self.clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            late = self.clock() - deadline > period
+            await self._tick(index, late)
+            index += 1
+
+    async def _tick(self, index: int, late: bool) -> None:
+        chunk, _ = self.speech.take(self.tier.samples_per_frame)
+        params = self.mouth.step(chunk)
+        frame = None
+        if late:
+            metrics.LATE_FRAMES.labels(self.tier.name).inc()
+        else:
+            started = time.perf_counter()
+            frame = self.renderer.render([params])[0]
+            metrics.RENDER_SECONDS.labels(self.tier.name).observe(time.perf_counter() - started)
+        await self.transport.send(FrameOut(
+            index=index, timestamp_ms=index * 1000 // self.tier.fps, frame=frame, audio=chunk,
+        ))
+        if frame is not None:
+            self.frames += 1
+            if self.first_frame_at is None:
+                self.first_frame_at = self.clock()
+                self.first_frame.set()
+
+    def billable_seconds(self) -> int:
+        """Whole seconds since the first frame."""
+        if self.first_frame_at is None:
+            return 0
+        return int(self.clock() - self.first_frame_at)

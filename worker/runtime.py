@@ -1,0 +1,167 @@
+"""A worker process: N session slots fed by the shared queue of queued sessions.
+
+Claiming is an append that only one worker can win (conditional on the session's
+version). A worker announces its free slots in the registry every heartbeat and
+on every change; on SIGTERM it stops claiming and ends its sessions gracefully.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from nats.aio.client import Client
+
+from domain import ids, session
+from domain.errors import Rejected
+from domain.sealing import Keyring
+from domain.session import LiveKitTransport, PipecatTransport, Session
+from streams import subjects
+from streams.eventlog import ConcurrencyConflict, EventLog, Expect, LogUnavailable
+from streams.work import WorkerInfo, WorkerRegistry, WorkQueue
+from worker import metrics
+from worker.avatars import renderer_for
+from worker.livekit import LiveKitTransportAdapter
+from worker.relay import RelayTransport
+from worker.session_runner import RunnerSettings, SessionRunner
+from worker.tiers import TIERS
+from worker.transport import Transport
+
+log = logging.getLogger("protoface.worker")
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    slots: int = 4
+    heartbeat_seconds: float = 5.0
+    drain_seconds: float = 2.0
+    shutdown_seconds: float = 10.0
+    worker_id: str = field(default_factory=lambda: ids.new_id(ids.WORKER))
+
+
+class Worker:
+    def __init__(self, event_log: EventLog, keyring: Keyring, settings: WorkerSettings) -> None:
+        self.log = event_log
+        self.keyring = keyring
+        self.settings = settings
+        self.runners: dict[str, SessionRunner] = {}
+        self.draining = False
+        self._slot_freed = asyncio.Event()
+        self._registry: WorkerRegistry | None = None
+
+    @property
+    def worker_id(self) -> str:
+        return self.settings.worker_id
+
+    @property
+    def free(self) -> int:
+        return 0 if self.draining else max(0, self.settings.slots - len(self.runners))
+
+    async def run(self, shutdown: asyncio.Event) -> None:
+        self._registry = await WorkerRegistry.open(self.log)
+        queue = await WorkQueue.open(self.log)
+        announcer = asyncio.create_task(self._announce_forever())
+        log.info("worker started", extra={"worker_id": self.worker_id,
+                                          "slots": self.settings.slots})
+        try:
+            await self._claim_loop(queue, shutdown)
+        finally:
+            await self._drain()
+            announcer.cancel()
+            await queue.close()
+            with contextlib.suppress(Exception):
+                await self._registry.leave(self.worker_id)
+            log.info("worker stopped", extra={"worker_id": self.worker_id})
+
+    async def _claim_loop(self, queue: WorkQueue, shutdown: asyncio.Event) -> None:
+        while not shutdown.is_set():
+            if self.free == 0:
+                self._slot_freed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._slot_freed.wait(), 0.5)
+                continue
+            try:
+                work = await queue.next(timeout=0.5)
+            except LogUnavailable:
+                await asyncio.sleep(0.5)
+                continue
+            if work is None:
+                continue
+            if shutdown.is_set():
+                await work.later()
+                return
+            event = work.event
+            if isinstance(event, session.SessionQueued):
+                await self._claim(event.session_id)
+            await work.done()
+
+    async def _claim(self, session_id: str) -> None:
+        events, version = await self.log.load(subjects.session_history(session_id))
+        state = session.fold(events)
+        if state is None or state.status != "queued":
+            return  # already claimed, canceled or failed: nothing to do
+        command = session.Claim(session_id=session_id, now=datetime.now(UTC),
+                                worker_id=self.worker_id)
+        try:
+            claimed = session.decide(command, state, lambda: ids.new_id(ids.EVENT))
+            seq = await self.log.append(claimed, Expect(subjects.session_history(session_id),
+                                                        version))
+        except (Rejected, ConcurrencyConflict):
+            return  # another worker won, or the session was ended meanwhile
+        state = session.fold(claimed, state)
+        assert state is not None
+        runner = SessionRunner(
+            self.log, state, seq, transport=self._transport(state), renderer=renderer_for,
+            settings=RunnerSettings(heartbeat_seconds=self.settings.heartbeat_seconds,
+                                    drain_seconds=self.settings.drain_seconds),
+        )
+        self.runners[session_id] = runner
+        log.info("session claimed", extra={"session_id": session_id, "worker_id": self.worker_id})
+        task = asyncio.create_task(runner.run())
+        task.add_done_callback(lambda _t: self._release(session_id))
+        await self._announce()
+
+    def _transport(self, state: Session) -> Transport:
+        nc: Client = self.log.nc
+        if isinstance(state.transport, PipecatTransport):
+            return RelayTransport(
+                nc, state.id, state.transport.audio_sample_rate,
+                encoding=state.transport.video_encoding,
+                jpeg_quality=TIERS[state.quality].jpeg_quality,
+            )
+        assert isinstance(state.transport, LiveKitTransport)
+        token = self.keyring.open(state.transport.worker_token_sealed, state.id)
+        return LiveKitTransportAdapter(state.transport, token)
+
+    def _release(self, session_id: str) -> None:
+        self.runners.pop(session_id, None)
+        self._slot_freed.set()
+        asyncio.get_event_loop().create_task(self._announce())
+
+    async def _drain(self) -> None:
+        """Stop claiming; end every session gracefully (reason ``shutdown``), bounded."""
+        self.draining = True
+        await self._announce()
+        for runner in list(self.runners.values()):
+            runner.request_stop("shutdown")
+        deadline = asyncio.get_running_loop().time() + self.settings.shutdown_seconds
+        while self.runners and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+
+    async def _announce(self) -> None:
+        metrics.SLOTS_FREE.set(self.free)
+        if self._registry is None:
+            return
+        with contextlib.suppress(Exception):
+            await self._registry.announce(WorkerInfo(
+                worker_id=self.worker_id, slots=self.settings.slots, free=self.free,
+                sessions=tuple(self.runners), draining=self.draining,
+            ))
+
+    async def _announce_forever(self) -> None:
+        while True:
+            await self._announce()
+            await asyncio.sleep(self.settings.heartbeat_seconds)

@@ -1,0 +1,99 @@
+"""The supervisor: the process that observes time for sessions whose worker cannot.
+
+* A worker whose registry entry stops changing for ``LOST_AFTER`` heartbeats is
+  lost: each of its sessions becomes ``failed`` / ``worker_lost`` (releasing the
+  org's concurrency), and its entry is removed so its slots stop counting.
+* A session stuck in ``created`` (the API died between its two appends) is failed.
+
+Every decision is a conditional append, so any number of supervisors may run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+
+from domain import ids, session
+from domain.errors import Rejected
+from projections.sessions import SessionsModel
+from streams import subjects
+from streams.eventlog import ConcurrencyConflict, EventLog, Expect, LogUnavailable
+from streams.work import WorkerRegistry
+
+log = logging.getLogger("protoface.supervisor")
+
+LOST_AFTER = 2.5  # heartbeat intervals without a registry update
+STUCK_CREATED = timedelta(seconds=30)
+
+
+class Supervisor:
+    def __init__(
+        self, event_log: EventLog, model: SessionsModel, heartbeat_seconds: float = 5.0
+    ) -> None:
+        self.log = event_log
+        self.model = model
+        self.heartbeat = heartbeat_seconds
+        self._seen: dict[str, tuple[int, float]] = {}  # worker → (revision, when it changed)
+        self._started = time.monotonic()
+        self._registry: WorkerRegistry | None = None
+
+    async def run(self, shutdown: asyncio.Event) -> None:
+        self._registry = await WorkerRegistry.open(self.log)
+        while not shutdown.is_set():
+            with contextlib.suppress(LogUnavailable, TimeoutError):
+                await self.check()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(shutdown.wait(), self.heartbeat / 2)
+
+    def live_workers(self, now: float) -> set[str]:
+        limit = LOST_AFTER * self.heartbeat
+        return {w for w, (_, changed) in self._seen.items() if now - changed <= limit}
+
+    async def check(self) -> None:
+        assert self._registry is not None
+        now = time.monotonic()
+        registered = await self._registry.snapshot()
+        for worker_id, (revision, _info) in registered.items():
+            if self._seen.get(worker_id, (None, 0.0))[0] != revision:
+                self._seen[worker_id] = (revision, now)
+        live = self.live_workers(now)
+        # Until a full grace period has passed, an unknown worker may simply not
+        # have announced itself to this (new) supervisor yet.
+        settled = now - self._started > LOST_AFTER * self.heartbeat
+        for state in list(self.model.sessions.values()):
+            if state.status in session.WORKER_OWNED and state.worker_id not in live:
+                if state.worker_id in self._seen or settled:
+                    await self._fail(state.id, session.WORKER_LOST,
+                                     "The worker running this session stopped responding.")
+            elif state.status == "created" and _age(state) > STUCK_CREATED:
+                await self._fail(state.id, session.INTERNAL, "Session creation did not complete.")
+        for worker_id in set(self._seen) - live:
+            if worker_id in registered:
+                await self._registry.leave(worker_id)
+                log.warning("worker lost", extra={"worker_id": worker_id})
+            self._seen.pop(worker_id, None)
+
+    async def _fail(self, session_id: str, code: str, message: str) -> None:
+        command = session.Fail(session_id=session_id, now=datetime.now(UTC), code=code,
+                               message=message)
+        for _ in range(3):
+            state = self.model.sessions.get(session_id)
+            try:
+                events = session.decide(command, state, lambda: ids.new_id(ids.EVENT))
+                if not events:
+                    return
+                await self.log.append(events, Expect(subjects.session_history(session_id),
+                                                     self.model.versions[session_id]))
+                log.warning("session failed", extra={"session_id": session_id, "code": code})
+                return
+            except ConcurrencyConflict:
+                await asyncio.sleep(0.05)  # the projection catches up, then re-decide
+            except Rejected:
+                return
+
+
+def _age(state: session.Session) -> timedelta:
+    return datetime.now(UTC) - state.created_at

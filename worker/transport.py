@@ -1,0 +1,83 @@
+"""The transport port: what the session pipeline needs from any transport.
+
+The relay (our WebSocket, bridged over NATS) and LiveKit (the customer's room)
+both implement it; they only translate between their wire and these types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechIn:
+    """Speech for the avatar, already mono int16 at the model rate."""
+
+    samples: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class Flush:
+    """End of an utterance."""
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupt:
+    """Drop queued speech now."""
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """The other side left (client disconnect, participant gone)."""
+
+    reason: str = "client_disconnected"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """Inbound data the transport could not accept (malformed record, bad rate…)."""
+
+    code: str
+    message: str
+
+
+Inbound = SpeechIn | Flush | Interrupt | Closed | Rejected
+
+
+@dataclass(frozen=True, slots=True)
+class FrameOut:
+    """One output tick: an encoded video frame and the speech that plays with it."""
+
+    index: int
+    timestamp_ms: int
+    frame: np.ndarray | None  # H×W×3 uint8; None: dropped (slow tick), audio still plays
+    audio: np.ndarray  # int16 mono at the model rate, exactly one frame long
+
+
+class TransportError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Transport(Protocol):
+    # Whether inbound speech is observed (the idle timeout applies only then).
+    observes_audio: bool
+
+    async def connect(self) -> None:
+        """Join the transport; raise :class:`TransportError` on failure."""
+
+    def inbound(self) -> AsyncIterator[Inbound]: ...
+
+    async def ready(self, info: dict[str, object]) -> None: ...
+
+    async def send(self, frame: FrameOut) -> None: ...
+
+    async def error(self, code: str, message: str) -> None: ...
+
+    async def close(self) -> None: ...
