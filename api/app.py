@@ -24,7 +24,7 @@ access_log = logging.getLogger("protoface.access")
 def create_app(services: Services) -> ASGIApp:
     """The ASGI app: Litestar inside the request-id middleware, so even a request
     that matches no route gets an ``X-Request-Id`` and an envelope that carries it."""
-    metrics.watch(services.sessions_model)
+    metrics.watch(services.sessions_model, services.capacity)
     return request_id_middleware(_litestar(services))
 
 

@@ -6,6 +6,7 @@ counts (the worker is presumed dead; the supervisor fails its sessions).
 
 from __future__ import annotations
 
+import logging
 import time
 
 from domain.errors import Rejected
@@ -13,6 +14,8 @@ from streams.eventlog import EventLog
 from streams.work import WorkerInfo, WorkerRegistry
 
 LOST_AFTER = 2.5
+
+log = logging.getLogger("protoface.capacity")
 
 
 class Capacity:
@@ -52,6 +55,8 @@ class Capacity:
         """Refuse a new session when every free slot is already spoken for."""
         if self.policy == "queue":
             return
-        if self.free_slots() - waiting <= 0:
+        free = self.free_slots()
+        if free - waiting <= 0:
+            log.info("at capacity", extra={"free_slots": free, "waiting": waiting})
             raise Rejected("service_unavailable", "at_capacity",
                            "No worker has a free slot right now; retry shortly.")

@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from api.capacity import Capacity
 from domain.session import STATUSES
 from projections.sessions import SessionsModel
 
@@ -34,14 +35,26 @@ class SessionsByStatus(Collector):
         yield family
 
 
+class WorkerCapacity(Collector):
+    def __init__(self, capacity: Capacity) -> None:
+        self.capacity = capacity
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily("protoface_worker_slots_available",
+                                "Free session slots across live workers.",
+                                value=self.capacity.free_slots())
+        yield GaugeMetricFamily("protoface_workers_live", "Workers heard from recently.",
+                                value=self.capacity.live_workers())
+
+
 _registered: list[Collector] = []
 
 
-def watch(model: SessionsModel) -> None:
-    """Expose ``model``'s sessions by status (one model per process)."""
+def watch(model: SessionsModel, capacity: Capacity) -> None:
+    """Expose this process's read model and capacity view (one of each per process)."""
     for old in _registered:
         REGISTRY.unregister(old)
     _registered.clear()
-    collector = SessionsByStatus(model)
-    REGISTRY.register(collector)
-    _registered.append(collector)
+    for collector in (SessionsByStatus(model), WorkerCapacity(capacity)):
+        REGISTRY.register(collector)
+        _registered.append(collector)

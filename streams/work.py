@@ -2,7 +2,8 @@
 
 * Queued sessions: a durable pull consumer on ``session.queued`` events shared by
   every worker process. A message is acked once its claim was decided (won or
-  lost); a worker that dies holding one lets it be redelivered after ``ack_wait``.
+  lost, a few milliseconds); a worker that dies holding one lets it be redelivered
+  after ``ack_wait``, so a crash delays that session's start by at most that.
 * The worker registry: a KV bucket, one key per live worker with its free slots,
   refreshed every heartbeat. Readers notice a worker is gone when its entry stops
   changing.
@@ -60,7 +61,7 @@ class WorkQueue:
         self._sub = sub
 
     @classmethod
-    async def open(cls, log: EventLog, ack_wait: float = 30.0) -> WorkQueue:
+    async def open(cls, log: EventLog, ack_wait: float = 5.0) -> WorkQueue:
         config = ConsumerConfig(
             durable_name=subjects.WORK_CONSUMER, filter_subject=subjects.QUEUED_SESSIONS,
             ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,

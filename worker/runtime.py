@@ -95,14 +95,26 @@ class Worker:
                 return
             event = work.event
             if isinstance(event, session.SessionQueued):
-                await self._claim(event.session_id)
+                try:
+                    await self._claim(event.session_id)
+                except LogUnavailable:
+                    await work.later()  # someone (maybe us) tries again shortly
+                    continue
+                except Exception:
+                    log.exception("claim failed", extra={"session_id": event.session_id})
+                    await work.later()
+                    continue
             await work.done()
 
     async def _claim(self, session_id: str) -> None:
+        log.debug("queued work received", extra={"session_id": session_id})
         events, version = await self.log.load(subjects.session_history(session_id))
         state = session.fold(events)
         if state is None or state.status != "queued":
-            return  # already claimed, canceled or failed: nothing to do
+            # Already claimed, canceled or failed: nothing to do.
+            log.info("queued work skipped", extra={
+                "session_id": session_id, "status": state.status if state else None})
+            return
         command = session.Claim(session_id=session_id, now=datetime.now(UTC),
                                 worker_id=self.worker_id)
         try:

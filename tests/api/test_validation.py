@@ -5,19 +5,24 @@ from __future__ import annotations
 
 import datetime
 import json
+import uuid
 
 import httpx
 import pytest
 
+from api.orgs import create_key
+from streams.eventlog import EventLog
 from tests.api.support import assert_error, auth, create, create_ok
 from tests.conftest import KeyFactory
 from tests.tokens import livekit_body, worker_token
 
 
-@pytest.fixture
-async def key(new_key: KeyFactory) -> str:
-    # Scale: the plan with the most room, so a test's creates never hit a cap.
-    return await new_key("scale")
+@pytest.fixture(scope="module")
+async def key(event_log: EventLog) -> str:
+    # One org for the module, on the internal plan (no rate limit, no practical
+    # concurrency cap): these tests are about the request, not the org.
+    issued = await create_key(event_log, f"org-validation-{uuid.uuid4().hex[:10]}", "internal")
+    return issued.key
 
 
 def without(body: dict[str, object], path: str) -> dict[str, object]:
@@ -355,8 +360,9 @@ async def test_unknown_avatar_is_not_found(
 
 
 async def test_a_refused_create_leaves_nothing_behind(
-    client: httpx.AsyncClient, key: str
+    client: httpx.AsyncClient, new_key: KeyFactory
 ) -> None:
+    key = await new_key()
     for body in (
         {**livekit_body(), "voice": "x"},
         livekit_body(metadata={"_avatar.x": 1}),

@@ -3,8 +3,8 @@
 The SDK parses every response with pydantic ``extra="forbid"`` models, so a field
 too many or too few in a response fails here. Every non-2xx response any SDK call
 sees is additionally checked against the SDK's ``ApiErrorEnvelope`` (see ``sdk``).
-Operations the server does not implement yet (avatars, usage, pipecat) are not
-exercised.
+SDK calls for operations outside this suite (avatars, usage, Pipecat sessions) are
+not exercised.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ SEED_CURL_BODY = (
 
 
 class RecordingTransport(httpx.BaseTransport):
-    """A real HTTP transport that keeps (status, headers, body) of every response."""
+    """A real HTTP transport that keeps every request with its (fully read) response."""
 
     def __init__(self) -> None:
         self._inner = httpx.HTTPTransport()
@@ -146,9 +146,52 @@ POPULATED_AVATARS = (STOCK[0], STOCK[1], STOCK[0], STOCK[2], STOCK[0], STOCK[1],
 POPULATED_CANCELED = (1, 4)
 
 
+# Every API key this module uses: purpose → plan, each in an org of its own. Keys cost
+# a CLI process each (about a second), so tests that do not depend on their org being
+# otherwise untouched share one. The create rate limit is 10 per minute per key and
+# counts failed creates too; the budget of create calls per key in this module:
+KEY_PLANS = {
+    "populated": "launch",  # 7 (the ``populated`` fixture)
+    # 8: the create tests (3), end (1), idempotency (4). Tests here only look at the
+    # sessions they create themselves.
+    "shared": "launch",
+    "empty": "launch",  # 5, all failing: this org never gets a session
+    "clamp": "free",  # 3
+    "concurrency": "free",  # 3
+    "idempotent_conflict": "launch",  # 2, plus 6 failing in the error-envelope test
+    "same_org": "launch",  # 1, plus 5 failing in the error-envelope test
+    "rate_limit": "scale",  # 11
+}
+
+
+class Keys:
+    """``keys[purpose]`` → an ``sk_live_`` key from the real ``protoface keys create``
+    CLI, minted on first use, in an org named ``keys.org(purpose)``."""
+
+    def __init__(self, live_server: LiveServer) -> None:
+        self._live_server = live_server
+        self._orgs = {name: f"org-{uuid.uuid4().hex[:10]}" for name in KEY_PLANS}
+        self._keys: Keys = {}
+
+    def org(self, purpose: str) -> str:
+        return self._orgs[purpose]
+
+    def __getitem__(self, purpose: str) -> str:
+        if purpose not in self._keys:
+            self._keys[purpose] = self._live_server.new_key(
+                KEY_PLANS[purpose], org=self._orgs[purpose]
+            )
+        return self._keys[purpose]
+
+
 @pytest.fixture(scope="module")
-def populated(live_server: LiveServer) -> Iterator[Populated]:
-    key = live_server.new_key("launch")
+def keys(live_server: LiveServer) -> Keys:
+    return Keys(live_server)
+
+
+@pytest.fixture(scope="module")
+def populated(live_server: LiveServer, keys: Keys) -> Iterator[Populated]:
+    key = keys["populated"]
     with ProtofaceClient(key, base_url=live_server.url, max_retries=0) as client:
         sessions = [client.sessions.create(livekit_body(avatar)) for avatar in POPULATED_AVATARS]
         for i in POPULATED_CANCELED:
@@ -156,21 +199,14 @@ def populated(live_server: LiveServer) -> Iterator[Populated]:
     yield Populated(key, sessions, {sessions[i].id for i in POPULATED_CANCELED})
 
 
-@pytest.fixture(scope="module")
-def launch_key(live_server: LiveServer) -> str:
-    """A launch key shared by tests that only look at the sessions they create themselves.
-
-    Keys cost a CLI process each; the create rate limit (10/min per key) bounds how
-    many tests may share one: keep this key's create calls in the module under 10.
-    """
-    return live_server.new_key("launch")
+@pytest.fixture
+def launch_key(keys: Keys) -> str:
+    return keys["shared"]
 
 
-@pytest.fixture(scope="module")
-def empty_org_key(live_server: LiveServer) -> str:
-    """A launch key whose org never gets a session: only failing creates use it
-    (fewer than 10 in the module, for the create rate limit)."""
-    return live_server.new_key("launch")
+@pytest.fixture
+def empty_org_key(keys: Keys) -> str:
+    return keys["empty"]
 
 
 def newest_first(ids: list[str]) -> list[str]:
@@ -214,9 +250,9 @@ def test_create_with_dict_body_returns_queued_session_with_seed_defaults(
 
 
 def test_create_clamps_max_duration_to_the_plan_limit(
-    live_server: LiveServer, sdk: SdkFactory
+    sdk: SdkFactory, keys: Keys
 ) -> None:
-    client = sdk(live_server.new_key("free"))
+    client = sdk(keys["clamp"])
     for requested, effective in ((None, 120), (3600, 120), (60, 60)):
         body = livekit_body()
         if requested is not None:
@@ -265,12 +301,12 @@ def test_create_accepts_the_sdk_request_model(
 
 
 def test_idempotency_key_replays_the_first_session(
-    live_server: LiveServer, sdk: SdkFactory
+    live_server: LiveServer, sdk: SdkFactory, keys: Keys
 ) -> None:
-    key = live_server.new_key("launch")
+    key = keys["shared"]
     client = sdk(key)
     idem = f"idem-{uuid.uuid4().hex}"
-    body = livekit_body(metadata={"order": "A-1"})
+    body = livekit_body(metadata={"idempotency_key": idem})
 
     first = client.sessions.create(body, idempotency_key=idem)
     second = client.sessions.create(body, idempotency_key=idem)
@@ -286,14 +322,17 @@ def test_idempotency_key_replays_the_first_session(
     assert replay.headers.get("Idempotent-Replayed") == "true"
     assert Session.model_validate_json(replay.content).id == first.id
 
-    page = client.sessions.list()
-    assert [s.id for s in page.data] == [first.id]
+    # This org is shared with other tests: look at the sessions this body made.
+    page = client.sessions.list(limit=100)
     assert page.has_more is False
+    made = [s.id for s in page.data if s.metadata.get("idempotency_key") == idem]
+    assert made == [first.id]
 
 
-def test_first_idempotent_create_is_not_marked_replayed(live_server: LiveServer) -> None:
-    key = live_server.new_key("launch")
-    with raw(live_server, key) as http:
+def test_first_idempotent_create_is_not_marked_replayed(
+    live_server: LiveServer, keys: Keys
+) -> None:
+    with raw(live_server, keys["shared"]) as http:
         r = http.post("/v1/sessions", json=livekit_body(),
                       headers={"Idempotency-Key": f"idem-{uuid.uuid4().hex}"})
     assert r.status_code == 201, r.text
@@ -301,9 +340,9 @@ def test_first_idempotent_create_is_not_marked_replayed(live_server: LiveServer)
 
 
 def test_idempotency_key_reused_with_another_body_is_a_conflict(
-    live_server: LiveServer, sdk: SdkFactory
+    sdk: SdkFactory, keys: Keys
 ) -> None:
-    client = sdk(live_server.new_key("launch"))
+    client = sdk(keys["idempotent_conflict"])
     idem = f"idem-{uuid.uuid4().hex}"
     first = client.sessions.create(livekit_body(metadata={"order": "A-1"}), idempotency_key=idem)
 
@@ -628,12 +667,11 @@ def test_another_orgs_session_is_not_found(
 
 
 def test_same_org_second_key_sees_the_orgs_sessions(
-    live_server: LiveServer, sdk: SdkFactory
+    live_server: LiveServer, sdk: SdkFactory, keys: Keys
 ) -> None:
-    org = f"org-{uuid.uuid4().hex[:10]}"
-    first = sdk(live_server.new_key("launch", org=org))
+    first = sdk(keys["same_org"])
     created = first.sessions.create(livekit_body())
-    second = sdk(live_server.new_key("launch", org=org))
+    second = sdk(live_server.new_key("launch", org=keys.org("same_org")))
     assert second.sessions.get(created.id).id == created.id
 
 
@@ -649,9 +687,9 @@ def test_expired_worker_token_is_unprocessable(
 
 
 def test_eleventh_create_in_a_minute_is_rate_limited(
-    live_server: LiveServer, sdk: SdkFactory
+    sdk: SdkFactory, keys: Keys
 ) -> None:
-    client = sdk(live_server.new_key("scale"))
+    client = sdk(keys["rate_limit"])
     for _ in range(10):
         assert client.sessions.create(livekit_body()).status == SessionStatus.queued
     with pytest.raises(RateLimitError) as caught:
@@ -664,9 +702,9 @@ def test_eleventh_create_in_a_minute_is_rate_limited(
 
 
 def test_free_plan_second_concurrent_session_exceeds_quota(
-    live_server: LiveServer, sdk: SdkFactory
+    sdk: SdkFactory, keys: Keys
 ) -> None:
-    client = sdk(live_server.new_key("free"))
+    client = sdk(keys["concurrency"])
     first = client.sessions.create(livekit_body())
     with pytest.raises(ProtofaceError) as caught:
         client.sessions.create(livekit_body())
@@ -697,11 +735,11 @@ def test_seed_curl_example_gets_a_clean_error(live_server: LiveServer, empty_org
 
 
 def test_every_error_response_is_the_sdk_error_envelope(
-    live_server: LiveServer, empty_org_key: str
+    live_server: LiveServer, keys: Keys
 ) -> None:
     # Failed creates count against the per-key create rate limit too: spread them over
     # two keys so that no key comes near 10 here.
-    keys = [live_server.new_key("launch"), empty_org_key]
+    key_a, key_b = keys["idempotent_conflict"], keys["same_org"]
     good = livekit_body()
     posts: list[tuple[dict[str, Any], int]] = [
         ({"content": b"{not json"}, 400),
@@ -720,14 +758,15 @@ def test_every_error_response_is_the_sdk_error_envelope(
         ("GET", "/v1/sessions", None, {}, 401),
         ("GET", "/v1/sessions", None, {"headers": {"Authorization": "Bearer sk_live_no"}}, 401),
         ("GET", "/v1/sessions", None, {"headers": {"Authorization": "Basic abc"}}, 401),
-        ("GET", "/v1/sessions/sess_01HXY5K8E7QYG3X8Z6N9R7S0VR", keys[0], {}, 404),
-        ("POST", "/v1/sessions/nope/end", keys[0], {}, 404),
-        ("GET", "/v1/nothing-here", keys[0], {}, 404),
-        ("GET", "/v1/sessions", keys[0], {"params": {"status": "bogus"}}, 400),
-        ("GET", "/v1/sessions", keys[0], {"params": {"limit": "many"}}, 400),
-        ("GET", "/v1/sessions", keys[0], {"params": {"created_after": "x"}}, 400),
-        ("DELETE", "/v1/sessions", keys[0], {}, 405),
-        *(("POST", "/v1/sessions", keys[i % 2], kw, code) for i, (kw, code) in enumerate(posts)),
+        ("GET", "/v1/sessions/sess_01HXY5K8E7QYG3X8Z6N9R7S0VR", key_a, {}, 404),
+        ("POST", "/v1/sessions/nope/end", key_a, {}, 404),
+        ("GET", "/v1/nothing-here", key_a, {}, 404),
+        ("GET", "/v1/sessions", key_a, {"params": {"status": "bogus"}}, 400),
+        ("GET", "/v1/sessions", key_a, {"params": {"limit": "many"}}, 400),
+        ("GET", "/v1/sessions", key_a, {"params": {"created_after": "x"}}, 400),
+        ("DELETE", "/v1/sessions", key_a, {}, 405),
+        *(("POST", "/v1/sessions", (key_a, key_b)[i % 2], kw, code)
+          for i, (kw, code) in enumerate(posts)),
     ]
     with httpx.Client(base_url=live_server.url, timeout=15) as http:
         for method, path, key, kwargs, expected in cases:
