@@ -22,7 +22,7 @@ from projections.orgs import Principal
 from projections.runner import Projector
 from projections.sessions import Query, SessionsModel
 from streams import subjects
-from streams.eventlog import ConcurrencyConflict, EventLog, Expect, history_of
+from streams.eventlog import ConcurrencyConflict, EventLog, Expect
 
 log = logging.getLogger("protoface.sessions")
 
@@ -55,8 +55,8 @@ class SessionService:
         self.model = model
         self.capacity = capacity
         self._org_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        # Creations this process appended that the projection has not applied yet:
-        # org → {session id: stream seq}. Admission counts them so the lock is held
+        # Admissions this process appended: org → {session id: stream seq}. Those the
+        # projection has not applied yet are counted by hand, so the org lock is held
         # only for the conditional append, not for the round trip back through the log.
         self._pending: defaultdict[str, dict[str, int]] = defaultdict(dict)
 
@@ -76,39 +76,38 @@ class SessionService:
             metadata=request.metadata, transport=request.transport,
             api_key_id=principal.key_id,
         )
-        created, *rest = session.decide(command, None, new_event_id)
-        seq = await self._admit_and_append(principal, created)
+        events = session.decide(command, None, new_event_id)
+        await self._admit(principal, session_id, now)
         try:
-            if rest:
-                seq = await self.log.append(rest, Expect(history_of(rest[0]), seq))
+            # A brand-new session id: its history must be empty (version 0).
+            seq = await self.log.append(events, Expect(subjects.session_history(session_id), 0))
             await self.projector.wait_for(seq)
         finally:
             self._pending[principal.org.id].pop(session_id, None)
         log.info("session created", extra={"session_id": session_id, "org_id": principal.org.id})
         return self.model.sessions[session_id]
 
-    async def _admit_and_append(self, principal: Principal, created: session.Event) -> int:
+    async def _admit(self, principal: Principal, session_id: str, now: datetime) -> None:
+        """Append the org's admission of this session, conditional on its previous one."""
         org_id = principal.org.id
         for _ in range(MAX_ATTEMPTS):
             async with self._org_locks[org_id]:
                 pending = self._pending[org_id]
-                in_flight = [s for s in pending if s not in self.model.sessions]
-                active = self.model.active_count(org_id) + len(in_flight)
-                org.admit(principal.org.plan_limits, active)
-                version = max(
-                    self.model.creation_version.get(org_id, 0), *pending.values(), 0
-                )
+                unseen = sum(1 for seq in pending.values() if seq > self.model.last_seq)
+                active = self.model.active_count(org_id, now) + unseen
+                admitted = org.decide_admission(principal.org, session_id, active, now,
+                                                new_event_id)
+                version = max(self.model.admission_version.get(org_id, 0), *pending.values(), 0)
                 try:
                     seq = await self.log.append(
-                        [created], Expect(subjects.org_creations(org_id), version)
-                    )
+                        admitted, Expect(subjects.org_admissions(org_id), version))
                 except ConcurrencyConflict:
-                    # Another API process created a session in this org: catch up, re-decide.
-                    latest = await self.log.version(subjects.org_creations(org_id))
+                    # Another API process admitted a session in this org: catch up, re-decide.
+                    latest = await self.log.version(subjects.org_admissions(org_id))
                     await self.projector.wait_for(latest)
                     continue
-                pending[created.session_id] = seq  # type: ignore[union-attr]
-                return seq
+                pending[session_id] = seq
+                return
         raise ConcurrencyConflict(f"org {org_id}: admission kept conflicting")
 
     async def end(self, principal: Principal, session_id: str, now: datetime) -> Session:

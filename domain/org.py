@@ -1,16 +1,18 @@
 """The Org aggregate: a customer account, its plan and its API keys, and admission.
 
-Admission (the plan's concurrency cap) is decided against the org's set of
-active sessions. The caller appends ``session.created`` conditionally on the
-org's last creation (optimistic concurrency), so concurrent creates cannot
-overshoot the cap; a session reaching a terminal state frees its slot through
-the same log, so replay reproduces every decision.
+Admission (the plan's concurrency cap) is a decision of the Org: it appends
+``org.session_admitted`` conditionally on the org's previous admission
+(optimistic concurrency), so concurrent creates cannot overshoot the cap. The
+session's own ``session.created`` follows; a session reaching a terminal state
+frees its slot through the same log, so replay reproduces every decision. An
+admission whose session never appears (its API process died in between) stops
+counting after ``ADMISSION_GRACE``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import msgspec
 
@@ -47,7 +49,13 @@ class PlanChanged(OrgEvent, frozen=True, tag="org.plan_changed"):
     plan: str
 
 
-Event = OrgCreated | ApiKeyCreated | ApiKeyRevoked | PlanChanged
+class SessionAdmitted(OrgEvent, frozen=True, tag="org.session_admitted"):
+    session_id: str
+
+
+Event = OrgCreated | ApiKeyCreated | ApiKeyRevoked | PlanChanged | SessionAdmitted
+
+ADMISSION_GRACE = timedelta(seconds=30)
 
 
 # ── Fold ────────────────────────────────────────────────────────────────────────
@@ -153,6 +161,18 @@ def admit(plan: Plan, active_sessions: int) -> None:
             f"Your {plan.name} plan allows {plan.max_concurrency} concurrent session(s); "
             "end one or upgrade.",
         )
+
+
+def decide_admission(
+    org: Org, session_id: str, active_sessions: int, now: datetime, new_id: Callable[[], str]
+) -> list[Event]:
+    """Admit one more session, or refuse it at the plan's cap.
+
+    ``active_sessions`` counts the org's non-terminal sessions and its admissions
+    younger than ``ADMISSION_GRACE`` whose session has not appeared yet.
+    """
+    admit(org.plan_limits, active_sessions)
+    return [SessionAdmitted(id=new_id(), org_id=org.id, at=now, session_id=session_id)]
 
 
 def clamp_duration(plan: Plan, requested: int | None) -> int:

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from domain import session
 from domain.events import Event
+from domain.org import ADMISSION_GRACE, SessionAdmitted
 from domain.session import Session, SessionCreated, SessionEvent
 
 
@@ -35,7 +36,9 @@ class SessionsModel:
     versions: dict[str, int] = field(default_factory=dict)
     by_org: dict[str, list[str]] = field(default_factory=dict)
     active_by_org: dict[str, set[str]] = field(default_factory=dict)
-    creation_version: dict[str, int] = field(default_factory=dict)
+    # Admissions whose session has not appeared yet: org → {session id: admitted at}.
+    admitted: dict[str, dict[str, datetime]] = field(default_factory=dict)
+    admission_version: dict[str, int] = field(default_factory=dict)
     # Queued sessions no worker has claimed yet (capacity admission counts them).
     waiting: set[str] = field(default_factory=set)
     last_seq: int = 0
@@ -44,6 +47,11 @@ class SessionsModel:
         if seq <= self.last_seq:
             return  # already applied: re-delivery after a reconnect is harmless
         self.last_seq = seq
+        if isinstance(event, SessionAdmitted):
+            if event.session_id not in self.sessions:
+                self.admitted.setdefault(event.org_id, {})[event.session_id] = event.at
+            self.admission_version[event.org_id] = seq
+            return
         if not isinstance(event, SessionEvent):
             return
         before = self.sessions.get(event.session_id)
@@ -53,9 +61,7 @@ class SessionsModel:
         self.sessions[event.session_id] = after
         self.versions[event.session_id] = seq
         if isinstance(event, SessionCreated):
-            # Every creation moves the org's creations subject, even a repeated one
-            # that leaves the session as it is: admission appends conditionally on it.
-            self.creation_version[event.org_id] = seq
+            self.admitted.get(event.org_id, {}).pop(event.session_id, None)
             if before is None:
                 bisect.insort(self.by_org.setdefault(event.org_id, []), event.session_id)
         if after.status == "queued":
@@ -74,8 +80,14 @@ class SessionsModel:
         found = self.sessions.get(session_id)
         return found if found is not None and found.org_id == org_id else None
 
-    def active_count(self, org_id: str) -> int:
-        return len(self.active_by_org.get(org_id, ()))
+    def active_count(self, org_id: str, now: datetime | None = None) -> int:
+        """Non-terminal sessions, plus admissions still waiting for their session."""
+        pending = self.admitted.get(org_id, {})
+        if now is not None:
+            waiting = sum(1 for at in pending.values() if now - at < ADMISSION_GRACE)
+        else:
+            waiting = len(pending)
+        return len(self.active_by_org.get(org_id, ())) + waiting
 
     def page(self, query: Query) -> tuple[list[Session], bool]:
         """A page, newest first, and whether more match after it."""
@@ -110,7 +122,8 @@ class SessionsModel:
             "versions": dict(sorted(self.versions.items())),
             "by_org": {k: list(v) for k, v in sorted(self.by_org.items())},
             "active_by_org": {k: sorted(v) for k, v in sorted(self.active_by_org.items()) if v},
-            "creation_version": dict(sorted(self.creation_version.items())),
+            "admitted": {k: dict(sorted(v.items())) for k, v in sorted(self.admitted.items()) if v},
+            "admission_version": dict(sorted(self.admission_version.items())),
             "waiting": sorted(self.waiting),
             "last_seq": self.last_seq,
         }

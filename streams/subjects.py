@@ -7,9 +7,11 @@ Event log (JetStream stream ``EVENTS``), one subject per event::
 
 Optimistic concurrency filters (``Nats-Expected-Last-Subject-Sequence-Subject``):
 
-    events.session.*.<session_id>.>     one session's history
-    events.session.<org_id>.*.created   an org's session creations (admission)
-    events.org.<org_id>.>               one org's history
+    events.session.*.<session_id>.>         one session's history
+    events.org.<org_id>.session_admitted    an org's admissions (a literal subject:
+                                            the check stays O(1) however many
+                                            sessions the org has had)
+    events.org.<org_id>.>                   one org's history
 """
 
 from __future__ import annotations
@@ -59,6 +61,10 @@ def session_history(session_id: str) -> str:
 
 def org_creations(org_id: str) -> str:
     return f"events.session.{org_id}.*.created"
+
+
+def org_admissions(org_id: str) -> str:
+    return f"events.org.{org_id}.session_admitted"
 
 
 def org_history(org_id: str) -> str:

@@ -21,7 +21,7 @@ from domain import ids
 from domain import session as s
 from domain.errors import Rejected
 from domain.events import Event
-from domain.org import OrgCreated, OrgEvent
+from domain.org import ADMISSION_GRACE, OrgCreated, OrgEvent, SessionAdmitted
 from projections.runner import Projector
 from projections.sessions import Query, SessionsModel
 from streams import subjects
@@ -172,8 +172,8 @@ async def check_against_the_log(driver: Driver) -> None:
         assert model.active_by_org.get(org, set()) == {
             sid for sid in mine if not folded[sid].terminal
         }
-        assert model.creation_version.get(org, 0) == await log.version(
-            subjects.org_creations(org)
+        assert model.admission_version.get(org, 0) == await log.version(
+            subjects.org_admissions(org)
         )
 
 
@@ -268,29 +268,27 @@ async def test_wait_for_returns_once_the_sequence_is_applied(event_log: EventLog
         await projector.stop()
 
 
-async def test_creation_version_follows_the_log_even_for_a_repeated_creation(
+async def test_admissions_count_until_their_session_appears_or_the_grace_ends(
     event_log: EventLog,
 ) -> None:
-    # The log is the truth: a second session.created for an existing session leaves the
-    # session as it is, but it is an event on the org's creations subject, so the next
-    # admission must be conditional on it, or every later creation in the org conflicts.
-    org, sid = new_org(), new_session()
-    await event_log.append(creation(org, sid), Expect(subjects.session_history(sid), 0))
-    repeated = creation(org, sid)[0]
-    await event_log.append([repeated])
-    model = await rebuild(event_log, await event_log.last_seq())
-
-    creations = subjects.org_creations(org)
-    assert model.creation_version[org] == await event_log.version(creations)
-    assert model.versions[sid] == await event_log.version(subjects.session_history(sid))
-    assert model.by_org[org] == [sid]
-    found = model.get(org, sid)
-    assert found is not None and found.status == "queued"
-    # Admission decided from the model goes through.
-    other = new_session()
-    await event_log.append(
-        creation(org, other)[:1], Expect(creations, model.creation_version[org])
-    )
+    # An admission holds a slot for its session before the session exists, so two
+    # API processes cannot both take the last slot; if the session never comes
+    # (its API process died), the slot comes back after the grace period.
+    org, sid, ghost = new_org(), new_session(), new_session()
+    model = SessionsModel()
+    for admitted_sid in (sid, ghost):
+        event = SessionAdmitted(id=new_event_id(), org_id=org, at=T0, session_id=admitted_sid)
+        seq = await event_log.append([event], Expect(
+            subjects.org_admissions(org), model.admission_version.get(org, 0)))
+        model.apply(seq, event)
+    assert model.active_count(org, T0) == 2
+    assert model.admission_version[org] == await event_log.version(subjects.org_admissions(org))
+    created = creation(org, sid, T0)
+    seq = await event_log.append(created, Expect(subjects.session_history(sid), 0))
+    for offset, event in enumerate(created):
+        model.apply(seq - len(created) + 1 + offset, event)
+    assert model.active_count(org, T0) == 2  # the session now counts instead of its admission
+    assert model.active_count(org, T0 + ADMISSION_GRACE) == 1  # the ghost's slot is back
 
 
 # ── The model on its own ────────────────────────────────────────────────────────
@@ -452,10 +450,8 @@ def test_last_seq_is_recorded_for_every_event_including_other_aggregates() -> No
     created, queued = creation(org, sid, T0)
     model.apply(3, created)
     assert model.last_seq == 3 and model.versions[sid] == 3
-    assert model.creation_version[org] == 3
     model.apply(7, OrgCreated(id=new_event_id(), org_id=org, at=T0, name="n", plan="launch"))
     assert model.last_seq == 7  # not a session event, but applied all the same
     model.apply(9, queued)
     assert model.last_seq == 9 and model.versions[sid] == 9
-    assert model.creation_version[org] == 3  # queued is not a creation
     assert model.export()["last_seq"] == 9
