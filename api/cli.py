@@ -21,9 +21,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import uvicorn
-
-from api import logs
+from api import logs, serving
 from api.app import create_app
 from api.config import Settings, load_keyring
 from api.orgs import create_key
@@ -122,7 +120,7 @@ def _up(args: argparse.Namespace) -> int:
         nats_url = nats_server.url
         log.info("embedded nats-server started", extra={"url": nats_url})
     try:
-        return asyncio.run(_serve(_settings(args, nats_url), create_keys=True, everything=True))
+        return serving.run(_serve(_settings(args, nats_url), create_keys=True, everything=True))
     finally:
         if nats_server is not None:
             nats_server.stop()
@@ -130,7 +128,7 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _api(args: argparse.Namespace) -> int:
-    return asyncio.run(_serve(_settings(args, args.nats_url), create_keys=False))
+    return serving.run(_serve(_settings(args, args.nats_url), create_keys=False))
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -144,7 +142,7 @@ def _worker(args: argparse.Namespace) -> int:
         finally:
             await log_.close()
 
-    return asyncio.run(_until_signal(run))
+    return serving.run(_until_signal(run))
 
 
 def _supervisor(args: argparse.Namespace) -> int:
@@ -161,7 +159,7 @@ def _supervisor(args: argparse.Namespace) -> int:
             await projector.stop()
             await log_.close()
 
-    return asyncio.run(_until_signal(run))
+    return serving.run(_until_signal(run))
 
 
 def _worker_settings(settings: Settings) -> WorkerSettings:
@@ -188,25 +186,21 @@ async def _serve(settings: Settings, *, create_keys: bool, everything: bool = Fa
             Worker(services.log, keyring, _worker_settings(settings)).run(stop_workers)))
         background.append(asyncio.create_task(Supervisor(
             services.log, services.sessions_model, settings.heartbeat_seconds).run(stop_workers)))
-    config = uvicorn.Config(
-        create_app(services), host=settings.host, port=settings.port, log_config=None,
-        access_log=False, lifespan="off", ws="websockets-sansio",
-    )
-    server = uvicorn.Server(config)
+    server = serving.server(create_app(services), settings.host, settings.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    serving = asyncio.create_task(server.serve())
+    serving_task = asyncio.create_task(server.serve())
     log.info("protoface api listening", extra={"url": f"http://{settings.host}:{settings.port}"})
     waiter = asyncio.create_task(stop.wait())
-    await asyncio.wait({serving, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait({serving_task, waiter}, return_when=asyncio.FIRST_COMPLETED)
     stop_workers.set()  # drain sessions before the API goes away
     await asyncio.gather(*background, return_exceptions=True)
     server.should_exit = True
     with contextlib.suppress(Exception):
-        await serving
+        await serving_task
     waiter.cancel()
     await services.stop()
     log.info("protoface stopped")
@@ -222,7 +216,7 @@ def _keys_create(args: argparse.Namespace) -> int:
             await log_.close()
         return issued.key
 
-    print(asyncio.run(run()))
+    print(serving.run(run()))
     return 0
 
 

@@ -9,11 +9,11 @@ is what Protoface itself costs.
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 import msgspec
-import uvicorn
 from litestar import Litestar, Request, Response, post
+
+from api import serving
 
 PATH = "/bench"
 
@@ -48,12 +48,8 @@ def create_app() -> Litestar:
 
 
 async def serve(host: str, port: int) -> None:
-    # Exactly the uvicorn settings of ``api.cli._serve`` (and the same plain asyncio.run loop).
-    config = uvicorn.Config(
-        create_app(), host=host, port=port, log_config=None, access_log=False, lifespan="off",
-        ws="websockets-sansio",
-    )
-    await uvicorn.Server(config).serve()
+    # Exactly the server settings and event loop of ``protoface api`` (api.serving).
+    await serving.server(create_app(), host, port).serve()
 
 
 def main() -> None:
@@ -61,7 +57,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     args = parser.parse_args()
-    asyncio.run(serve(args.host, args.port))
+    serving.run(serve(args.host, args.port))
 
 
 if __name__ == "__main__":
