@@ -4,6 +4,7 @@ against real processes: API, supervisor, worker, NATS."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from datetime import datetime
 
@@ -76,12 +77,12 @@ async def test_relay_session_streams_synchronized_media_and_bills_what_it_ran(
     kinds = [type(f).__name__ for f in received[:20]]
     assert kinds == ["ProtofaceVideoFrame", "ProtofaceAudioFrame"] * 10
     pts = [v.pts for v in videos]
-    assert all(b is not None and a is not None and b > a for a, b in zip(pts, pts[1:], strict=False))
+    assert all(a is not None and b is not None and b > a for a, b in itertools.pairwise(pts))
     assert videos[0].size == (256, 256) or videos[0].size == (512, 512)
     # The speech comes back, in order, within the frames (nothing lost, nothing invented).
     played = np.concatenate([np.frombuffer(a.audio, dtype="<i2") for a in audios])
-    start = int(np.flatnonzero(played)[0])
-    assert np.array_equal(played[start : start + 8000], utterance[np.flatnonzero(utterance)[0]:][:8000])
+    heard, said = int(np.flatnonzero(played)[0]), int(np.flatnonzero(utterance)[0])
+    assert np.array_equal(played[heard : heard + 8000], utterance[said : said + 8000])
 
     usage = ended["usage"]
     assert isinstance(usage, dict) and usage["frames"] > 0
