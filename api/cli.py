@@ -182,6 +182,7 @@ async def _serve(settings: Settings, *, create_keys: bool, everything: bool = Fa
     background: list[asyncio.Task[None]] = []
     stop_workers = asyncio.Event()
     if everything:
+        await _ensure_dev_key(services.log, settings.data_dir)
         background.append(asyncio.create_task(
             Worker(services.log, keyring, _worker_settings(settings)).run(stop_workers)))
         background.append(asyncio.create_task(Supervisor(
@@ -205,6 +206,16 @@ async def _serve(settings: Settings, *, create_keys: bool, everything: bool = Fa
     await services.stop()
     log.info("protoface stopped")
     return 0
+
+
+async def _ensure_dev_key(event_log: EventLog, data_dir: Path) -> None:
+    """For ``protoface up``: a key for a local "dev" org, written to a file (never logged)."""
+    path = data_dir / "dev-api-key"
+    if not path.exists():
+        issued = await create_key(event_log, "dev", "launch")
+        path.write_text(issued.key + "\n")
+        path.chmod(0o600)
+    log.info("development API key (org dev, plan launch) is in a file", extra={"path": str(path)})
 
 
 def _keys_create(args: argparse.Namespace) -> int:

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 import msgspec
 
-_STANDARD = set(vars(logging.makeLogRecord({})))  # attributes every record has
+# Attributes every record has, and uvicorn's ANSI-coloured duplicate of the message.
+_STANDARD = {*vars(logging.makeLogRecord({})), "color_message"}
 _encoder = msgspec.json.Encoder()
 
 

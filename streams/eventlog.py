@@ -136,8 +136,12 @@ class EventLog:
         await self.js.update_stream(config)
 
     async def close(self) -> None:
-        if not self.nc.is_closed:
+        if self.nc.is_closed:
+            return
+        try:
             await self.nc.drain()
+        except Exception:  # reconnecting or already gone: nothing left to flush
+            await self.nc.close()
 
     @property
     def connected(self) -> bool:

@@ -65,13 +65,18 @@ class EmbeddedNats:
         self._ports_dir = Path(tempfile.mkdtemp(prefix="nats-ports-"))
         args += ["--ports_file_dir", str(self._ports_dir)]
         args += list(self.extra_args)
+        # Its own session: a Ctrl-C (or a signal to our process group) must reach us
+        # only, so we can drain our clients and then stop the server, in that order.
         if self.log_file is None:
             self.process = subprocess.Popen(
-                args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True,
             )
         else:
             with self.log_file.open("ab") as out:  # the child keeps its own descriptor
-                self.process = subprocess.Popen(args, stdout=out, stderr=out)
+                self.process = subprocess.Popen(
+                    args, stdout=out, stderr=out, start_new_session=True
+                )
         try:
             self._wait_ready(timeout)
         except BaseException:
