@@ -1,0 +1,41 @@
+"""An in-memory transport: the same port the relay and LiveKit implement, driven by a test."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from worker.transport import Closed, FrameOut, Inbound
+
+
+class MemoryTransport:
+    observes_audio = True
+
+    def __init__(self) -> None:
+        self.incoming: asyncio.Queue[Inbound] = asyncio.Queue()
+        self.frames: list[FrameOut] = []
+        self.errors: list[tuple[str, str]] = []
+        self.ready_info: dict[str, object] | None = None
+        self.closed = False
+
+    async def connect(self) -> None:
+        return None
+
+    async def inbound(self) -> AsyncIterator[Inbound]:
+        while True:
+            item = await self.incoming.get()
+            yield item
+            if isinstance(item, Closed):
+                return
+
+    async def ready(self, info: dict[str, object]) -> None:
+        self.ready_info = info
+
+    async def send(self, frame: FrameOut) -> None:
+        self.frames.append(frame)
+
+    async def error(self, code: str, message: str) -> None:
+        self.errors.append((code, message))
+
+    async def close(self) -> None:
+        self.closed = True

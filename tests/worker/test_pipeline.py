@@ -1,0 +1,113 @@
+"""The session pipeline through the transport port: speech in, synchronized frames out."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+
+from tests import speech
+from tests.worker.memory_transport import MemoryTransport
+from worker.features import EnergyMouth, FaceParams
+from worker.pipeline import Pipeline
+from worker.render_mock import MockRenderer
+from worker.tiers import TIERS
+from worker.transport import Closed, Interrupt, Rejected, SpeechIn
+
+
+def mouth_darkness(frame: np.ndarray, renderer: MockRenderer) -> int:
+    top, bottom, left, right = renderer.mouth_box
+    region = frame[top:bottom, left:right]
+    return int((region.sum(axis=2) < 200).sum())
+
+
+def test_mock_mouth_is_closed_in_silence_and_open_with_speech() -> None:
+    renderer = MockRenderer(256, 256)
+    closed, half, wide = renderer.render(
+        [FaceParams(0.0, False), FaceParams(0.5, True), FaceParams(1.0, True)])
+    assert mouth_darkness(closed, renderer) == 0
+    assert 0 < mouth_darkness(half, renderer) < mouth_darkness(wide, renderer)
+
+
+def test_the_same_seed_renders_the_same_frames() -> None:
+    params = [FaceParams(x / 10, True) for x in range(10)]
+    assert all(
+        np.array_equal(a, b) for a, b in zip(
+            MockRenderer(256, 256, seed=7).render(params),
+            MockRenderer(256, 256, seed=7).render(params), strict=True)
+    )
+
+
+def test_energy_mouth_opens_fast_and_closes_slowly_to_neutral() -> None:
+    mouth = EnergyMouth()
+    loud = (np.sin(np.arange(640)) * 12_000).astype(np.int16)
+    opened = [mouth.step(loud).mouth_open for _ in range(3)]
+    assert opened[0] > 0.5 and opened[-1] > opened[0]
+    closing = [mouth.step(np.zeros(640, np.int16)).mouth_open for _ in range(30)]
+    assert closing[0] > 0.3  # slow release: coarticulation, not a snap shut
+    assert closing[-1] == 0.0  # silence relaxes to a closed mouth
+
+
+async def run_pipeline(transport: MemoryTransport, seconds: float) -> Pipeline:
+    renderer = MockRenderer(256, 256)
+    pipeline = Pipeline(transport, renderer, TIERS["mock"])
+    stop = asyncio.Event()
+    pump = asyncio.create_task(pipeline.pump_inbound())
+    output = asyncio.create_task(pipeline.run_output(stop, drain_seconds=0.2))
+    await asyncio.sleep(seconds)
+    stop.set()
+    await asyncio.wait_for(output, 2)
+    await transport.incoming.put(Closed())
+    await asyncio.wait_for(pump, 2)
+    return pipeline
+
+
+async def test_speech_plays_back_in_order_with_one_frame_per_tick() -> None:
+    transport = MemoryTransport()
+    utterance = speech.load("numbers.wav")[:16_000]
+    await transport.incoming.put(SpeechIn(utterance))
+    pipeline = await run_pipeline(transport, 1.4)
+    played = np.concatenate([f.audio for f in transport.frames])
+    start = int(np.flatnonzero(played)[0])
+    first = int(np.flatnonzero(utterance)[0])
+    assert np.array_equal(played[start : start + 12_000], utterance[first : first + 12_000])
+    assert all(f.audio.size == 640 for f in transport.frames)
+    assert [f.timestamp_ms for f in transport.frames] == [40 * i for i in range(len(transport.frames))]
+    assert pipeline.frames == sum(f.frame is not None for f in transport.frames)
+
+
+async def test_the_mouth_moves_with_speech_and_rests_in_silence() -> None:
+    transport = MemoryTransport()
+    silence = np.zeros(8_000, np.int16)
+    await transport.incoming.put(SpeechIn(np.concatenate([silence, speech.load()[8_000:24_000]])))
+    await run_pipeline(transport, 1.2)
+    renderer = MockRenderer(256, 256)
+    dark = [mouth_darkness(f.frame, renderer) for f in transport.frames if f.frame is not None]
+    assert max(dark[:10]) == 0  # the first 400 ms are silence: mouth closed
+    assert max(dark[12:]) > 0  # speech opens it
+
+
+async def test_interrupt_drops_queued_speech_at_the_next_tick() -> None:
+    transport = MemoryTransport()
+    await transport.incoming.put(SpeechIn(np.full(16_000 * 5, 5000, np.int16)))
+
+    async def interrupt_soon() -> None:
+        await asyncio.sleep(0.3)
+        await transport.incoming.put(Interrupt())
+
+    task = asyncio.create_task(interrupt_soon())
+    await run_pipeline(transport, 0.8)
+    await task
+    spoken = [bool(f.audio.any()) for f in transport.frames]
+    last_spoken = max(i for i, s in enumerate(spoken) if s)
+    assert not any(spoken[last_spoken + 1 :])
+    assert last_spoken <= 0.3 / 0.04 + 2  # at most one tick after the interrupt
+
+
+async def test_rejected_input_is_answered_with_an_error_and_the_session_goes_on() -> None:
+    transport = MemoryTransport()
+    await transport.incoming.put(Rejected("invalid_record", "record too short"))
+    await transport.incoming.put(SpeechIn(np.full(1600, 3000, np.int16)))
+    await run_pipeline(transport, 0.3)
+    assert transport.errors == [("invalid_record", "record too short")]
+    assert any(f.audio.any() for f in transport.frames)
