@@ -601,7 +601,6 @@ def report(
     def phase(a: str, b: str) -> list[float]:
         return [getattr(t, b) - getattr(t, a) for t in good]
 
-    zero = [0.0] * len(good)
     print("first frame, by phase (ms; client marks, then the server's wall-clock stamps):")
     print()
     print("| phase | p50 | p99 | max |")
@@ -617,7 +616,6 @@ def report(
          phase("claimed_ms", "first_frame_ms")),
         ("server: first frame stamp → VIDEO received", phase("first_frame_ms", "first_video_ms")),
     ]
-    del zero
     for name, values in rows:
         clean = [v for v in values if v == v]
         peak = max(clean) if clean else float("nan")

@@ -72,7 +72,8 @@ async def test_speech_plays_back_in_order_with_one_frame_per_tick() -> None:
     first = int(np.flatnonzero(utterance)[0])
     assert np.array_equal(played[start : start + 12_000], utterance[first : first + 12_000])
     assert all(f.audio.size == 640 for f in transport.frames)
-    assert [f.timestamp_ms for f in transport.frames] == [40 * i for i in range(len(transport.frames))]
+    stamps = [f.timestamp_ms for f in transport.frames]
+    assert stamps == [40 * i for i in range(len(stamps))]
     assert pipeline.frames == sum(f.frame is not None for f in transport.frames)
 
 
