@@ -124,6 +124,8 @@ class Trace:
     onset_offset: int = 0  # sample index of the onset inside that record
     spurious: int = 0  # open mouths or non-silent audio before the burst was sent
     frames: int = 0
+    phase_ms: float = 0.0  # when the stream started after the first VIDEO arrived
+    min_lag_ms: float = float("inf")  # min over VIDEO frames of (arrival − timestamp_ms)
     # Server side (wall clock, same machine): ms after the POST was sent.
     created_ms: float = float("nan")
     claimed_ms: float = float("nan")
@@ -133,6 +135,14 @@ class Trace:
     @property
     def added_ms(self) -> float:
         return self.mouth_open_ms - self.onset_sent_ms
+
+    @property
+    def jitter_ms(self) -> float:
+        """How much later the open-mouth frame arrived than the session's fastest frame,
+        relative to its tick (the pacer's schedule is ``timestamp_ms`` after its start)."""
+        if self.mouth_ts is None:
+            return float("nan")
+        return self.mouth_open_ms - self.mouth_ts - self.min_lag_ms
 
     @property
     def audio_back_ms(self) -> float:
@@ -192,7 +202,11 @@ async def _session(
     http: Any, api_url: str, key: str, lead_in_ms: int, signal_kind: str, meter: MouthMeter,
     trace: Trace,
 ) -> None:
-    """Run one session into ``trace`` (errors are recorded, not raised)."""
+    """Run one session into ``trace`` (errors are recorded, not raised).
+
+    The stream starts ``trace.phase_ms`` after the first VIDEO arrived: the pacer ticks
+    every 40 ms from the first frame, so the phase decides how long the burst's first
+    record waits for the tick that plays it (0–40 ms); sessions spread it evenly."""
     import aiohttp
 
     from worker import records
@@ -229,6 +243,8 @@ async def _session(
                            int(record.header.get("height", 256))]
         elif kind is records.Kind.VIDEO:
             trace.frames += 1
+            lag = (now - t0) * 1000 - int(record.header["timestamp_ms"])
+            trace.min_lag_ms = min(trace.min_lag_ms, lag)
             if not first_video.is_set():
                 trace.first_video_ms = (now - t0) * 1000
                 first_video.set()
@@ -288,7 +304,7 @@ async def _session(
                 if trace.error:
                     return
                 # Stream in real time: record j leaves at start + j × 20 ms.
-                start = time.perf_counter()
+                start = time.perf_counter() + trace.phase_ms / 1000
                 for j, chunk in enumerate(plan):
                     if done.is_set():
                         break
@@ -340,6 +356,11 @@ async def _end(http: Any, api_url: str, headers: dict[str, str], trace: Trace,
     trace.first_frame_ms = _wall_ms(view.get("first_frame_at"), wall0)
 
 
+def _phase(n: int) -> float:
+    """Session ``n``'s stream phase, 0–40 ms: a golden-ratio sequence (evenly spread)."""
+    return (n * 0.6180339887498949) % 1.0 * 40.0
+
+
 def _new_loop_runner() -> Any:
     try:
         import uvloop
@@ -363,8 +384,8 @@ def sessions_load(
         deadline = time.monotonic() + deadline_s
         timeout = aiohttp.ClientTimeout(total=30)
         async with aiohttp.ClientSession(timeout=timeout) as http:
-            for _ in range(warmup):
-                trace = Trace(warmup=True)
+            for n in range(warmup):
+                trace = Trace(warmup=True, phase_ms=_phase(n))
                 traces.append(trace)
                 await _session(http, api_url, key, lead_in_ms, signal_kind, meter, trace)
             left = [sessions]
@@ -372,7 +393,7 @@ def sessions_load(
             async def client() -> None:
                 while left[0] > 0 and time.monotonic() < deadline:
                     left[0] -= 1
-                    trace = Trace()
+                    trace = Trace(phase_ms=_phase(sessions - left[0]))
                     traces.append(trace)
                     await _session(http, api_url, key, lead_in_ms, signal_kind, meter, trace)
 
@@ -588,6 +609,10 @@ def report(
     print(_row("audio in → mouth open (VIDEO received)", added,
                f"≤ {TARGET_ADDED:g} (p99 and max)", ok_added, relay_rtt, "relay RTT"))
     print(_row("  same, minus relay echo RTT p50", net))
+    print(_row("  of which: open frame's delivery lag vs the session's fastest frame",
+               [t.jitter_ms for t in good]))
+    print(_row("  of which: wait for the tick that plays it, plus fastest delivery",
+               [t.added_ms - t.jitter_ms for t in good]))
     print(_row("audio in → onset AUDIO received", audio_back, base=relay_rtt,
                base_name="relay RTT"))
     print(_row("A/V skew, timestamp_ms (mouth − audio)", skew_ts,

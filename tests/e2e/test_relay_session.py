@@ -157,3 +157,33 @@ async def test_media_token_only_opens_its_own_session(stack: Stack, workers: lis
                 assert ws.close_code == 4404
         except aiohttp.WSServerHandshakeError as exc:
             assert exc.status in (403, 404)
+
+
+async def test_malformed_records_get_an_error_record_and_the_session_goes_on(
+    stack: Stack, workers: list[object]
+) -> None:
+    stack.worker(slots=1)
+    key = stack.new_key("launch")
+    created = httpx.post(f"{stack.url}/v1/pipecat/sessions", headers=auth(key),
+                         json={"avatar_id": "av_stock_001", "quality": "mock"}).json()
+    relay = created["relay"]
+    async with aiohttp.ClientSession() as http, http.ws_connect(
+        relay["media_url"], headers={"Authorization": f"Bearer {relay['media_token']}"},
+        protocols=(relay["protocol"],),
+    ) as ws:
+        for garbage in (b"\x00\x00", b"\x00\x00\x00\x09\x01\x00\x00\x00\x09{}",
+                        records.encode(records.Kind.AUDIO, {"sample_rate": "fast"}, b"\x00\x00"),
+                        records.encode(records.Kind.VIDEO, {}, b"")):
+            await ws.send_bytes(garbage)
+        errors: list[str] = []
+        videos = 0
+        while len(errors) < 4 or videos < 5:
+            record = records.decode(await ws.receive_bytes(timeout=10))
+            if record.kind is records.Kind.ERROR:
+                errors.append(record.header["code"])
+            elif record.kind is records.Kind.VIDEO and len(errors) == 4:
+                videos += 1  # frames keep flowing after every error
+        assert errors == ["invalid_record", "invalid_record", "invalid_sample_rate",
+                          "unexpected_record"]
+    found = session(stack, key, created["session"]["id"])
+    assert found["status"] in ("running", "ending", "ended")

@@ -149,3 +149,16 @@ async def test_client_disconnect_ends_the_session(stack: Stack, workers: list[ob
                if isinstance(e, s.SessionEnded)]
     assert reasons == ["client_disconnected"]
     await asyncio.sleep(0)
+
+
+async def test_end_reaches_the_worker_within_a_second(stack: Stack, workers: list[object]) -> None:
+    stack.worker(slots=1)
+    key = stack.new_key("launch")
+    session_id, client = await running(stack, key)
+    requested = datetime.now(UTC)
+    ending = httpx.post(f"{stack.url}/v1/sessions/{session_id}/end", headers=auth(key)).json()
+    assert ending["status"] in ("ending", "ended")
+    ended = await wait_status(stack, key, session_id, "ended", timeout=5)
+    # Nothing was queued to say, so the drain is immediate: the end is the worker's reaction.
+    assert (ts(ended["ended_at"]) - requested).total_seconds() < 1.0
+    await client._close_media_websocket()
