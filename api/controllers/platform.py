@@ -30,11 +30,13 @@ class PlatformController(Controller):
         lag = (await services.log.last_seq() - services.projector.last_seq) if log_ok else 0
         components.append(StatusComponent(
             "projections", "operational" if lag < DEGRADED_LAG_EVENTS else "degraded"))
+        components.append(StatusComponent("workers", _workers_status(services)))
+        # The log down is an outage of everything; anything else degrades the platform.
         worst = "operational"
         for c in components:
-            if c.status == "outage":
-                worst = "outage" if c.name == "event_log" else "degraded"
-            elif c.status == "degraded" and worst == "operational":
+            if c.status == "outage" and c.name == "event_log":
+                worst = "outage"
+            elif c.status != "operational" and worst == "operational":
                 worst = "degraded"
         return json_response(StatusResponse(worst, components, now()))  # type: ignore[arg-type]
 
@@ -46,3 +48,11 @@ class PlatformController(Controller):
     @get("/metrics")
     async def metrics(self) -> Response[bytes]:
         return Response(content=generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _workers_status(services: Services) -> str:
+    if services.capacity.policy == "queue" and services.capacity.live_workers() == 0:
+        return "degraded"  # sessions are accepted and wait for a worker
+    if services.capacity.live_workers() == 0:
+        return "outage"
+    return "operational" if services.capacity.free_slots() > 0 else "degraded"

@@ -162,3 +162,13 @@ async def test_end_reaches_the_worker_within_a_second(stack: Stack, workers: lis
     # Nothing was queued to say, so the drain is immediate: the end is the worker's reaction.
     assert (ts(ended["ended_at"]) - requested).total_seconds() < 1.0
     await client._close_media_websocket()
+
+
+def test_status_reports_workers_as_they_come_and_go(stack: Stack, workers: list[object]) -> None:
+    def workers_status() -> str:
+        body = httpx.get(f"{stack.url}/v1/status").json()
+        return {c["name"]: c["status"] for c in body["components"]}["workers"]
+
+    assert workers_status() == "outage"  # no worker: creates are refused (503)
+    stack.worker(slots=1)
+    assert workers_status() == "operational"
