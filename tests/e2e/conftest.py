@@ -64,12 +64,15 @@ class Stack:
                       "worker slots never appeared")
         return process
 
-    def free_slots(self) -> int:
+    def metric(self, name: str) -> float:
         text = httpx.get(f"{self.url}/metrics", timeout=2).text
         for line in text.splitlines():
-            if line.startswith("protoface_worker_slots_available "):
-                return int(float(line.split()[1]))
-        return 0
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return 0.0
+
+    def free_slots(self) -> int:
+        return int(self.metric("protoface_worker_slots_available"))
 
     def new_key(self, plan: str = "launch") -> str:
         out = subprocess.run(
@@ -121,6 +124,10 @@ def workers(stack: Stack) -> Iterator[list[subprocess.Popen[bytes]]]:
     before = len(stack.processes)
     started: list[subprocess.Popen[bytes]] = []
     yield started
+    # Let the workers claim whatever the test left queued, so no session waits for a
+    # worker that is about to die (it would hold a slot of the next test's capacity).
+    stack.wait_for(lambda: stack.metric('protoface_sessions{status="queued"}') == 0, 10,
+                   "sessions left queued")
     for process in stack.processes[before:]:
         if process.poll() is None:
             process.kill()
