@@ -18,8 +18,6 @@ class MockRenderer:
         self.width = width
         self.height = height
         self._base = self._background(seed)
-        ys, xs = np.mgrid[0:height, 0:width]
-        self._ys, self._xs = ys, xs
         self.mouth_box = self._mouth_region()
 
     def _background(self, seed: int) -> np.ndarray:
