@@ -27,10 +27,12 @@ from api.config import Settings, load_keyring
 from api.orgs import create_key
 from api.services import Services
 from domain.plans import PLANS
+from projections import snapshots
 from projections.runner import Projector
 from projections.sessions import SessionsModel
 from streams.eventlog import EventLog
 from streams.server import EmbeddedNats
+from streams.snapshots import SnapshotStore
 from worker.runtime import Worker, WorkerSettings
 from worker.supervisor import Supervisor
 
@@ -150,7 +152,7 @@ def _supervisor(args: argparse.Namespace) -> int:
 
     async def run(stop: asyncio.Event) -> None:
         log_ = await EventLog.connect(settings.nats_url, name="protoface-supervisor")
-        model = SessionsModel()
+        model = await snapshots.restore(await SnapshotStore.open(log_), SessionsModel)
         projector = Projector(log_, [model])
         await projector.start()
         try:

@@ -31,6 +31,8 @@ class Settings:
     # Base URL clients reach this API at (for relay media URLs); default: the request's.
     public_url: str | None = None
     worker_slots: int = 4
+    # How often read models are snapshotted (a restart then folds only the tail).
+    snapshot_seconds: float = 30.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from api.capacity import Capacity
 from api.config import Settings
 from api.media_tokens import MediaTokens
 from api.ratelimit import RateLimiter
 from api.sessions import SessionService
 from domain.sealing import Keyring
+from projections import snapshots
 from projections.orgs import OrgsModel
 from projections.runner import Projector
 from projections.sessions import SessionsModel
 from streams.eventlog import EventLog
 from streams.idempotency import IdempotencyStore
+from streams.snapshots import SnapshotStore
 
 
 class Services:
@@ -22,7 +26,9 @@ class Services:
         self, *, settings: Settings, log: EventLog, projector: Projector,
         sessions_model: SessionsModel, orgs: OrgsModel, sessions: SessionService,
         idempotency: IdempotencyStore, keyring: Keyring, capacity: Capacity,
+        background: list[asyncio.Task[None]] | None = None,
     ) -> None:
+        self.background = background or []
         self.settings = settings
         self.log = log
         self.projector = projector
@@ -39,20 +45,27 @@ class Services:
     async def start(cls, settings: Settings, keyring: Keyring) -> Services:
         log = await EventLog.connect(settings.nats_url, name="protoface-api",
                                      replicas=settings.replicas)
-        sessions_model, orgs = SessionsModel(), OrgsModel()
+        # Restore the read models from their last snapshot, then fold only the tail.
+        snapshot_store = await SnapshotStore.open(log, settings.replicas)
+        sessions_model = await snapshots.restore(snapshot_store, SessionsModel)
+        orgs = await snapshots.restore(snapshot_store, OrgsModel)
         projector = Projector(log, [sessions_model, orgs])
         await projector.start()
         await projector.catch_up()
+        saver = asyncio.create_task(snapshots.save_periodically(
+            snapshot_store, [sessions_model, orgs], settings.snapshot_seconds))
         capacity = Capacity(settings.heartbeat_seconds, settings.when_at_capacity)
         await capacity.start(log)
         return cls(
             settings=settings, log=log, projector=projector, sessions_model=sessions_model,
             orgs=orgs, sessions=SessionService(log, projector, sessions_model, capacity),
             idempotency=await IdempotencyStore.open(log.js, settings.replicas), keyring=keyring,
-            capacity=capacity,
+            capacity=capacity, background=[saver],
         )
 
     async def stop(self) -> None:
+        for task in self.background:
+            task.cancel()
         await self.capacity.stop()
         await self.projector.stop()
         await self.log.close()

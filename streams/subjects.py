@@ -22,6 +22,7 @@ SESSION_EVENTS = "events.session.>"
 ORG_EVENTS = "events.org.>"
 
 IDEMPOTENCY_BUCKET = "IDEMPOTENCY"
+SNAPSHOTS_BUCKET = "PROJECTIONS"
 
 # Workers: the durable pull consumer they share, and the registry of live workers
 # (free slots, liveness) as a KV bucket.

@@ -4,6 +4,10 @@ The queue holds what the avatar still has to say. The pacer takes exactly one
 frame's worth of samples per tick, so what is said and what is shown can never
 drift apart. It is bounded in seconds: a producer that runs ahead waits
 (backpressure), nothing is dropped except by an explicit interrupt.
+
+Speech may belong to numbered segments (LiveKit's avatar protocol): the queue then
+reports when a segment's first sample is taken and when its last one is (or when an
+interrupt drops the rest), with how much of it played.
 """
 
 from __future__ import annotations
@@ -11,8 +15,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
+
+from worker.transport import Playback
 
 MODEL_RATE = 16_000
 
@@ -48,31 +56,64 @@ class Resampler:
         return np.clip(np.round(out), -32768, 32767).astype(np.int16)
 
 
+@dataclass(eq=False, slots=True)
+class _Segment:
+    id: str
+    played: int = 0  # samples the pacer has taken
+    started: bool = False
+
+
+# Queued after a segment's last sample: reaching it means the whole segment played.
+_END = np.zeros(0, dtype=np.int16)
+# Ids of segments already reported finished, so late speech for an interrupted segment
+# is dropped rather than played (and reported) again.
+_REMEMBERED = 64
+
+
 class SpeechQueue:
-    def __init__(self, max_seconds: float = 120.0, rate: int = MODEL_RATE) -> None:
+    def __init__(
+        self, max_seconds: float = 120.0, rate: int = MODEL_RATE, *,
+        on_playback: Callable[[Playback], None] | None = None,
+    ) -> None:
         self.rate = rate
         self.max_samples = int(max_seconds * rate)
-        self._chunks: deque[np.ndarray] = deque()
+        self._chunks: deque[tuple[np.ndarray, _Segment | None]] = deque()
         self._size = 0
         self._space = asyncio.Event()
         self._space.set()
         self.last_input = time.monotonic()
         self.received_samples = 0
+        self._on_playback = on_playback
+        self._live: dict[str, _Segment] = {}  # queued or playing, not yet reported finished
+        self._finished: deque[str] = deque(maxlen=_REMEMBERED)
 
     @property
     def buffered(self) -> int:
         return self._size
 
-    async def put(self, samples: np.ndarray) -> None:
-        """Queue speech; waits while the queue is full (never drops)."""
-        self.last_input = time.monotonic()
+    async def put(self, samples: np.ndarray, segment: str | None = None, *,
+                  observed: bool = True) -> None:
+        """Queue speech; waits while the queue is full (never drops).
+
+        ``observed`` False (synthetic filler) leaves the idle clock alone."""
+        if observed:
+            self.last_input = time.monotonic()
         while self._size >= self.max_samples:
             self._space.clear()
             await self._space.wait()
+        seg = self._segment(segment)
+        if seg is None and segment is not None:
+            return  # that segment was interrupted: its stragglers must not play
         if samples.size:
-            self._chunks.append(samples)
+            self._chunks.append((samples, seg))
             self._size += samples.size
             self.received_samples += samples.size
+
+    def end_segment(self, segment: str) -> None:
+        """Every sample of ``segment`` is queued: report it finished once they have played."""
+        seg = self._segment(segment)
+        if seg is not None:
+            self._chunks.append((_END, seg))
 
     def interrupt(self) -> int:
         """Drop everything not yet spoken; returns how many samples were dropped."""
@@ -80,22 +121,64 @@ class SpeechQueue:
         self._chunks.clear()
         self._size = 0
         self._space.set()
+        for seg in list(self._live.values()):
+            self._finish(seg, interrupted=True)
         return dropped
+
+    def close(self) -> None:
+        """The session is over: report segments whose end was reached, drop the rest."""
+        self._settle()
+        self.interrupt()
 
     def take(self, n: int) -> tuple[np.ndarray, int]:
         """Exactly ``n`` samples (silence-padded) and how many of them were queued speech."""
         out = np.zeros(n, dtype=np.int16)
         filled = 0
         while filled < n and self._chunks:
-            head = self._chunks[0]
+            head, seg = self._chunks[0]
+            if head is _END:
+                self._settle()
+                continue
+            if seg is not None and not seg.started:
+                seg.started = True
+                self._report(Playback(seg.id, finished=False))
             use = min(n - filled, head.size)
             out[filled : filled + use] = head[:use]
             filled += use
+            if seg is not None:
+                seg.played += use
             if use == head.size:
                 self._chunks.popleft()
             else:
-                self._chunks[0] = head[use:]
+                self._chunks[0] = (head[use:], seg)
+        # A segment whose last sample went out in this chunk is finished now, not a tick later.
+        self._settle()
         self._size -= filled
         if self._size < self.max_samples:
             self._space.set()
         return out, filled
+
+    def _settle(self) -> None:
+        while self._chunks and self._chunks[0][0] is _END:
+            _, seg = self._chunks.popleft()
+            assert seg is not None
+            self._finish(seg, interrupted=False)
+
+    def _segment(self, segment: str | None) -> _Segment | None:
+        if segment is None or segment in self._finished:
+            return None
+        seg = self._live.get(segment)
+        if seg is None:
+            seg = self._live[segment] = _Segment(segment)
+        return seg
+
+    def _finish(self, seg: _Segment, *, interrupted: bool) -> None:
+        if self._live.pop(seg.id, None) is None:
+            return
+        self._finished.append(seg.id)
+        self._report(Playback(seg.id, finished=True, position=seg.played / self.rate,
+                              interrupted=interrupted))
+
+    def _report(self, event: Playback) -> None:
+        if self._on_playback is not None:
+            self._on_playback(event)

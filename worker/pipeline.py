@@ -50,7 +50,7 @@ class Pipeline:
         self.tier = tier
         self.session_id = session_id
         self.clock = clock
-        self.speech = SpeechQueue()
+        self.speech = SpeechQueue(on_playback=transport.playback)
         self.mouth = EnergyMouth()
         self.frames = 0  # video frames sent
         self.first_frame_at: float | None = None  # monotonic
@@ -64,10 +64,13 @@ class Pipeline:
     async def pump_inbound(self) -> None:
         async for item in self.transport.inbound():
             match item:
-                case SpeechIn(samples=samples):
-                    await self.speech.put(samples)
-                case Flush():
-                    pass  # utterance boundary: queued speech plays out on its own
+                case SpeechIn(samples=samples, segment=segment, synthetic=synthetic):
+                    await self.speech.put(samples, segment, observed=not synthetic)
+                case Flush(segment=segment):
+                    # Queued speech plays out on its own; a numbered segment is reported
+                    # finished when its last sample has played.
+                    if segment is not None:
+                        self.speech.end_segment(segment)
                 case Interrupt():
                     dropped = self.speech.interrupt()
                     log.info("interrupt", extra={"session_id": self.session_id,
@@ -83,6 +86,12 @@ class Pipeline:
 
     async def run_output(self, stop: asyncio.Event, drain_seconds: float = 2.0) -> None:
         """Tick until ``stop``; then play out queued speech for at most ``drain_seconds``."""
+        try:
+            await self._ticks(stop, drain_seconds)
+        finally:
+            self.speech.close()  # what never played is reported interrupted
+
+    async def _ticks(self, stop: asyncio.Event, drain_seconds: float) -> None:
         period = 1.0 / self.tier.fps
         start = self.clock()
         index = 0

@@ -18,6 +18,7 @@ from worker.transport import (
     FrameOut,
     Inbound,
     Interrupt,
+    Playback,
     Rejected,
     SpeechIn,
     TransportError,
@@ -108,6 +109,9 @@ class RelayTransport:
         await self._send(records.encode(records.Kind.AUDIO, {
             "sample_rate": MODEL_RATE, "num_channels": 1, "timestamp_ms": frame.timestamp_ms,
         }, frame.audio.astype("<i2").tobytes()))
+
+    def playback(self, event: Playback) -> None:
+        return None  # relay speech carries no segment ids, so the pipeline never reports
 
     async def error(self, code: str, message: str) -> None:
         await self._send(records.error(code, message))

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import get_args
 
 from domain import ids, session
 from domain.errors import Rejected
@@ -154,7 +155,7 @@ class SessionRunner:
             now = time.monotonic()
             reason: session.EndReason | None = None
             if pipeline.closed.is_set():
-                reason = "client_disconnected"
+                reason = _end_reason(pipeline.closed_reason)
             elif now >= max_end:
                 reason = "max_duration"
             elif self.transport.observes_audio and now - pipeline.speech.last_input >= idle:
@@ -213,6 +214,13 @@ class SessionRunner:
                 self.request_stop(state.end_reason)
             elif state.terminal:
                 self.request_stop(self.reason or "requested")
+
+
+def _end_reason(closed: str | None) -> session.EndReason:
+    """The transport's own reason for closing (LiveKit: ``participant_left``), if it is one."""
+    if closed in get_args(session.EndReason):
+        return closed  # type: ignore[return-value]
+    return "client_disconnected"
 
 
 def _event_id() -> str:

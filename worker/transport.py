@@ -18,11 +18,19 @@ class SpeechIn:
     """Speech for the avatar, already mono int16 at the model rate."""
 
     samples: np.ndarray
+    # Set by transports whose sender wants to hear when each segment plays (LiveKit's
+    # avatar protocol); the pipeline then reports :class:`Playback` for it.
+    segment: str | None = None
+    # Filler we generate ourselves (the demo aid) is nobody speaking: it must not
+    # hold off the idle timeout.
+    synthetic: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Flush:
-    """End of an utterance."""
+    """End of an utterance; with ``segment``, every sample of that segment is queued."""
+
+    segment: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +54,17 @@ class Rejected:
 
 
 Inbound = SpeechIn | Flush | Interrupt | Closed | Rejected
+
+
+@dataclass(frozen=True, slots=True)
+class Playback:
+    """The pipeline's report on a numbered segment: its first sample went out
+    (``finished`` False), or its last one did / the rest was dropped (``interrupted``)."""
+
+    segment: str
+    finished: bool
+    position: float = 0.0  # seconds of the segment that actually played
+    interrupted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +96,9 @@ class Transport(Protocol):
     async def ready(self, info: dict[str, object]) -> None: ...
 
     async def send(self, frame: FrameOut) -> None: ...
+
+    def playback(self, event: Playback) -> None:
+        """Called from the pacer: must not block (queue it if it needs the network)."""
 
     async def error(self, code: str, message: str) -> None: ...
 

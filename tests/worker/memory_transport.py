@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from worker.transport import Closed, FrameOut, Inbound
+from worker.transport import Closed, FrameOut, Inbound, Playback
 
 
 class MemoryTransport:
@@ -15,6 +15,7 @@ class MemoryTransport:
         self.incoming: asyncio.Queue[Inbound] = asyncio.Queue()
         self.frames: list[FrameOut] = []
         self.errors: list[tuple[str, str]] = []
+        self.playbacks: list[Playback] = []
         self.ready_info: dict[str, object] | None = None
         self.closed = False
 
@@ -33,6 +34,9 @@ class MemoryTransport:
 
     async def send(self, frame: FrameOut) -> None:
         self.frames.append(frame)
+
+    def playback(self, event: Playback) -> None:
+        self.playbacks.append(event)
 
     async def error(self, code: str, message: str) -> None:
         self.errors.append((code, message))
