@@ -21,6 +21,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import prometheus_client
+
 from api import logs, serving
 from api.app import create_app
 from api.config import Settings, load_keyring
@@ -66,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--nats-url", default=DEFAULT_NATS_URL)
     worker.add_argument("--data-dir", type=Path, default=Path(".protoface"))
     worker.add_argument("--heartbeat-seconds", type=float, default=None)
+    worker.add_argument("--metrics-port", type=int, default=None,
+                        help="serve this worker's Prometheus metrics on this port")
     _worker_args(worker)
     worker.set_defaults(run=_worker)
 
@@ -135,6 +139,9 @@ def _api(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     settings = _settings(args, args.nats_url)
+    if args.metrics_port is not None:
+        # Render time, late frames, time to first frame, free slots of this worker.
+        prometheus_client.start_http_server(args.metrics_port, addr=settings.host)
 
     async def run(stop: asyncio.Event) -> None:
         log_ = await EventLog.connect(settings.nats_url, name="protoface-worker")
