@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 import numpy as np
 from livekit import rtc
@@ -48,7 +49,7 @@ def failure_code(message: str) -> str:
     return TRANSPORT_CONNECT_FAILED
 
 
-def end_reason(reason: int) -> str:
+def left_reason(reason: int) -> str:
     return "participant_left" if reason in _LEFT else "client_disconnected"
 
 
@@ -87,9 +88,11 @@ class LiveKitTransportAdapter:
             raise TransportError(failure_code(exc.message),
                                  f"LiveKit connect failed: {exc.message}") from exc
         except (OSError, RuntimeError) as exc:
-            raise TransportError(TRANSPORT_CONNECT_FAILED, f"LiveKit connect failed: {exc}") from exc
+            raise TransportError(TRANSPORT_CONNECT_FAILED,
+                                 f"LiveKit connect failed: {exc}") from exc
         if self._avatar is not None:
-            room.local_participant.register_rpc_method(RPC_CLEAR_BUFFER, self._avatar.on_clear_buffer)
+            room.local_participant.register_rpc_method(
+                RPC_CLEAR_BUFFER, self._avatar.on_clear_buffer)
             room.register_byte_stream_handler(AUDIO_STREAM_TOPIC, self._avatar.on_stream)
         # Audio first: an agent's DataStreamAudioOutput waits for our tracks.
         audio = rtc.LocalAudioTrack.create_audio_track("avatar-audio", self._audio)
@@ -168,9 +171,11 @@ class LiveKitTransportAdapter:
 
     def _on_disconnected(self, reason: int) -> None:
         if not self._leaving:  # our own close() disconnects too
-            log.info("removed from the room", extra={
+            if self._avatar is not None:
+                self._avatar.sender = None  # out of the room: reports cannot reach anyone
+            log.info("out of the room", extra={
                 "reason": rtc.DisconnectReason.Name(reason)})  # type: ignore[arg-type]
-            self._inbox.put_nowait(Closed(end_reason(reason)))
+            self._inbox.put_nowait(Closed(left_reason(reason)))
 
     def _on_track_published(self, publication: rtc.RemoteTrackPublication,
                             participant: rtc.RemoteParticipant) -> None:
@@ -181,16 +186,21 @@ class LiveKitTransportAdapter:
     def _on_track_subscribed(self, track: rtc.Track, publication: rtc.RemoteTrackPublication,
                              participant: rtc.RemoteParticipant) -> None:
         if participant.identity == self.sender and track.kind == rtc.TrackKind.KIND_AUDIO:
-            # The SDK resamples to what the model wants; the stream ends at unsubscribe.
-            stream = rtc.AudioStream.from_track(track=track, sample_rate=MODEL_RATE,
-                                                num_channels=1)
-            self._spawn(track_speech(stream, self._inbox.put_nowait))
+            self._spawn(self._listen_to_track(track))
 
     # ── Helpers ─────────────────────────────────────────────────────────────────
 
     async def _perform_rpc(self, *, destination_identity: str, method: str, payload: str) -> str:
         return await self.room.local_participant.perform_rpc(
             destination_identity=destination_identity, method=method, payload=payload)
+
+    async def _listen_to_track(self, track: rtc.Track) -> None:
+        # The SDK resamples to the model rate; the stream ends when the track goes.
+        stream = rtc.AudioStream.from_track(track=track, sample_rate=MODEL_RATE, num_channels=1)
+        try:
+            await track_speech(stream, self._inbox.put_nowait)
+        finally:
+            await stream.aclose()
 
     async def _synthetic_until_someone_speaks(self) -> None:
         with contextlib.suppress(TimeoutError):
@@ -203,7 +213,7 @@ class LiveKitTransportAdapter:
         finally:
             voice.cancel()
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -45,6 +45,7 @@ RPC_PLAYBACK_FINISHED = "lk.playback_finished"
 # A segment whose trailer never arrives (lost in a reconnect) ends after this much
 # quiet, as in the official receiver; audio is pushed faster than real time.
 STREAM_IDLE_SECONDS = 10.0
+SUPERSEDED_GRACE_SECONDS = 0.5
 # Playback reports are retried briefly: the agent may be mid-reconnect.
 RETRY_DELAYS = (0.1, 0.2, 0.4, 0.8, 1.5)
 MAX_SAMPLE_RATE = 192_000
@@ -87,14 +88,9 @@ class AvatarAudioReceiver:
         if data.caller_identity != self.sender:
             return "reject"  # as the official receiver answers strangers
         if self._current is not None:
-            self._current = None  # the rest of this stream is discarded
+            self._current = None  # the rest of this stream is discarded, at once
             self._stop_reading.set()
-        # Segments that arrived but were not started are dropped too; the agent
-        # counted them, so each still gets its (interrupted) finish.
-        while not self._streams.empty():
-            segment, reader = self._streams.get_nowait()
-            reader.close()
-            self.report(Playback(segment, finished=True, interrupted=True))
+        self._drop_waiting_streams()
         self._emit(Interrupt())
         return "ok"
 
@@ -107,6 +103,7 @@ class AvatarAudioReceiver:
         """Deliver the reports still queued (bounded), then stop."""
         self._current = None
         self._stop_reading.set()
+        self._drop_waiting_streams()
         if self.sender is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._outbox.join(), timeout)
@@ -115,6 +112,14 @@ class AvatarAudioReceiver:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # ── Segments in ─────────────────────────────────────────────────────────────
+
+    def _drop_waiting_streams(self) -> None:
+        """Segments that arrived but were not started never play; the agent counted
+        them, so each still gets its (interrupted) finish."""
+        while not self._streams.empty():
+            segment, reader = self._streams.get_nowait()
+            reader.close()
+            self.report(Playback(segment, finished=True, interrupted=True))
 
     async def _read_streams(self) -> None:
         while True:
@@ -131,21 +136,25 @@ class AvatarAudioReceiver:
         except (KeyError, ValueError):
             rate = channels = 0
         if not (1000 <= rate <= MAX_SAMPLE_RATE and 1 <= channels <= MAX_CHANNELS):
+            log.warning("audio stream without a usable format",
+                        extra={"segment": segment, "attributes": attributes})
             self._emit(Rejected("invalid_audio_stream",
                                 f"{AUDIO_STREAM_TOPIC} needs sample_rate and num_channels"))
             self.report(Playback(segment, finished=True))  # the agent still counts it
             return
         resample = Resampler(rate)  # one per segment: no phase carried across segments
         self._current = segment
-        if self._streams.empty():  # else a newer segment already supersedes this one
+        if self._streams.empty():
             self._stop_reading.clear()
+        else:  # a newer segment is already waiting: this one's trailer is not coming
+            self._stop_reading.set()
         # Registers the segment with the pipeline before any audio, so a clear that
         # comes first still finishes it (interrupted, at 0 s).
         self._emit(SpeechIn(np.zeros(0, np.int16), segment))
         frame = 2 * channels
         pending = b""  # chunks need not end on a sample boundary
         try:
-            async for chunk in self._chunks(reader):
+            async for chunk in self._chunks(reader, segment):
                 if self._current != segment:
                     return
                 data = pending + chunk
@@ -158,17 +167,23 @@ class AvatarAudioReceiver:
             self._current = None
             self._emit(Flush(segment))
 
-    async def _chunks(self, reader: rtc.ByteStreamReader) -> AsyncIterator[bytes]:
-        """The reader's chunks until its trailer, a clear, a newer segment or idleness.
-        A chunk already queued always wins, so a healthy segment is never cut short."""
+    async def _chunks(self, reader: rtc.ByteStreamReader, segment: str) -> AsyncIterator[bytes]:
+        """The reader's chunks until its trailer, a clear, or idleness. A chunk already
+        queued always wins; a segment superseded by a newer one (its trailer was lost)
+        still takes what arrives within ``SUPERSEDED_GRACE_SECONDS`` of each chunk."""
         stop = asyncio.ensure_future(self._stop_reading.wait())
         try:
             while True:
                 chunk = asyncio.ensure_future(anext(reader))
-                done, _ = await asyncio.wait({chunk, stop}, timeout=STREAM_IDLE_SECONDS,
-                                             return_when=asyncio.FIRST_COMPLETED)
+                if stop.done():
+                    done, _ = await asyncio.wait({chunk}, timeout=SUPERSEDED_GRACE_SECONDS)
+                else:
+                    done, _ = await asyncio.wait({chunk, stop}, timeout=STREAM_IDLE_SECONDS,
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                    if chunk not in done and stop in done and self._current == segment:
+                        done, _ = await asyncio.wait({chunk}, timeout=SUPERSEDED_GRACE_SECONDS)
                 if chunk not in done:
-                    chunk.cancel()
+                    chunk.cancel()  # cleared, closing, superseded or idle
                     return
                 try:
                     yield chunk.result()

@@ -155,7 +155,7 @@ class SessionRunner:
             now = time.monotonic()
             reason: session.EndReason | None = None
             if pipeline.closed.is_set():
-                reason = _end_reason(pipeline.closed_reason)
+                reason = end_reason_of(pipeline.closed_reason)
             elif now >= max_end:
                 reason = "max_duration"
             elif self.transport.observes_audio and now - pipeline.speech.last_input >= idle:
@@ -216,7 +216,7 @@ class SessionRunner:
                 self.request_stop(self.reason or "requested")
 
 
-def _end_reason(closed: str | None) -> session.EndReason:
+def end_reason_of(closed: str | None) -> session.EndReason:
     """The transport's own reason for closing (LiveKit: ``participant_left``), if it is one."""
     if closed in get_args(session.EndReason):
         return closed  # type: ignore[return-value]

@@ -26,7 +26,8 @@ def synthetic_voice(start: int, count: int, rate: int = MODEL_RATE) -> np.ndarra
     """Samples ``start`` … ``start + count`` of the (endless, deterministic) voice."""
     t = (start + np.arange(count)) / rate
     tone = sum(np.sin(2 * np.pi * PITCH_HZ * k * t) / k for k in (1, 2, 3))
-    syllables = np.clip(np.sin(np.pi * SYLLABLES_PER_SECOND * t), 0.0, None) ** 2
+    # Per syllable: a hump of sound, then a gap as long (the mouth closes between them).
+    syllables = np.clip(np.sin(2 * np.pi * SYLLABLES_PER_SECOND * t), 0.0, None)
     speaking = (t % (WORD_SECONDS + PAUSE_SECONDS)) < WORD_SECONDS
     return (tone * syllables * speaking * 6_000).astype(np.int16)
 
