@@ -13,6 +13,8 @@ from api import auth, metrics
 from api.controllers.pipecat import PipecatController
 from api.controllers.platform import PlatformController
 from api.controllers.sessions import SessionsController
+from api.controllers.usage import UsageController
+from api.controllers.webhooks import WebhookEndpointsController
 from api.errors import HANDLERS
 from api.requestid import request_id_middleware
 from api.services import Services
@@ -37,7 +39,8 @@ def _litestar(services: Services) -> Litestar:
         return await auth.authenticate(request, services.orgs, services.projector)
 
     return Litestar(
-        route_handlers=[SessionsController, PipecatController, PlatformController],
+        route_handlers=[SessionsController, PipecatController, PlatformController,
+                        UsageController, WebhookEndpointsController],
         dependencies={
             "services": Provide(provide_services),
             "principal": Provide(provide_principal),

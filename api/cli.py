@@ -4,7 +4,10 @@
     protoface api [--nats-url …] [--host …] [--port …] [--data-dir …]
     protoface worker [--nats-url …] [--slots N] [--data-dir …]
     protoface supervisor [--nats-url …]
+    protoface webhooks [--nats-url …] [--data-dir …]
     protoface keys create --org NAME --plan free|starter|launch|scale [--nats-url …]
+    protoface credits grant --org NAME --credits N [--nats-url …]
+    protoface audit export --out audit.duckdb | verify [--api-url …] | report [--db …]
 
 ``up`` runs the API, the projections, a worker and the supervisor in one process
 on an embedded NATS; in production each runs as many times as needed.
@@ -23,15 +26,20 @@ from pathlib import Path
 
 import prometheus_client
 
-from api import logs, serving
+from api import audit_cli, logs, serving
 from api.app import create_app
 from api.config import Settings, load_keyring
-from api.orgs import create_key
+from api.orgs import create_key, grant_credits
+from api.schemas import session_view
 from api.services import Services
+from domain.errors import Rejected
 from domain.plans import PLANS
+from domain.sealing import Keyring
 from projections import snapshots
 from projections.runner import Projector
 from projections.sessions import SessionsModel
+from projections.usage import UsageModel
+from projections.webhooks import Dispatcher, DispatchSettings
 from streams.eventlog import EventLog
 from streams.server import EmbeddedNats
 from streams.snapshots import SnapshotStore
@@ -78,12 +86,25 @@ def _parser() -> argparse.ArgumentParser:
     supervisor.add_argument("--heartbeat-seconds", type=float, default=None)
     supervisor.set_defaults(run=_supervisor)
 
+    webhooks = commands.add_parser("webhooks", help="deliver webhooks (run one)")
+    webhooks.add_argument("--nats-url", default=DEFAULT_NATS_URL)
+    webhooks.add_argument("--data-dir", type=Path, default=Path(".protoface"))
+    webhooks.set_defaults(run=_webhooks)
+
     keys = commands.add_parser("keys", help="manage API keys").add_subparsers(required=True)
     create = keys.add_parser("create", help="create an API key (and the org if new)")
     create.add_argument("--org", required=True)
     create.add_argument("--plan", required=True, choices=sorted(PLANS))
     create.add_argument("--nats-url", default=DEFAULT_NATS_URL)
     create.set_defaults(run=_keys_create)
+
+    credits = commands.add_parser("credits", help="manage credits").add_subparsers(required=True)
+    grant = credits.add_parser("grant", help="add credits to an org's balance")
+    grant.add_argument("--org", required=True)
+    grant.add_argument("--credits", type=int, required=True)
+    grant.add_argument("--nats-url", default=DEFAULT_NATS_URL)
+    grant.set_defaults(run=_credits_grant)
+    audit_cli.add_commands(commands, DEFAULT_NATS_URL)
     return parser
 
 
@@ -159,16 +180,38 @@ def _supervisor(args: argparse.Namespace) -> int:
 
     async def run(stop: asyncio.Event) -> None:
         log_ = await EventLog.connect(settings.nats_url, name="protoface-supervisor")
-        model = await snapshots.restore(await SnapshotStore.open(log_), SessionsModel)
-        projector = Projector(log_, [model])
+        store = await SnapshotStore.open(log_)
+        model = await snapshots.restore(store, SessionsModel)
+        usage = await snapshots.restore(store, UsageModel)  # credits_exhausted decisions
+        projector = Projector(log_, [model, usage])
         await projector.start()
         try:
-            await Supervisor(log_, model, settings.heartbeat_seconds).run(stop)
+            await Supervisor(log_, model, settings.heartbeat_seconds, usage).run(stop)
         finally:
             await projector.stop()
             await log_.close()
 
     return serving.run(_until_signal(run))
+
+
+def _webhooks(args: argparse.Namespace) -> int:
+    settings = _settings(args, args.nats_url)
+
+    async def run(stop: asyncio.Event) -> None:
+        log_ = await EventLog.connect(settings.nats_url, name="protoface-webhooks")
+        keyring = load_keyring(settings.keys_file, create=False)
+        try:
+            await _dispatcher(log_, keyring, settings).run(stop)
+        finally:
+            await log_.close()
+
+    return serving.run(_until_signal(run))
+
+
+def _dispatcher(event_log: EventLog, keyring: Keyring, settings: Settings) -> Dispatcher:
+    return Dispatcher(event_log, keyring, session_view, DispatchSettings(
+        production=settings.production, allow_private=settings.webhook_allow_private,
+        scale=settings.webhook_retry_scale))
 
 
 def _worker_settings(settings: Settings) -> WorkerSettings:
@@ -195,7 +238,10 @@ async def _serve(settings: Settings, *, create_keys: bool, everything: bool = Fa
         background.append(asyncio.create_task(
             Worker(services.log, keyring, _worker_settings(settings)).run(stop_workers)))
         background.append(asyncio.create_task(Supervisor(
-            services.log, services.sessions_model, settings.heartbeat_seconds).run(stop_workers)))
+            services.log, services.sessions_model, settings.heartbeat_seconds,
+            services.usage).run(stop_workers)))
+        background.append(asyncio.create_task(
+            _dispatcher(services.log, keyring, settings).run(stop_workers)))
     server = serving.server(create_app(services), settings.host, settings.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -238,6 +284,22 @@ def _keys_create(args: argparse.Namespace) -> int:
 
     print(serving.run(run()))
     return 0
+
+
+def _credits_grant(args: argparse.Namespace) -> int:
+    async def run() -> int:
+        log_ = await EventLog.connect(args.nats_url, name="protoface-cli")
+        try:
+            granted = await grant_credits(log_, args.org, args.credits)
+        except Rejected as refused:
+            print(f"protoface: {refused.message}", file=sys.stderr)
+            return 1
+        finally:
+            await log_.close()
+        print(f"granted {granted.credits} credits to org {args.org} ({granted.org_id})")
+        return 0
+
+    return serving.run(run())
 
 
 if __name__ == "__main__":

@@ -33,6 +33,11 @@ class Settings:
     worker_slots: int = 4
     # How often read models are snapshotted (a restart then folds only the tail).
     snapshot_seconds: float = 30.0
+    # Webhooks: production mode accepts only https endpoint URLs; loopback, private and
+    # link-local addresses are refused unless allowed; the retry schedule is scaled.
+    production: bool = False
+    webhook_allow_private: bool = False
+    webhook_retry_scale: float = 1.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -53,6 +58,13 @@ class Settings:
             values["when_at_capacity"] = env["PROTOFACE_WHEN_AT_CAPACITY"]
         if "PROTOFACE_PUBLIC_URL" in env:
             values["public_url"] = env["PROTOFACE_PUBLIC_URL"]
+        if "PROTOFACE_PRODUCTION" in env:
+            values["production"] = env["PROTOFACE_PRODUCTION"].lower() in ("1", "true", "yes")
+        if "PROTOFACE_WEBHOOK_ALLOW_PRIVATE" in env:
+            values["webhook_allow_private"] = (
+                env["PROTOFACE_WEBHOOK_ALLOW_PRIVATE"].lower() in ("1", "true", "yes"))
+        if "PROTOFACE_WEBHOOK_RETRY_SCALE" in env:
+            values["webhook_retry_scale"] = float(env["PROTOFACE_WEBHOOK_RETRY_SCALE"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 

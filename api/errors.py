@@ -62,6 +62,8 @@ def from_rejected(exc: Rejected) -> ApiError:
     if exc.code == "concurrent_sessions":
         return ApiError("quota_exceeded", exc.code, exc.message, status=429,
                         headers={"Retry-After": "5"})
+    if exc.code == "insufficient_credit_balance":
+        return ApiError("quota_exceeded", exc.code, exc.message, status=402)
     if exc.code == "at_capacity":
         return ApiError("service_unavailable", exc.code, exc.message,
                         headers={"Retry-After": "2"})

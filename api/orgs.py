@@ -1,4 +1,4 @@
-"""Org and API key commands (used by ``protoface keys create``): decide and append."""
+"""Org commands (``protoface keys create``, ``protoface credits grant``): decide and append."""
 
 from __future__ import annotations
 
@@ -7,9 +7,20 @@ from datetime import UTC, datetime
 
 from api.auth import key_hash, new_api_key
 from domain import ids, org
+from domain.errors import Rejected
 from projections.orgs import OrgsModel
 from streams import subjects
-from streams.eventlog import EventLog, Expect
+from streams.eventlog import ConcurrencyConflict, EventLog, Expect
+
+# How often a grant is re-decided when the org's history moved on meanwhile (every
+# admission of one of its sessions is an org event).
+GRANT_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Granted:
+    org_id: str
+    credits: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,3 +60,24 @@ async def create_key(log: EventLog, org_name: str, plan: str) -> IssuedKey:
     )
     await log.append(events, Expect(subjects.org_history(org_id), version))
     return IssuedKey(org_id, key_id, key)
+
+
+async def grant_credits(log: EventLog, org_name: str, credits: int) -> Granted:
+    """Add ``credits`` to the org ``org_name``'s balance (an ``org.credits_granted`` event).
+
+    Raises :class:`Rejected` for an unknown org or a non-positive amount.
+    """
+    for _ in range(GRANT_ATTEMPTS):
+        model = await load_orgs(log)
+        org_id = model.by_name.get(org_name)
+        if org_id is None:
+            raise Rejected("not_found", "org_not_found", f"No org named {org_name!r}.")
+        command = org.GrantCredits(org_id=org_id, credits=credits, now=datetime.now(UTC))
+        events = org.decide(command, model.orgs.get(org_id), lambda: ids.new_id(ids.EVENT))
+        try:
+            await log.append(events, Expect(subjects.org_history(org_id),
+                                            model.versions.get(org_id, 0)))
+        except ConcurrencyConflict:
+            continue
+        return Granted(org_id, credits)
+    raise ConcurrencyConflict(f"org {org_name}: the grant kept conflicting")

@@ -9,11 +9,15 @@ from api.config import Settings
 from api.media_tokens import MediaTokens
 from api.ratelimit import RateLimiter
 from api.sessions import SessionService
+from api.webhooks import WebhookService
 from domain.sealing import Keyring
 from projections import snapshots
 from projections.orgs import OrgsModel
 from projections.runner import Projector
 from projections.sessions import SessionsModel
+from projections.usage import UsageModel
+from projections.webhooks import Follower, WebhookEndpointsModel
+from streams import subjects
 from streams.eventlog import EventLog
 from streams.idempotency import IdempotencyStore
 from streams.snapshots import SnapshotStore
@@ -26,7 +30,8 @@ class Services:
         self, *, settings: Settings, log: EventLog, projector: Projector,
         sessions_model: SessionsModel, orgs: OrgsModel, sessions: SessionService,
         idempotency: IdempotencyStore, keyring: Keyring, capacity: Capacity,
-        background: list[asyncio.Task[None]] | None = None,
+        usage: UsageModel, background: list[asyncio.Task[None]] | None = None,
+        webhooks: WebhookService | None = None,
     ) -> None:
         self.background = background or []
         self.settings = settings
@@ -34,12 +39,19 @@ class Services:
         self.projector = projector
         self.sessions_model = sessions_model
         self.orgs = orgs
+        self.usage = usage  # the usage ledger and credits
         self.sessions = sessions
         self.idempotency = idempotency
         self.keyring = keyring
         self.capacity = capacity
         self.media_tokens = MediaTokens(keyring)
         self.rate_limiter = RateLimiter()
+        if webhooks is None:  # endpoints read model, folded from webhook.* events only
+            model = WebhookEndpointsModel()
+            webhooks = WebhookService(
+                log, Follower(log, [model], subjects.WEBHOOK_EVENTS), model, keyring,
+                production=settings.production, allow_private=settings.webhook_allow_private)
+        self.webhooks = webhooks
 
     @classmethod
     async def start(cls, settings: Settings, keyring: Keyring) -> Services:
@@ -49,23 +61,32 @@ class Services:
         snapshot_store = await SnapshotStore.open(log, settings.replicas)
         sessions_model = await snapshots.restore(snapshot_store, SessionsModel)
         orgs = await snapshots.restore(snapshot_store, OrgsModel)
-        projector = Projector(log, [sessions_model, orgs])
+        usage = await snapshots.restore(snapshot_store, UsageModel)
+        projector = Projector(log, [sessions_model, orgs, usage])
         await projector.start()
         await projector.catch_up()
         saver = asyncio.create_task(snapshots.save_periodically(
-            snapshot_store, [sessions_model, orgs], settings.snapshot_seconds))
+            snapshot_store, [sessions_model, orgs, usage], settings.snapshot_seconds))
         capacity = Capacity(settings.heartbeat_seconds, settings.when_at_capacity)
         await capacity.start(log)
+        webhook_model = WebhookEndpointsModel()
+        webhook_follower = Follower(log, [webhook_model], subjects.WEBHOOK_EVENTS)
+        await webhook_follower.start()
+        await webhook_follower.catch_up()
         return cls(
             settings=settings, log=log, projector=projector, sessions_model=sessions_model,
-            orgs=orgs, sessions=SessionService(log, projector, sessions_model, capacity),
+            orgs=orgs, sessions=SessionService(log, projector, sessions_model, capacity, usage),
             idempotency=await IdempotencyStore.open(log.js, settings.replicas), keyring=keyring,
-            capacity=capacity, background=[saver],
+            capacity=capacity, usage=usage, background=[saver],
+            webhooks=WebhookService(
+                log, webhook_follower, webhook_model, keyring, production=settings.production,
+                allow_private=settings.webhook_allow_private),
         )
 
     async def stop(self) -> None:
         for task in self.background:
             task.cancel()
         await self.capacity.stop()
+        await self.webhooks.follower.stop()
         await self.projector.stop()
         await self.log.close()

@@ -1,8 +1,8 @@
 """The session service: load state from the read model, decide, append, read back.
 
 One ``POST /v1/sessions`` flows: controller → :meth:`SessionService.create` →
-``domain.org.admit`` + ``domain.session.decide`` → ``EventLog.append`` →
-wait until the projection has applied it → the public view.
+``domain.billing.require_credit`` + ``domain.org.admit`` + ``domain.session.decide`` →
+``EventLog.append`` → wait until the projection has applied it → the public view.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from api.capacity import Capacity
-from domain import ids, org, session
+from domain import billing, ids, org, session
 from domain.avatar import STOCK_AVATARS
 from domain.errors import Rejected
 from domain.session import Session
 from projections.orgs import Principal
 from projections.runner import Projector
 from projections.sessions import Query, SessionsModel
+from projections.usage import UsageModel
 from streams import subjects
 from streams.eventlog import ConcurrencyConflict, EventLog, Expect
 
@@ -48,12 +49,14 @@ class NewSession:
 
 class SessionService:
     def __init__(
-        self, log: EventLog, projector: Projector, model: SessionsModel, capacity: Capacity
+        self, log: EventLog, projector: Projector, model: SessionsModel, capacity: Capacity,
+        usage: UsageModel,
     ) -> None:
         self.log = log
         self.projector = projector
         self.model = model
         self.capacity = capacity
+        self.usage = usage
         self._org_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         # Admissions this process appended: org → {session id: stream seq}. Those the
         # projection has not applied yet are counted by hand, so the org lock is held
@@ -67,6 +70,10 @@ class SessionService:
     ) -> Session:
         plan = principal.org.plan_limits
         self._check_avatar(principal, request.avatar_id)
+        # No usable credits → 402, before admission: a refused create writes nothing.
+        # Not a reservation: sessions that together overdraw are ended by the supervisor.
+        credits = self.usage.credits(principal.org.id, billing.month_of(now))
+        billing.require_credit(credits, request.quality)
         self.capacity.check(waiting=len(self.model.waiting))
         command = session.Create(
             session_id=session_id, org_id=principal.org.id, now=now,

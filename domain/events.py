@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from domain import org, session
+from domain import org, session, webhook
 
-Event = session.Event | org.Event
+Event = session.Event | org.Event | webhook.Event
 
 SessionEvent = session.SessionEvent
 OrgEvent = org.OrgEvent
+WebhookEvent = webhook.WebhookEvent

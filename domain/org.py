@@ -1,4 +1,5 @@
-"""The Org aggregate: a customer account, its plan and its API keys, and admission.
+"""The Org aggregate: a customer account, its plan, its API keys, credit grants, and
+admission.
 
 Admission (the plan's concurrency cap) is a decision of the Org: it appends
 ``org.session_admitted`` conditionally on the org's previous admission
@@ -16,7 +17,7 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from domain.errors import CONFLICT, QUOTA, Rejected
+from domain.errors import CONFLICT, INVALID, QUOTA, Rejected
 from domain.plans import PLANS, Plan
 
 # ── Events: the storage format ──────────────────────────────────────────────────
@@ -53,7 +54,15 @@ class SessionAdmitted(OrgEvent, frozen=True, tag="org.session_admitted"):
     session_id: str
 
 
-Event = OrgCreated | ApiKeyCreated | ApiKeyRevoked | PlanChanged | SessionAdmitted
+class CreditsGranted(OrgEvent, frozen=True, tag="org.credits_granted"):
+    """Credits an operator added (``protoface credits grant``); they never expire."""
+
+    credits: int = 0
+
+
+Event = (
+    OrgCreated | ApiKeyCreated | ApiKeyRevoked | PlanChanged | SessionAdmitted | CreditsGranted
+)
 
 ADMISSION_GRACE = timedelta(seconds=30)
 
@@ -128,7 +137,13 @@ class ChangePlan(msgspec.Struct, frozen=True, kw_only=True):
     now: datetime
 
 
-Command = CreateOrg | CreateApiKey | ChangePlan
+class GrantCredits(msgspec.Struct, frozen=True, kw_only=True):
+    org_id: str
+    credits: int
+    now: datetime
+
+
+Command = CreateOrg | CreateApiKey | ChangePlan | GrantCredits
 
 
 def decide(command: Command, state: Org | None, new_id: Callable[[], str]) -> list[Event]:
@@ -150,6 +165,14 @@ def decide(command: Command, state: Org | None, new_id: Callable[[], str]) -> li
             if org.plan == plan:
                 return []
             return [PlanChanged(id=new_id(), org_id=org.id, at=now, plan=plan)]
+        case GrantCredits(credits=credits, now=now):
+            org = _existing(state, command.org_id)
+            if credits <= 0:
+                raise Rejected(INVALID, "invalid_credits",
+                               "A grant must be a positive whole number of credits.", "credits")
+            # Not idempotent on purpose: every grant is a new one (the event id
+            # de-duplicates retries of the same append).
+            return [CreditsGranted(id=new_id(), org_id=org.id, at=now, credits=credits)]
     raise TypeError(f"not an org command: {command!r}")
 
 

@@ -16,13 +16,17 @@ import msgspec
 
 from projections.orgs import OrgsModel
 from projections.sessions import SessionsModel
+from projections.usage import UsageModel
 from streams.snapshots import SnapshotStore
 
 log = logging.getLogger("protoface.projections")
 
-M = TypeVar("M", SessionsModel, OrgsModel)
+M = TypeVar("M", SessionsModel, OrgsModel, UsageModel)
+Snapshotted = SessionsModel | OrgsModel | UsageModel
 
-NAMES: dict[type, str] = {SessionsModel: "sessions.v1", OrgsModel: "orgs.v1"}
+NAMES: dict[type, str] = {
+    SessionsModel: "sessions.v1", OrgsModel: "orgs.v1", UsageModel: "usage.v1",
+}
 _encoder = msgspec.msgpack.Encoder()
 
 
@@ -38,13 +42,13 @@ async def restore(store: SnapshotStore, kind: type[M]) -> M:
         return kind()
 
 
-async def save(store: SnapshotStore, model: SessionsModel | OrgsModel) -> None:
+async def save(store: SnapshotStore, model: Snapshotted) -> None:
     # Encoding runs without an await, so it captures one consistent state at last_seq.
     await store.save(NAMES[type(model)], _encoder.encode(model))
 
 
 async def save_periodically(
-    store: SnapshotStore, models: list[SessionsModel | OrgsModel], every: float
+    store: SnapshotStore, models: list[Snapshotted], every: float
 ) -> None:
     saved: dict[str, int] = {}
     while True:

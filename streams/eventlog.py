@@ -25,7 +25,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 from nats.js.errors import APIError, BadRequestError, NotFoundError
 
-from domain.events import Event, OrgEvent, SessionEvent
+from domain.events import Event, OrgEvent, SessionEvent, WebhookEvent
 from streams import subjects
 from streams.metrics import APPEND_SECONDS
 
@@ -63,6 +63,28 @@ class Stored:
     event: Event
 
 
+@dataclass(frozen=True, slots=True)
+class RawBatch:
+    """Consecutive stored events as the log holds them: sequences and encoded events."""
+
+    seqs: list[int]
+    data: list[bytes]
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+    def decoded(self) -> list[Stored]:
+        return [Stored(seq, decode(data)) for seq, data in zip(self.seqs, self.data, strict=True)]
+
+
+def _stream_seq(reply: str) -> int:
+    """The stream sequence in a JetStream delivery's reply subject, without building
+    nats-py's whole ``Msg.Metadata``: ``$JS.ACK.<stream>.<consumer>.<delivered>.<seq>…``
+    (9 tokens), or with a domain and account hash before the stream (12 tokens)."""
+    tokens = reply.split(".")
+    return int(tokens[5] if len(tokens) == 9 else tokens[7])
+
+
 def subject_of(event: Event) -> str:
     event_type = type(event).__struct_config__.tag
     assert isinstance(event_type, str)
@@ -70,6 +92,8 @@ def subject_of(event: Event) -> str:
         return subjects.session_event(event.org_id, event.session_id, event_type)
     if isinstance(event, OrgEvent):
         return subjects.org_event(event.org_id, event_type)
+    if isinstance(event, WebhookEvent):
+        return subjects.webhook_event(event.org_id, event.endpoint_id, event_type)
     raise TypeError(f"no subject for {event!r}")
 
 
@@ -79,6 +103,8 @@ def history_of(event: Event) -> str:
         return subjects.session_history(event.session_id)
     if isinstance(event, OrgEvent):
         return subjects.org_history(event.org_id)
+    if isinstance(event, WebhookEvent):
+        return subjects.webhook_endpoint_history(event.endpoint_id)
     raise TypeError(f"no aggregate for {event!r}")
 
 
@@ -248,6 +274,74 @@ class EventLog:
                     return
                 yield Stored(seq, decode(msg.data))
                 if seq == end or msg.metadata.num_pending == 0:
+                    return
+        finally:
+            await sub.unsubscribe()
+
+    async def replay_raw(
+        self, from_seq: int = 1, *, until: int | None = None,
+        subject: str = subjects.ALL_EVENTS, batch_size: int = 8192,
+    ) -> AsyncIterator[RawBatch]:
+        """The stored events from ``from_seq`` up to ``until`` (default: the end now) as
+        they are stored, undecoded, in batches: the bulk read path (audit, rebuilds).
+
+        Per event it only keeps the payload and reads the stream sequence from the
+        reply subject, so it runs close to nats-py's own ordered-consumer speed;
+        the caller decodes (:func:`decode`) or hands the JSON on as it is. Raises
+        :class:`LogUnavailable` when no event arrives for ``max(timeout, 5)`` seconds.
+        """
+        if subject == subjects.ALL_EVENTS:
+            end = await self.last_seq()
+        else:
+            end = await self.version(subject)
+        if until is not None:
+            end = min(end, until)
+        if end < from_seq:
+            return
+        # Full batches wait here; a bounded queue lets a slow caller hold the
+        # subscription back (and the server through flow control) instead of memory.
+        ready: asyncio.Queue[RawBatch] = asyncio.Queue(maxsize=8)
+        seqs: list[int] = []
+        data: list[bytes] = []
+        last = from_seq - 1
+        done = False
+
+        async def on_msg(msg: Msg) -> None:
+            nonlocal seqs, data, last, done
+            seq = _stream_seq(msg.reply)
+            if done or seq <= last:
+                return  # past the end, or re-delivered after a consumer reset
+            if seq > end:
+                done = True  # the filter's next event lies beyond the bound
+            else:
+                last = seq
+                seqs.append(seq)
+                data.append(msg.data)
+                done = seq == end
+            if done or len(seqs) >= batch_size:
+                full, seqs, data = RawBatch(seqs, data), [], []
+                await ready.put(full)
+
+        sub = await self._ordered(subject, from_seq, on_msg)
+        stall = max(self.timeout, 5.0)
+        try:
+            idle = 0.0
+            while True:
+                try:
+                    batch = await asyncio.wait_for(ready.get(), 0.25)
+                except TimeoutError:
+                    # A slow trickle: hand on what has arrived rather than wait for a full batch.
+                    if seqs:
+                        batch, seqs, data = RawBatch(seqs, data), [], []
+                    else:
+                        idle += 0.25
+                        if idle >= stall:
+                            raise LogUnavailable(f"replay stalled after sequence {last}") from None
+                        continue
+                idle = 0.0
+                if batch.seqs:
+                    yield batch
+                if done and ready.empty() and not seqs:
                     return
         finally:
             await sub.unsubscribe()

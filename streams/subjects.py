@@ -4,6 +4,15 @@ Event log (JetStream stream ``EVENTS``), one subject per event::
 
     events.session.<org_id>.<session_id>.<kind>   kind = created, queued, starting, …
     events.org.<org_id>.<kind>                    kind = created, api_key_created, …
+    events.webhook.<org_id>.<endpoint_id>.<kind>  kind = endpoint_created, endpoint_disabled,
+                                                  endpoint_deleted, delivery_attempted
+
+Webhooks on core NATS (not stored; the webhook dispatcher publishes each public
+lifecycle event once, as it first sees it, with the same body it POSTs)::
+
+    webhooks.<org_id>.<type>     type = session.queued, session.starting, …,
+                                 avatar.ready, avatar.failed
+                                 (subscribe to ``webhooks.<org_id>.>`` for all of an org's)
 
 Optimistic concurrency filters (``Nats-Expected-Last-Subject-Sequence-Subject``):
 
@@ -20,6 +29,7 @@ STREAM = "EVENTS"
 ALL_EVENTS = "events.>"
 SESSION_EVENTS = "events.session.>"
 ORG_EVENTS = "events.org.>"
+WEBHOOK_EVENTS = "events.webhook.>"
 
 IDEMPOTENCY_BUCKET = "IDEMPOTENCY"
 SNAPSHOTS_BUCKET = "PROJECTIONS"
@@ -66,6 +76,19 @@ def org_creations(org_id: str) -> str:
 
 def org_admissions(org_id: str) -> str:
     return f"events.org.{org_id}.session_admitted"
+
+
+def webhook_event(org_id: str, endpoint_id: str, event_type: str) -> str:
+    return f"events.webhook.{org_id}.{endpoint_id}.{event_kind(event_type)}"
+
+
+def webhook_endpoint_history(endpoint_id: str) -> str:
+    return f"events.webhook.*.{endpoint_id}.>"
+
+
+def webhook_published(org_id: str, event_type: str) -> str:
+    """Core-NATS subject of one public lifecycle event (``webhooks.<org>.<type>``)."""
+    return f"webhooks.{org_id}.{event_type}"
 
 
 def org_history(org_id: str) -> str:

@@ -4,6 +4,9 @@
   lost: each of its sessions becomes ``failed`` / ``worker_lost`` (releasing the
   org's concurrency), and its entry is removed so its slots stop counting.
 * A session stuck in ``created`` (the API died between its two appends) is failed.
+* A running session whose org cannot pay for its next minute is ended with reason
+  ``credits_exhausted`` just before its paid minute runs out (``domain.billing``
+  decides, from the usage model), and at once if the org is overdrawn.
 
 Every decision is a conditional append, so any number of supervisors may run.
 """
@@ -16,9 +19,10 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 
-from domain import ids, session
+from domain import billing, ids, session
 from domain.errors import Rejected
 from projections.sessions import SessionsModel
+from projections.usage import UsageModel
 from streams import subjects
 from streams.eventlog import ConcurrencyConflict, EventLog, Expect, LogUnavailable
 from streams.work import WorkerRegistry
@@ -27,14 +31,18 @@ log = logging.getLogger("protoface.supervisor")
 
 LOST_AFTER = 2.5  # heartbeat intervals without a registry update
 STUCK_CREATED = timedelta(seconds=30)
+# How long a worker may keep rendering after its session is told to end (its drain).
+DRAIN_SECONDS = 2.0
 
 
 class Supervisor:
     def __init__(
-        self, event_log: EventLog, model: SessionsModel, heartbeat_seconds: float = 5.0
+        self, event_log: EventLog, model: SessionsModel, heartbeat_seconds: float = 5.0,
+        usage: UsageModel | None = None,
     ) -> None:
         self.log = event_log
         self.model = model
+        self.usage = usage  # None: this supervisor does not enforce credits
         self.heartbeat = heartbeat_seconds
         self._seen: dict[str, tuple[int, float]] = {}  # worker → (revision, when it changed)
         self._started = time.monotonic()
@@ -75,24 +83,52 @@ class Supervisor:
                 await self._registry.leave(worker_id)
                 log.warning("worker lost", extra={"worker_id": worker_id})
             self._seen.pop(worker_id, None)
+        await self.end_out_of_credit()
+
+    async def end_out_of_credit(self) -> None:
+        """End every running session whose org has run out of credits."""
+        if self.usage is None:
+            return
+        # Billable seconds lag by up to a heartbeat, the next check is half a heartbeat
+        # away, and the worker renders while it drains: end that much before the
+        # paid minute runs out, so no unpaid minute starts.
+        margin = 1.5 * self.heartbeat + DRAIN_SECONDS
+        balances: dict[tuple[str, str], billing.Credits] = {}
+        for record in list(self.usage.running()):
+            key = (record.org_id, record.month)
+            if key not in balances:
+                balances[key] = self.usage.credits(*key)
+            if billing.out_of_credit(balances[key], record, margin):
+                command = session.RequestEnd(session_id=record.session_id,
+                                             now=datetime.now(UTC), reason="credits_exhausted")
+                if await self._transact(command):
+                    log.warning("session out of credits", extra={
+                        "session_id": record.session_id, "org_id": record.org_id})
 
     async def _fail(self, session_id: str, code: str, message: str) -> None:
         command = session.Fail(session_id=session_id, now=datetime.now(UTC), code=code,
                                message=message)
+        if await self._transact(command):
+            log.warning("session failed", extra={"session_id": session_id, "code": code})
+
+    async def _transact(self, command: session.Command) -> bool:
+        """Decide ``command`` on the projected session and append conditionally on its
+        version; whether anything was appended."""
+        session_id = command.session_id
         for _ in range(3):
             state = self.model.sessions.get(session_id)
             try:
                 events = session.decide(command, state, lambda: ids.new_id(ids.EVENT))
                 if not events:
-                    return
+                    return False
                 await self.log.append(events, Expect(subjects.session_history(session_id),
                                                      self.model.versions[session_id]))
-                log.warning("session failed", extra={"session_id": session_id, "code": code})
-                return
+                return True
             except ConcurrencyConflict:
                 await asyncio.sleep(0.05)  # the projection catches up, then re-decide
             except Rejected:
-                return
+                return False
+        return False
 
 
 def _age(state: session.Session) -> timedelta:

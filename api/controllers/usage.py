@@ -1,0 +1,30 @@
+"""``GET /v1/usage`` (aggregated usage) and ``GET /v1/billing/quota`` (credits left)."""
+
+from __future__ import annotations
+
+from litestar import Controller, Request, Response, get
+from litestar.di import NamedDependency
+
+from api import usage
+from api.controllers.common import json_response, now
+from api.services import Services
+from domain import billing
+from projections.orgs import Principal
+
+Svc = NamedDependency[Services]
+Caller = NamedDependency[Principal]
+
+
+class UsageController(Controller):
+    @get("/v1/usage")
+    async def usage_summary(
+        self, request: Request, services: Svc, principal: Caller  # type: ignore[type-arg]
+    ) -> Response[bytes]:
+        start, end = usage.window(request.query_params, now())
+        summary = services.usage.summary(principal.org.id, start, end)
+        return json_response(usage.summary_view(start, end, summary))
+
+    @get("/v1/billing/quota")
+    async def quota(self, services: Svc, principal: Caller) -> Response[bytes]:
+        credits = services.usage.credits(principal.org.id, billing.month_of(now()))
+        return json_response(usage.quota_view(credits))

@@ -1,0 +1,416 @@
+"""Webhooks: the endpoints read model, and the dispatcher that delivers lifecycle events.
+
+:class:`WebhookEndpointsModel` folds ``webhook.*`` events with the domain's own
+``webhook.evolve`` (the API lists endpoints from it; the dispatcher reads them).
+
+:class:`Dispatcher` follows the whole log. Each public lifecycle event (see
+``domain.webhook.SESSION_TYPES``) is published once on core NATS
+(``webhooks.<org>.<type>``) and becomes one delivery per enabled endpoint of its org
+that wants the type, POSTed with a Standard Webhooks signature. Every attempt is
+appended as ``webhook.delivery_attempted``; that is also the dispatcher's durable
+position: on start it folds the log first and resumes exactly the deliveries not yet
+settled (delivered, given up, gone), at their recorded next attempt. Deliveries run in
+one lane per (endpoint, session), so a session's events reach an endpoint in order.
+Run one dispatcher per deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import random
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import msgspec
+from standardwebhooks import Webhook
+
+from domain import ids, session, webhook
+from domain.events import Event
+from domain.sealing import Keyring
+from domain.session import Session, SessionEvent
+from domain.webhook import Delivery, DeliveryAttempted, Endpoint, WebhookEvent
+from projections.runner import Model
+from streams import subjects
+from streams.eventlog import EventLog, LogUnavailable, Stored
+
+log = logging.getLogger("protoface.webhooks")
+_encoder = msgspec.json.Encoder()
+
+
+# ── The read model ──────────────────────────────────────────────────────────────
+
+
+@dataclass
+class WebhookEndpointsModel:
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)
+    by_org: dict[str, list[str]] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+    last_seq: int = 0
+
+    def apply(self, seq: int, event: Event) -> None:
+        if seq <= self.last_seq:
+            return
+        self.last_seq = seq
+        if not isinstance(event, WebhookEvent):
+            return
+        before = self.endpoints.get(event.endpoint_id)
+        after = webhook.evolve(before, event)
+        if after is None:
+            return
+        self.endpoints[after.id] = after
+        self.versions[after.id] = seq
+        if before is None:
+            self.by_org.setdefault(after.org_id, []).append(after.id)
+
+    def get(self, org_id: str, endpoint_id: str) -> Endpoint | None:
+        found = self.endpoints.get(endpoint_id)
+        if found is None or found.org_id != org_id or found.status == "deleted":
+            return None
+        return found
+
+    def of_org(self, org_id: str) -> list[Endpoint]:
+        """The org's endpoints (not deleted), oldest first."""
+        return [e for i in self.by_org.get(org_id, []) if (e := self.endpoints[i]).status
+                != "deleted"]
+
+    def export(self) -> dict[str, object]:
+        return {
+            "endpoints": dict(sorted(self.endpoints.items())),
+            "versions": dict(sorted(self.versions.items())),
+            "last_seq": self.last_seq,
+        }
+
+
+class Follower:
+    """Folds events on ``subject`` into ``models`` (no metrics: the main projector owns
+    those); :meth:`wait_for` gives read-your-writes on a sequence an append returned."""
+
+    def __init__(self, event_log: EventLog, models: list[Model],
+                 subject: str = subjects.ALL_EVENTS) -> None:
+        self.log = event_log
+        self.models = models
+        self.subject = subject
+        self.last_seq = min((m.last_seq for m in models), default=0)
+        self._changed = asyncio.Event()
+        self._stop: Callable[[], Awaitable[None]] | None = None
+
+    async def start(self) -> None:
+        self._stop = await self.log.follow(self.last_seq + 1, self._on_event, self.subject)
+
+    async def stop(self) -> None:
+        if self._stop is not None:
+            await self._stop()
+            self._stop = None
+
+    async def _on_event(self, stored: Stored) -> None:
+        for model in self.models:
+            model.apply(stored.seq, stored.event)
+        self.last_seq = max(self.last_seq, stored.seq)
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_for(self, seq: int, timeout: float = 5.0) -> None:
+        async def reached() -> None:
+            while self.last_seq < seq:
+                await self._changed.wait()
+
+        await asyncio.wait_for(reached(), timeout)
+
+    async def catch_up(self, timeout: float = 30.0) -> None:
+        if self.subject == subjects.ALL_EVENTS:
+            end = await self.log.last_seq()
+        else:
+            end = await self.log.version(self.subject)
+        await self.wait_for(end, timeout)
+
+
+# ── SSRF guard ──────────────────────────────────────────────────────────────────
+
+
+class UrlRefused(ValueError):
+    pass
+
+
+def _forbidden(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return bool(ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast
+                or ip.is_reserved or ip.is_unspecified)
+
+
+def check_url_syntax(url: str, *, production: bool, allow_private: bool) -> None:
+    """What can be told without resolving: scheme, host, a literal address."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UrlRefused("The URL must be an absolute http(s) URL.")
+    if production and parts.scheme != "https":
+        raise UrlRefused("Webhook endpoints must use https.")
+    if parts.username or parts.password:
+        raise UrlRefused("The URL must not carry credentials.")
+    if allow_private:
+        return
+    host = parts.hostname
+    if host == "localhost" or host.endswith(".localhost"):
+        raise UrlRefused("Loopback addresses are not allowed.")
+    try:
+        forbidden = _forbidden(host)
+    except ValueError:
+        return  # a name: resolved (and checked) at delivery time
+    if forbidden:
+        raise UrlRefused("Loopback, private and link-local addresses are not allowed.")
+
+
+async def check_url(url: str, *, production: bool, allow_private: bool) -> None:
+    """The syntax check, then every address the host resolves to (at delivery time)."""
+    check_url_syntax(url, production=production, allow_private=allow_private)
+    if allow_private:
+        return
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            parts.hostname, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise UrlRefused(f"The host does not resolve: {exc}") from exc
+    for info in infos:
+        if _forbidden(str(info[4][0])):
+            raise UrlRefused("The host resolves to a loopback, private or link-local address.")
+
+
+# ── The dispatcher ──────────────────────────────────────────────────────────────
+
+
+@dataclass
+class Job:
+    endpoint_id: str
+    delivery: Delivery
+    body: bytes
+    attempt: int = 1  # the next attempt's number
+    not_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    production: bool = False
+    allow_private: bool = False
+    schedule: tuple[float, ...] = webhook.DEFAULT_SCHEDULE
+    scale: float = 1.0
+    disable_after: int = webhook.DISABLE_AFTER_FAILURES
+    timeout: float = 10.0
+
+
+Render = Callable[[Session], Any]
+
+
+def lifecycle_body(event_type: str, at: datetime, data: Any) -> bytes:
+    """``{type, timestamp, data}``: what is POSTed and published."""
+    return _encoder.encode({"type": event_type, "timestamp": at, "data": data})
+
+
+class Dispatcher:
+    """Delivers webhooks. ``render`` turns a session into its public resource."""
+
+    def __init__(
+        self, event_log: EventLog, keyring: Keyring, render: Render,
+        settings: DispatchSettings | None = None,
+    ) -> None:
+        self.log = event_log
+        self.keyring = keyring
+        self.render = render
+        self.settings = settings or DispatchSettings()
+        self.endpoints = WebhookEndpointsModel()
+        self.sessions: dict[str, Session] = {}
+        self.last_seq = 0
+        self.projector = Follower(event_log, [self.endpoints, self])
+        self._live = False
+        self._pending: dict[tuple[str, str], Job] = {}  # while catching up
+        self._lanes: dict[tuple[str, str], list[Job]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._http: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        self._http = httpx.AsyncClient(timeout=self.settings.timeout, follow_redirects=False)
+        await self.projector.start()
+        await self.projector.catch_up()
+        self._live = True
+        for job in self._pending.values():
+            self._enqueue(job)
+        self._pending.clear()
+
+    async def stop(self) -> None:
+        await self.projector.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._http is not None:
+            await self._http.aclose()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    # ── Following the log (called by the projector, in order) ───────────────────
+
+    def apply(self, seq: int, event: Event) -> None:
+        if seq <= self.last_seq:
+            return
+        self.last_seq = seq
+        if isinstance(event, SessionEvent):
+            self._on_session_event(event)
+        elif isinstance(event, DeliveryAttempted) and not self._live:
+            key = (event.endpoint_id, event.webhook_id)
+            job = self._pending.get(key)
+            if job is not None:
+                if event.outcome == "retrying":
+                    job.attempt = event.attempt + 1
+                    job.not_before = event.next_attempt_at
+                else:
+                    del self._pending[key]
+
+    def _on_session_event(self, event: session.Event) -> None:
+        after = session.evolve(self.sessions.get(event.session_id), event)
+        if after is None:
+            return
+        if after.terminal:  # nothing changes it any more: keep memory bounded
+            self.sessions.pop(event.session_id, None)
+        else:
+            self.sessions[event.session_id] = after
+        event_type = type(event).__struct_config__.tag
+        assert isinstance(event_type, str)
+        public = webhook.SESSION_TYPES.get(event_type)
+        if public is None:
+            return
+        body = lifecycle_body(public, event.at, self.render(after))
+        if self._live:
+            task = asyncio.ensure_future(
+                self.log.nc.publish(subjects.webhook_published(event.org_id, public), body))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        delivery = Delivery(webhook_id=webhook.webhook_id(event.id), event_type=public,
+                            session_id=event.session_id, source_event_id=event.id)
+        for endpoint in self.endpoints.of_org(event.org_id):
+            if endpoint.wants(public):
+                job = Job(endpoint.id, delivery, body)
+                if self._live:
+                    self._enqueue(job)
+                else:
+                    self._pending[(endpoint.id, delivery.webhook_id)] = job
+
+    # ── Delivering ──────────────────────────────────────────────────────────────
+
+    def _enqueue(self, job: Job) -> None:
+        lane = (job.endpoint_id, job.delivery.session_id or job.delivery.webhook_id)
+        queue = self._lanes.get(lane)
+        if queue is not None:
+            queue.append(job)
+            return
+        self._lanes[lane] = [job]
+        task = asyncio.create_task(self._run_lane(lane))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_lane(self, lane: tuple[str, str]) -> None:
+        queue = self._lanes[lane]
+        try:
+            while queue:
+                try:
+                    await self._deliver(queue[0])
+                except Exception:
+                    log.exception("webhook delivery failed", extra={
+                        "endpoint_id": lane[0], "webhook_id": queue[0].delivery.webhook_id})
+                queue.pop(0)
+        finally:
+            self._lanes.pop(lane, None)
+
+    async def _deliver(self, job: Job) -> None:
+        """Attempt until delivered, gone, given up, or the endpoint is disabled."""
+        while True:
+            if job.not_before is not None:
+                wait = (job.not_before - datetime.now(UTC)).total_seconds()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            endpoint = self.endpoints.endpoints.get(job.endpoint_id)
+            if endpoint is None or endpoint.status != "enabled":
+                return
+            status, error, retry_after = await self._post(endpoint, job)
+            now = datetime.now(UTC)
+            events = webhook.after_attempt(
+                endpoint, job.delivery, job.attempt, status, error, retry_after, now,
+                lambda: ids.new_id(ids.EVENT), schedule=self.settings.schedule,
+                scale=self.settings.scale, jitter=random.uniform(-0.1, 0.1),
+                disable_after=self.settings.disable_after,
+            )
+            seq = await self._append(events)
+            if seq:
+                with contextlib.suppress(TimeoutError):
+                    await self.projector.wait_for(seq, timeout=10.0)
+            attempted = events[0]
+            assert isinstance(attempted, DeliveryAttempted)
+            log.info("webhook attempt", extra={
+                "endpoint_id": endpoint.id, "webhook_id": job.delivery.webhook_id,
+                "attempt": job.attempt, "status": status, "outcome": attempted.outcome})
+            if attempted.outcome != "retrying":
+                return
+            job.attempt += 1
+            job.not_before = attempted.next_attempt_at
+
+    async def _append(self, events: list[webhook.Event]) -> int:
+        for delay in (0.0, 0.5, 1.0, 2.0, 5.0):
+            await asyncio.sleep(delay)
+            try:
+                return await self.log.append(list(events))
+            except LogUnavailable:
+                continue
+        log.error("could not record a webhook attempt")
+        return 0
+
+    async def _post(self, endpoint: Endpoint, job: Job) -> tuple[int | None, str | None,
+                                                                  float | None]:
+        try:
+            await check_url(endpoint.url, production=self.settings.production,
+                            allow_private=self.settings.allow_private)
+        except UrlRefused as refused:
+            return None, str(refused), None
+        secret = self.keyring.open(endpoint.secret_sealed, endpoint.id)
+        now = datetime.now(UTC)
+        payload = job.body.decode()
+        headers = {
+            "content-type": "application/json",
+            "user-agent": "Protoface-Webhooks/1",
+            "webhook-id": job.delivery.webhook_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": Webhook(secret).sign(job.delivery.webhook_id, now, payload),
+        }
+        assert self._http is not None
+        try:
+            response = await self._http.post(endpoint.url, content=job.body, headers=headers)
+        except httpx.HTTPError as exc:
+            return None, type(exc).__name__, None
+        return response.status_code, None, _retry_after(response.headers.get("retry-after"))
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
