@@ -81,11 +81,24 @@ class SessionRunner:
                 await self.transport.close()
 
     async def _run(self) -> None:
+        # Listen first: an end requested while the client has not connected yet
+        # must stop the wait for it.
+        unsubscribe = await session_signals(self.log, self.session_id, self._on_signal)
         try:
-            await asyncio.wait_for(self.transport.connect(), self.settings.connect_timeout)
+            await self._connected_run()
+        finally:
+            await unsubscribe()
+
+    async def _connected_run(self) -> None:
+        try:
+            connected = await self._connect()
         except (TransportError, TimeoutError) as exc:
             code = exc.code if isinstance(exc, TransportError) else session.TRANSPORT_CONNECT_FAILED
             await self._fail(code, getattr(exc, "message", "") or "Transport connection timed out.")
+            return
+        if not connected:  # told to stop (ended, shutdown) while still connecting
+            await self._transact(session.Finish(
+                session_id=self.session_id, now=_now(), reason=self.reason or "requested"))
             return
         try:
             renderer = self.make_renderer(self.state)
@@ -94,15 +107,11 @@ class SessionRunner:
             return
         tier = TIERS[self.state.quality]
         pipeline = Pipeline(self.transport, renderer, tier, session_id=self.session_id)
-        unsubscribe = await session_signals(self.log, self.session_id, self._on_signal)
-        try:
-            await self.transport.ready({
-                "session_id": self.session_id, "width": renderer.width,
-                "height": renderer.height, "fps": tier.fps, "sample_rate": 16_000,
-            })
-            await self._live(pipeline)
-        finally:
-            await unsubscribe()
+        await self.transport.ready({
+            "session_id": self.session_id, "width": renderer.width,
+            "height": renderer.height, "fps": tier.fps, "sample_rate": 16_000,
+        })
+        await self._live(pipeline)
 
     async def _live(self, pipeline: Pipeline) -> None:
         tasks = [
@@ -128,6 +137,21 @@ class SessionRunner:
         ))
         log.info("session ended", extra={"session_id": self.session_id, "reason": self.reason,
                                          "frames": pipeline.frames})
+
+    async def _connect(self) -> bool:
+        """Connect, unless the session is stopped first (a client may never come)."""
+        connecting = asyncio.create_task(
+            asyncio.wait_for(self.transport.connect(), self.settings.connect_timeout))
+        stopped = asyncio.create_task(self.stop.wait())
+        await asyncio.wait({connecting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if connecting.done():
+            connecting.result()  # raises the transport's failure
+            return True
+        connecting.cancel()
+        with contextlib.suppress(asyncio.CancelledError, TransportError, TimeoutError):
+            await connecting
+        return False
 
     async def _first_frame(self, pipeline: Pipeline) -> None:
         await pipeline.first_frame.wait()

@@ -172,3 +172,17 @@ def test_status_reports_workers_as_they_come_and_go(stack: Stack, workers: list[
     assert workers_status() == "outage"  # no worker: creates are refused (503)
     stack.worker(slots=1)
     assert workers_status() == "operational"
+
+
+async def test_ending_a_session_whose_client_never_connected_frees_the_worker_at_once(
+    stack: Stack, workers: list[object]
+) -> None:
+    stack.worker(slots=1)
+    key = stack.new_key("launch")
+    created = create(stack, key).json()  # nobody opens the media socket
+    session_id = created["session"]["id"]
+    await wait_status(stack, key, session_id, "starting")
+    httpx.post(f"{stack.url}/v1/sessions/{session_id}/end", headers=auth(key))
+    ended = await wait_status(stack, key, session_id, "ended", timeout=5)
+    assert ended["first_frame_at"] is None
+    stack.wait_for(lambda: stack.free_slots() == 1, 5, "the slot was not freed")
