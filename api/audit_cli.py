@@ -22,7 +22,7 @@ import duckdb
 
 from api import serving
 from projections import audit
-from projections.verify import verify
+from projections.verify import Check, verify
 from streams.eventlog import EventLog
 from streams.snapshots import SnapshotStore
 
@@ -142,7 +142,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    async def run() -> tuple[list[Any], int]:
+    async def run() -> tuple[list[Check], int]:
         log = await EventLog.connect(args.nats_url, name="protoface-audit")
         try:
             checks = await verify(log, await SnapshotStore.open(log))

@@ -11,6 +11,7 @@ Nothing reaches into an API process, and new kinds registered in
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -79,11 +80,12 @@ async def verify(log: EventLog, store: SnapshotStore, *, limit: int = 5) -> list
     caps = [(snapshot.last_seq, rebuild) for _, snapshot, rebuild in live.values()]
     top = max((cap for cap, _ in caps), default=0)
     if top > 0:
-        async for batch in log.replay_raw(1, until=top):
-            for stored in batch.decoded():
-                for cap, rebuild in caps:
-                    if stored.seq <= cap:
-                        rebuild.apply(stored.seq, stored.event)
+        async with contextlib.aclosing(log.replay_raw(1, until=top)) as batches:
+            async for batch in batches:
+                for stored in batch.decoded():
+                    for cap, rebuild in caps:
+                        if stored.seq <= cap:
+                            rebuild.apply(stored.seq, stored.event)
 
     for check, snapshot, rebuild in live.values():
         found = differences(_exported(snapshot), _exported(rebuild))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -281,7 +281,7 @@ class EventLog:
     async def replay_raw(
         self, from_seq: int = 1, *, until: int | None = None,
         subject: str = subjects.ALL_EVENTS, batch_size: int = 8192,
-    ) -> AsyncIterator[RawBatch]:
+    ) -> AsyncGenerator[RawBatch, None]:
         """The stored events from ``from_seq`` up to ``until`` (default: the end now) as
         they are stored, undecoded, in batches: the bulk read path (audit, rebuilds).
 
@@ -304,13 +304,16 @@ class EventLog:
         seqs: list[int] = []
         data: list[bytes] = []
         last = from_seq - 1
-        done = False
+        done = False  # no more events wanted
+        finished = False  # ... and the last batch is in ``ready``
 
         async def on_msg(msg: Msg) -> None:
-            nonlocal seqs, data, last, done
+            nonlocal seqs, data, last, done, finished
+            if done:
+                return
             seq = _stream_seq(msg.reply)
-            if done or seq <= last:
-                return  # past the end, or re-delivered after a consumer reset
+            if seq <= last:
+                return  # re-delivered after a consumer reset
             if seq > end:
                 done = True  # the filter's next event lies beyond the bound
             else:
@@ -321,29 +324,30 @@ class EventLog:
             if done or len(seqs) >= batch_size:
                 full, seqs, data = RawBatch(seqs, data), [], []
                 await ready.put(full)
+                finished = done
 
         sub = await self._ordered(subject, from_seq, on_msg)
         stall = max(self.timeout, 5.0)
         try:
             idle = 0.0
-            while True:
+            while not (finished and ready.empty()):
                 try:
                     batch = await asyncio.wait_for(ready.get(), 0.25)
                 except TimeoutError:
                     # A slow trickle: hand on what has arrived rather than wait for a full batch.
-                    if seqs:
-                        batch, seqs, data = RawBatch(seqs, data), [], []
-                    else:
+                    if not seqs:
                         idle += 0.25
                         if idle >= stall:
                             raise LogUnavailable(f"replay stalled after sequence {last}") from None
                         continue
+                    batch, seqs, data = RawBatch(seqs, data), [], []
                 idle = 0.0
                 if batch.seqs:
                     yield batch
-                if done and ready.empty() and not seqs:
-                    return
         finally:
+            done = True  # a caller that stopped early: drop the rest, unblock the callback
+            while not ready.empty():
+                ready.get_nowait()
             await sub.unsubscribe()
 
     async def follow(

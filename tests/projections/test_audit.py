@@ -244,8 +244,8 @@ async def test_every_event_is_a_row_with_its_sequence_typed_fields_and_stored_js
         assert row["type"] == type(event).__struct_config__.tag
         assert row["at"] == epoch_us(event.at)
         assert row["id"] == event.id
-    # Org events: a creation, a key, one admission per session... no admissions here
-    # (the sessions were decided straight from the domain), and no session id.
+    # The org's own events: its creation and its key (these sessions were decided straight
+    # from the domain, without admissions); they name no session.
     kinds = [r["type"] for r in table if str(r["type"]).startswith("org.")]
     assert kinds == ["org.created", "org.api_key_created"]
     assert all(r["session_id"] is None for r in table if str(r["type"]).startswith("org."))

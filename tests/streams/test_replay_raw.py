@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from streams import subjects
 from streams.eventlog import EventLog, Expect, RawBatch, decode, encode
 from tests.streams.support import creation, heartbeat, new_org, new_session, starting
@@ -58,3 +60,26 @@ async def test_nothing_to_read_yields_nothing_promptly(event_log: EventLog) -> N
     end = await event_log.last_seq()
     assert await batches(event_log, end + 1) == []
     assert await batches(event_log, 1, subject=subjects.session_history(new_session())) == []
+
+
+async def test_a_caller_that_stops_early_releases_the_subscription(event_log: EventLog) -> None:
+    await some_events(event_log, new_org(), 3)
+    subscriptions = len(event_log.nc._subs)
+    async with contextlib.aclosing(event_log.replay_raw(1, batch_size=2)) as reader:
+        async for first in reader:
+            assert len(first) == 2
+            break
+    assert len(event_log.nc._subs) == subscriptions
+    end = await event_log.last_seq()
+    assert sum(len(b) for b in await batches(event_log, 1)) == end  # the connection still reads
+
+
+async def test_a_slow_caller_still_gets_the_last_batch(event_log: EventLog) -> None:
+    """Batches of one fill the bounded queue; the last one waits for room, and arrives."""
+    await some_events(event_log, new_org(), 10)
+    end = await event_log.last_seq()
+    start = end - 39
+    got: list[int] = []
+    async for batch in event_log.replay_raw(start, batch_size=1):
+        got += batch.seqs  # no await between batches: the queue stays full
+    assert got == list(range(start, end + 1))
