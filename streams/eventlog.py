@@ -246,19 +246,24 @@ class EventLog:
         events = [s.event async for s in self.replay(1, until=version, subject=subject_filter)]
         return events, version
 
-    async def replay(
-        self, from_seq: int = 1, *, until: int | None = None, subject: str = subjects.ALL_EVENTS
-    ) -> AsyncIterator[Stored]:
-        """Every stored event from ``from_seq`` up to ``until`` (default: the end now)."""
-        # Stop at the last event on ``subject`` that exists now: the consumer would
-        # wait in vain for a bound past it (an explicit ``until`` may lie beyond).
+    async def _replay_end(self, from_seq: int, until: int | None, subject: str) -> int | None:
+        """Where a replay stops: the last event on ``subject`` that exists now (the
+        consumer would wait in vain for a bound past it; an explicit ``until`` may lie
+        beyond), or None when nothing lies between ``from_seq`` and that."""
         if subject == subjects.ALL_EVENTS:
             end = await self.last_seq()
         else:
             end = await self.version(subject)
         if until is not None:
             end = min(end, until)
-        if end < from_seq:
+        return end if end >= from_seq else None
+
+    async def replay(
+        self, from_seq: int = 1, *, until: int | None = None, subject: str = subjects.ALL_EVENTS
+    ) -> AsyncIterator[Stored]:
+        """Every stored event from ``from_seq`` up to ``until`` (default: the end now)."""
+        end = await self._replay_end(from_seq, until, subject)
+        if end is None:
             return
         queue: asyncio.Queue[Msg] = asyncio.Queue()
 
@@ -290,13 +295,8 @@ class EventLog:
         the caller decodes (:func:`decode`) or hands the JSON on as it is. Raises
         :class:`LogUnavailable` when no event arrives for ``max(timeout, 5)`` seconds.
         """
-        if subject == subjects.ALL_EVENTS:
-            end = await self.last_seq()
-        else:
-            end = await self.version(subject)
-        if until is not None:
-            end = min(end, until)
-        if end < from_seq:
+        end = await self._replay_end(from_seq, until, subject)
+        if end is None:
             return
         # Full batches wait here; a bounded queue lets a slow caller hold the
         # subscription back (and the server through flow control) instead of memory.
