@@ -26,6 +26,7 @@ from projections.runner import Projector
 from projections.sessions import Query, SessionsModel
 from streams import subjects
 from streams.eventlog import ConcurrencyConflict, EventLog, Expect
+from tests.projections import support
 from tests.streams.support import (
     Clock,
     create_command,
@@ -40,28 +41,8 @@ CODES = (s.TRANSPORT_CONNECT_FAILED, s.AVATAR_LOAD_FAILED, s.WORKER_LOST, s.INTE
 REASONS: tuple[s.EndReason, ...] = ("requested", "max_duration", "idle_timeout")
 
 
-class UpTo:
-    """A model that ignores events after ``cap``, so a comparison is exact even if
-    someone else appends to the shared log meanwhile."""
-
-    def __init__(self, model: SessionsModel, cap: int) -> None:
-        self.model = model
-        self.cap = cap
-
-    @property
-    def last_seq(self) -> int:
-        return self.model.last_seq
-
-    def apply(self, seq: int, event: Event) -> None:
-        if seq <= self.cap:
-            self.model.apply(seq, event)
-
-
 async def rebuild(log: EventLog, until: int) -> SessionsModel:
-    model = SessionsModel()
-    async for stored in log.replay(1, until=until):
-        model.apply(stored.seq, stored.event)
-    return model
+    return await support.rebuild(log, until, SessionsModel)
 
 
 # ── Driving commands through the real log ───────────────────────────────────────
@@ -212,7 +193,7 @@ async def test_live_projection_equals_rebuild_from_the_log(
     assert rebuilt.export() == snapshot
 
     fresh = SessionsModel()
-    late = Projector(event_log, [UpTo(fresh, cap)])  # type: ignore[list-item]
+    late = Projector(event_log, [support.UpTo(fresh, cap)])  # type: ignore[list-item]
     await late.start()
     try:
         await late.catch_up()
@@ -236,7 +217,7 @@ async def test_projector_resumes_from_a_model_that_already_has_a_prefix(
     end = await event_log.last_seq()
 
     resumed = await rebuild(event_log, middle)
-    projector = Projector(event_log, [UpTo(resumed, end)])  # type: ignore[list-item]
+    projector = Projector(event_log, [support.UpTo(resumed, end)])  # type: ignore[list-item]
     assert projector.last_seq == middle
     await projector.start()
     try:

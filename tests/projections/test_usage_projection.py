@@ -27,6 +27,7 @@ from projections.usage import UsageModel
 from streams import subjects
 from streams.eventlog import EventLog, Expect
 from streams.snapshots import SnapshotStore
+from tests.projections import support
 from tests.projections.test_sessions_projection import Driver
 from tests.streams.support import Clock, create_command, new_event_id, new_org, new_session
 
@@ -35,27 +36,8 @@ QUALITIES: tuple[s.Quality, ...] = ("mock", "lite", "standard", "pro")
 MONTH_END = datetime(2026, 1, 31, 23, 58, 0, tzinfo=UTC)
 
 
-class UpTo:
-    """A model that ignores events after ``cap`` (others may append to the shared log)."""
-
-    def __init__(self, model: UsageModel, cap: int) -> None:
-        self.model = model
-        self.cap = cap
-
-    @property
-    def last_seq(self) -> int:
-        return self.model.last_seq
-
-    def apply(self, seq: int, event: Event) -> None:
-        if seq <= self.cap:
-            self.model.apply(seq, event)
-
-
 async def rebuild(log: EventLog, until: int) -> UsageModel:
-    model = UsageModel()
-    async for stored in log.replay(1, until=until):
-        model.apply(stored.seq, stored.event)
-    return model
+    return await support.rebuild(log, until, UsageModel)
 
 
 class BillingDriver(Driver):
@@ -131,7 +113,7 @@ async def test_live_ledger_equals_a_rebuild_from_the_log_and_the_log_itself(
     assert (await rebuild(event_log, cap)).export() == usage.export()
 
     fresh = UsageModel()
-    late = Projector(event_log, [UpTo(fresh, cap)])  # type: ignore[list-item]
+    late = Projector(event_log, [support.UpTo(fresh, cap)])  # type: ignore[list-item]
     await late.start()
     try:
         await late.wait_for(cap)
