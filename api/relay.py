@@ -66,7 +66,7 @@ async def serve(socket: WebSocket, session_id: str, services: Services) -> None:
         return
     offered = socket.scope.get("subprotocols", [])
     await socket.accept(subprotocols=PROTOCOL if PROTOCOL in offered else None)
-    channel = await MediaChannel.open(services.log.nc, session_id, "relay")
+    channel = await MediaChannel.open(services.log, session_id, "relay")
     bridge = _Bridge(socket, channel, session_id, services)
     try:
         await bridge.run()

@@ -459,8 +459,8 @@ def relay_echo_load(api_url: str, key: str, nats_url: str, sessions: int,
     No worker runs: the sessions stay queued, the stand-in attaches to each session's
     media channel as the real worker would, and the session is ended afterwards."""
     import aiohttp
-    import nats
 
+    from streams.eventlog import EventLog
     from streams.media import MediaChannel
     from worker import records
 
@@ -475,7 +475,7 @@ def relay_echo_load(api_url: str, key: str, nats_url: str, sessions: int,
 
     async def run() -> EchoResult:
         result = EchoResult()
-        nc = await nats.connect(nats_url, name="bench-relay-echo")
+        log = await EventLog.connect(nats_url, name="bench-relay-echo")
         try:
             async with aiohttp.ClientSession() as http:
                 for _ in range(sessions):
@@ -488,7 +488,7 @@ def relay_echo_load(api_url: str, key: str, nats_url: str, sessions: int,
                             continue
                     created = json.loads(body)
                     sid, relay = created["session"]["id"], created["relay"]
-                    channel = await MediaChannel.open(nc, sid, "worker")
+                    channel = await MediaChannel.open(log, sid, "worker")
                     echoer = asyncio.create_task(echo(channel))
                     try:
                         async with http.ws_connect(
@@ -513,7 +513,7 @@ def relay_echo_load(api_url: str, key: str, nats_url: str, sessions: int,
                             await echoer
                         await channel.close()
         finally:
-            await nc.drain()
+            await log.close()
         return result
 
     return serving.run(run())

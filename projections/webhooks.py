@@ -296,7 +296,7 @@ class Dispatcher:
         body = lifecycle_body(public, event.at, self.render(after))
         if self._live:
             task = asyncio.ensure_future(
-                self.log.nc.publish(subjects.webhook_published(event.org_id, public), body))
+                self.log.notify(subjects.webhook_published(event.org_id, public), body))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         delivery = Delivery(webhook_id=webhook.webhook_id(event.id), event_type=public,

@@ -381,6 +381,11 @@ class EventLog:
             pending_msgs_limit=1_000_000, pending_bytes_limit=1 << 30,
         )
 
+    async def notify(self, subject: str, body: bytes) -> None:
+        """Publish a notice on core NATS (not the log): e.g. webhook events for
+        internal subscribers. Fire and forget, like any core NATS message."""
+        await self.nc.publish(subject, body)
+
     async def healthy(self) -> bool:
         try:
             await self.js.stream_info(subjects.STREAM)

@@ -18,6 +18,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from streams import subjects
+from streams.eventlog import EventLog
 
 Side = Literal["relay", "worker"]
 Control = Literal["connected", "attached", "closed", "detached"]
@@ -40,8 +41,10 @@ class MediaChannel:
 
     @classmethod
     async def open(
-        cls, nc: Client, session_id: str, side: Side, limit: int = 4096
+        cls, log: EventLog, session_id: str, side: Side, limit: int = 4096
     ) -> MediaChannel:
+        """Open ``side``'s view on the connection the process already has (``log``'s)."""
+        nc = log.nc
         channel = cls(nc, session_id, side, limit)
         inbound = subjects.media_out if side == "relay" else subjects.media_in
         channel._subs.append(await nc.subscribe(inbound(session_id), cb=channel._on_record))

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from nats.aio.client import Client
-
 from domain.session import TRANSPORT_CONNECT_FAILED
+from streams.eventlog import EventLog
 from streams.media import MediaChannel
 from worker import records
 from worker.audio import MODEL_RATE, Resampler, to_mono_int16
@@ -32,11 +31,11 @@ class RelayTransport:
     observes_audio = True
 
     def __init__(
-        self, nc: Client, session_id: str, sample_rate: int = MODEL_RATE, *,
+        self, log: EventLog, session_id: str, sample_rate: int = MODEL_RATE, *,
         encoding: str = "jpeg", jpeg_quality: int = 80, link_timeout: float = 30.0,
     ) -> None:
         self.link_timeout = link_timeout
-        self._nc = nc
+        self._log = log
         self.encoding = encoding
         self.jpeg_quality = jpeg_quality
         self._sid = session_id
@@ -47,7 +46,7 @@ class RelayTransport:
     async def connect(self) -> None:
         """Wait for the client's socket (via the relay tier), which then flushes
         the speech it buffered before we were there."""
-        self._channel = await MediaChannel.open(self._nc, self._sid, "worker")
+        self._channel = await MediaChannel.open(self._log, self._sid, "worker")
         try:
             await self._channel.link(self.link_timeout)
         except TimeoutError:

@@ -13,8 +13,6 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from nats.aio.client import Client
-
 from domain import ids, session
 from domain.errors import Rejected
 from domain.sealing import Keyring
@@ -137,10 +135,9 @@ class Worker:
         await self._announce()
 
     def _transport(self, state: Session) -> Transport:
-        nc: Client = self.log.nc
         if isinstance(state.transport, PipecatTransport):
             return RelayTransport(
-                nc, state.id, state.transport.audio_sample_rate,
+                self.log, state.id, state.transport.audio_sample_rate,
                 encoding=state.transport.video_encoding,
                 jpeg_quality=TIERS[state.quality].jpeg_quality,
             )
