@@ -16,7 +16,7 @@ from projections.orgs import OrgsModel
 from projections.runner import Projector
 from projections.sessions import SessionsModel
 from projections.usage import UsageModel
-from projections.webhooks import Follower, WebhookEndpointsModel
+from projections.webhooks import WebhookEndpointsModel
 from streams import subjects
 from streams.eventlog import EventLog
 from streams.idempotency import IdempotencyStore
@@ -49,7 +49,7 @@ class Services:
         if webhooks is None:  # endpoints read model, folded from webhook.* events only
             model = WebhookEndpointsModel()
             webhooks = WebhookService(
-                log, Follower(log, [model], subjects.WEBHOOK_EVENTS), model, keyring,
+                log, _webhook_projector(log, model), model, keyring,
                 production=settings.production, allow_private=settings.webhook_allow_private)
         self.webhooks = webhooks
 
@@ -70,7 +70,7 @@ class Services:
         capacity = Capacity(settings.heartbeat_seconds, settings.when_at_capacity)
         await capacity.start(log)
         webhook_model = WebhookEndpointsModel()
-        webhook_follower = Follower(log, [webhook_model], subjects.WEBHOOK_EVENTS)
+        webhook_follower = _webhook_projector(log, webhook_model)
         await webhook_follower.start()
         await webhook_follower.catch_up()
         return cls(
@@ -90,3 +90,8 @@ class Services:
         await self.webhooks.follower.stop()
         await self.projector.stop()
         await self.log.close()
+
+
+def _webhook_projector(log: EventLog, model: WebhookEndpointsModel) -> Projector:
+    """The endpoints read model follows only ``webhook.*`` events."""
+    return Projector(log, [model], subject=subjects.WEBHOOK_EVENTS, metrics=False)

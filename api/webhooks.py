@@ -18,7 +18,8 @@ from api.errors import invalid, not_found
 from domain import ids, webhook
 from domain.sealing import Keyring
 from domain.webhook import Endpoint
-from projections.webhooks import Follower, UrlRefused, WebhookEndpointsModel, check_url_syntax
+from projections.runner import Projector
+from projections.webhooks import UrlRefused, WebhookEndpointsModel, check_url_syntax
 from streams import subjects
 from streams.eventlog import EventLog, Expect
 
@@ -63,7 +64,7 @@ def new_secret() -> str:
 
 
 class WebhookService:
-    def __init__(self, log: EventLog, follower: Follower, model: WebhookEndpointsModel,
+    def __init__(self, log: EventLog, follower: Projector, model: WebhookEndpointsModel,
                  keyring: Keyring, *, production: bool, allow_private: bool) -> None:
         self.log = log
         self.follower = follower

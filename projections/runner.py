@@ -17,6 +17,7 @@ from typing import Protocol
 from prometheus_client import Gauge
 
 from domain.events import Event
+from streams import subjects
 from streams.eventlog import EventLog, Stored
 
 APPLIED_SEQ = Gauge("protoface_projection_applied_seq", "Last event log sequence applied.")
@@ -32,20 +33,32 @@ class Model(Protocol):
 
 
 class Projector:
-    def __init__(self, log: EventLog, models: list[Model]) -> None:
+    """Folds the events on ``subject`` (default: all) into ``models``. Only the
+    process's main projector reports the ``protoface_projection_*`` metrics."""
+
+    def __init__(
+        self, log: EventLog, models: list[Model], *, subject: str = subjects.ALL_EVENTS,
+        metrics: bool = True,
+    ) -> None:
         self.log = log
         self.models = models
+        self.subject = subject
+        self.metrics = metrics
         self.last_seq = min((m.last_seq for m in models), default=0)
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._tie = itertools.count()
         self._stop: Callable[[], Awaitable[None]] | None = None
 
     async def start(self) -> None:
-        self._stop = await self.log.follow(self.last_seq + 1, self._on_event)
+        self._stop = await self.log.follow(self.last_seq + 1, self._on_event, self.subject)
 
     async def catch_up(self, timeout: float = 30.0) -> None:
         """Wait until everything in the log when this was called has been applied."""
-        await self.wait_for(await self.log.last_seq(), timeout)
+        if self.subject == subjects.ALL_EVENTS:
+            end = await self.log.last_seq()
+        else:
+            end = await self.log.version(self.subject)
+        await self.wait_for(end, timeout)
 
     async def stop(self) -> None:
         if self._stop is not None:
@@ -56,8 +69,10 @@ class Projector:
         for model in self.models:
             model.apply(stored.seq, stored.event)
         self.last_seq = max(self.last_seq, stored.seq)
-        APPLIED_SEQ.set(self.last_seq)
-        LAG_SECONDS.set(max(0.0, time.time() - stored.event.at.astimezone(UTC).timestamp()))
+        if self.metrics:
+            APPLIED_SEQ.set(self.last_seq)
+            age = time.time() - stored.event.at.astimezone(UTC).timestamp()
+            LAG_SECONDS.set(max(0.0, age))
         while self._waiters and self._waiters[0][0] <= self.last_seq:
             _, _, future = heapq.heappop(self._waiters)
             if not future.done():

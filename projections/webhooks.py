@@ -22,7 +22,7 @@ import ipaddress
 import logging
 import random
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -38,9 +38,9 @@ from domain.events import Event
 from domain.sealing import Keyring
 from domain.session import Session, SessionEvent
 from domain.webhook import Delivery, DeliveryAttempted, Endpoint, WebhookEvent
-from projections.runner import Model
+from projections.runner import Projector
 from streams import subjects
-from streams.eventlog import EventLog, LogUnavailable, Stored
+from streams.eventlog import EventLog, LogUnavailable
 
 log = logging.getLogger("protoface.webhooks")
 _encoder = msgspec.json.Encoder()
@@ -88,49 +88,6 @@ class WebhookEndpointsModel:
             "versions": dict(sorted(self.versions.items())),
             "last_seq": self.last_seq,
         }
-
-
-class Follower:
-    """Folds events on ``subject`` into ``models`` (no metrics: the main projector owns
-    those); :meth:`wait_for` gives read-your-writes on a sequence an append returned."""
-
-    def __init__(self, event_log: EventLog, models: list[Model],
-                 subject: str = subjects.ALL_EVENTS) -> None:
-        self.log = event_log
-        self.models = models
-        self.subject = subject
-        self.last_seq = min((m.last_seq for m in models), default=0)
-        self._changed = asyncio.Event()
-        self._stop: Callable[[], Awaitable[None]] | None = None
-
-    async def start(self) -> None:
-        self._stop = await self.log.follow(self.last_seq + 1, self._on_event, self.subject)
-
-    async def stop(self) -> None:
-        if self._stop is not None:
-            await self._stop()
-            self._stop = None
-
-    async def _on_event(self, stored: Stored) -> None:
-        for model in self.models:
-            model.apply(stored.seq, stored.event)
-        self.last_seq = max(self.last_seq, stored.seq)
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def wait_for(self, seq: int, timeout: float = 5.0) -> None:
-        async def reached() -> None:
-            while self.last_seq < seq:
-                await self._changed.wait()
-
-        await asyncio.wait_for(reached(), timeout)
-
-    async def catch_up(self, timeout: float = 30.0) -> None:
-        if self.subject == subjects.ALL_EVENTS:
-            end = await self.log.last_seq()
-        else:
-            end = await self.log.version(self.subject)
-        await self.wait_for(end, timeout)
 
 
 # ── SSRF guard ──────────────────────────────────────────────────────────────────
@@ -231,7 +188,7 @@ class Dispatcher:
         self.endpoints = WebhookEndpointsModel()
         self.sessions: dict[str, Session] = {}
         self.last_seq = 0
-        self.projector = Follower(event_log, [self.endpoints, self])
+        self.projector = Projector(event_log, [self.endpoints, self], metrics=False)
         self._live = False
         self._pending: dict[tuple[str, str], Job] = {}  # while catching up
         self._lanes: dict[tuple[str, str], list[Job]] = {}
