@@ -16,8 +16,18 @@ LOUD_DB = -12.0  # RMS at or above this opens the mouth fully
 
 @dataclass(frozen=True, slots=True)
 class FaceParams:
-    mouth_open: float  # 0 closed … 1 fully open
+    """What the renderer draws for one video frame. Every field has a neutral default."""
+
+    mouth_open: float  # jaw and lip opening: 0 closed … 1 fully open
     speaking: bool
+    lip_round: float = 0.0  # −1 spread (ee) … 0 neutral … +1 rounded (oo)
+    lip_press: float = 0.0  # 0 relaxed … 1 lips pressed shut (plosive onset: p, b, m)
+    blink: float = 0.0  # 0 eyes open … 1 eyelids closed
+    head_yaw: float = 0.0  # degrees, small (|x| ≤ 4)
+    head_pitch: float = 0.0  # degrees, small (|x| ≤ 3)
+    head_roll: float = 0.0  # degrees, small (|x| ≤ 3)
+    gaze_x: float = 0.0  # −1 … +1: fraction of the largest iris shift, + is image right
+    gaze_y: float = 0.0  # −1 … +1, + is down
 
 
 class EnergyMouth:
