@@ -19,7 +19,9 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -39,8 +41,9 @@ from projections import snapshots
 from projections.runner import Projector
 from projections.sessions import SessionsModel
 from projections.usage import UsageModel
-from projections.webhooks import Dispatcher, DispatchSettings
+from projections.webhooks import Dispatcher, DispatchSettings, dispatch_while_holding
 from streams.eventlog import EventLog
+from streams.lease import webhook_dispatcher_lease
 from streams.server import EmbeddedNats
 from streams.snapshots import SnapshotStore
 from worker.runtime import Worker, WorkerSettings
@@ -201,17 +204,24 @@ def _webhooks(args: argparse.Namespace) -> int:
         log_ = await EventLog.connect(settings.nats_url, name="protoface-webhooks")
         keyring = load_keyring(settings.keys_file, create=False)
         try:
-            await _dispatcher(log_, keyring, settings).run(stop)
+            await _dispatch(log_, keyring, settings, stop)
         finally:
             await log_.close()
 
     return serving.run(_until_signal(run))
 
 
-def _dispatcher(event_log: EventLog, keyring: Keyring, settings: Settings) -> Dispatcher:
-    return Dispatcher(event_log, keyring, session_view, DispatchSettings(
+async def _dispatch(
+    event_log: EventLog, keyring: Keyring, settings: Settings, stop: asyncio.Event,
+) -> None:
+    """The webhook dispatcher, active while this process holds the dispatcher lease."""
+    lease = await webhook_dispatcher_lease(
+        event_log, f"{socket.gethostname()}:{os.getpid()}")
+    dispatch = DispatchSettings(
         production=settings.production, allow_private=settings.webhook_allow_private,
-        scale=settings.webhook_retry_scale))
+        scale=settings.webhook_retry_scale)
+    await dispatch_while_holding(
+        lease, lambda: Dispatcher(event_log, keyring, session_view, dispatch), stop)
 
 
 def _worker_settings(settings: Settings) -> WorkerSettings:
@@ -241,7 +251,7 @@ async def _serve(settings: Settings, *, create_keys: bool, everything: bool = Fa
             services.log, services.sessions_model, settings.heartbeat_seconds,
             services.usage).run(stop_workers)))
         background.append(asyncio.create_task(
-            _dispatcher(services.log, keyring, settings).run(stop_workers)))
+            _dispatch(services.log, keyring, settings, stop_workers)))
     server = serving.server(create_app(services), settings.host, settings.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

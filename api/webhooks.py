@@ -19,7 +19,8 @@ from domain import ids, webhook
 from domain.sealing import Keyring
 from domain.webhook import Endpoint
 from projections.runner import Projector
-from projections.webhooks import UrlRefused, WebhookEndpointsModel, check_url_syntax
+from projections.webhook_urls import UrlRefused, check_url_syntax
+from projections.webhooks import WebhookEndpointsModel
 from streams import subjects
 from streams.eventlog import EventLog, Expect
 

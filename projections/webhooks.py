@@ -11,23 +11,22 @@ appended as ``webhook.delivery_attempted``; that is also the dispatcher's durabl
 position: on start it folds the log first and resumes exactly the deliveries not yet
 settled (delivered, given up, gone), at their recorded next attempt. Deliveries run in
 one lane per (endpoint, session), so a session's events reach an endpoint in order.
-Run one dispatcher per deployment.
+Run as many as you like: :func:`dispatch_while_holding` lets only the holder of the
+dispatcher lease deliver; a standby takes over (folding the log, so resuming exactly
+the unsettled deliveries) within the lease's length when the holder stops.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import random
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import msgspec
@@ -39,8 +38,10 @@ from domain.sealing import Keyring
 from domain.session import Session, SessionEvent
 from domain.webhook import Delivery, DeliveryAttempted, Endpoint, WebhookEvent
 from projections.runner import Projector
+from projections.webhook_urls import Resolver, UrlRefused, resolve_target, system_resolver
 from streams import subjects
 from streams.eventlog import EventLog, LogUnavailable
+from streams.lease import Lease
 
 log = logging.getLogger("protoface.webhooks")
 _encoder = msgspec.json.Encoder()
@@ -93,57 +94,6 @@ class WebhookEndpointsModel:
 # ── SSRF guard ──────────────────────────────────────────────────────────────────
 
 
-class UrlRefused(ValueError):
-    pass
-
-
-def _forbidden(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return bool(ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast
-                or ip.is_reserved or ip.is_unspecified)
-
-
-def check_url_syntax(url: str, *, production: bool, allow_private: bool) -> None:
-    """What can be told without resolving: scheme, host, a literal address."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UrlRefused("The URL must be an absolute http(s) URL.")
-    if production and parts.scheme != "https":
-        raise UrlRefused("Webhook endpoints must use https.")
-    if parts.username or parts.password:
-        raise UrlRefused("The URL must not carry credentials.")
-    if allow_private:
-        return
-    host = parts.hostname
-    if host == "localhost" or host.endswith(".localhost"):
-        raise UrlRefused("Loopback addresses are not allowed.")
-    try:
-        forbidden = _forbidden(host)
-    except ValueError:
-        return  # a name: resolved (and checked) at delivery time
-    if forbidden:
-        raise UrlRefused("Loopback, private and link-local addresses are not allowed.")
-
-
-async def check_url(url: str, *, production: bool, allow_private: bool) -> None:
-    """The syntax check, then every address the host resolves to (at delivery time)."""
-    check_url_syntax(url, production=production, allow_private=allow_private)
-    if allow_private:
-        return
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            parts.hostname, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise UrlRefused(f"The host does not resolve: {exc}") from exc
-    for info in infos:
-        if _forbidden(str(info[4][0])):
-            raise UrlRefused("The host resolves to a loopback, private or link-local address.")
-
-
 # ── The dispatcher ──────────────────────────────────────────────────────────────
 
 
@@ -164,6 +114,7 @@ class DispatchSettings:
     scale: float = 1.0
     disable_after: int = webhook.DISABLE_AFTER_FAILURES
     timeout: float = 10.0
+    resolve: Resolver = system_resolver
 
 
 Render = Callable[[Session], Any]
@@ -196,7 +147,11 @@ class Dispatcher:
         self._http: httpx.AsyncClient | None = None
 
     async def start(self) -> None:
-        self._http = httpx.AsyncClient(timeout=self.settings.timeout, follow_redirects=False)
+        # No pooled connections: the pool is keyed by address, and a TLS connection
+        # opened for one name must never carry a request for another name at that address.
+        self._http = httpx.AsyncClient(
+            timeout=self.settings.timeout, follow_redirects=False,
+            limits=httpx.Limits(max_keepalive_connections=0))
         await self.projector.start()
         await self.projector.catch_up()
         self._live = True
@@ -337,14 +292,16 @@ class Dispatcher:
     async def _post(self, endpoint: Endpoint, job: Job) -> tuple[int | None, str | None,
                                                                   float | None]:
         try:
-            await check_url(endpoint.url, production=self.settings.production,
-                            allow_private=self.settings.allow_private)
+            target = await resolve_target(
+                endpoint.url, production=self.settings.production,
+                allow_private=self.settings.allow_private, resolve=self.settings.resolve)
         except UrlRefused as refused:
             return None, str(refused), None
         secret = self.keyring.open(endpoint.secret_sealed, endpoint.id)
         now = datetime.now(UTC)
         payload = job.body.decode()
         headers = {
+            "host": target.host,
             "content-type": "application/json",
             "user-agent": "Protoface-Webhooks/1",
             "webhook-id": job.delivery.webhook_id,
@@ -353,7 +310,10 @@ class Dispatcher:
         }
         assert self._http is not None
         try:
-            response = await self._http.post(endpoint.url, content=job.body, headers=headers)
+            # To the address that was checked, never a second lookup (DNS rebinding).
+            response = await self._http.post(
+                target.url, content=job.body, headers=headers,
+                extensions={"sni_hostname": target.server_name})
         except httpx.HTTPError as exc:
             return None, type(exc).__name__, None
         return response.status_code, None, _retry_after(response.headers.get("retry-after"))
@@ -371,3 +331,27 @@ def _retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+async def dispatch_while_holding(
+    lease: Lease, make: Callable[[], Dispatcher], stop: asyncio.Event,
+) -> None:
+    """Deliver while this process holds ``lease``; stand by while another does.
+
+    Each term starts a fresh :class:`Dispatcher`, which folds the log and resumes
+    the unsettled deliveries where the previous holder left them.
+    """
+    while not stop.is_set():
+        await lease.hold(stop)
+        if stop.is_set():
+            break
+        log.info("webhook dispatcher active", extra={"holder": lease.holder})
+        dispatcher = make()
+        try:
+            await dispatcher.start()
+            await lease.keep(stop)
+        finally:
+            await dispatcher.stop()
+            await lease.release()
+        if not stop.is_set():
+            log.warning("webhook dispatcher standing by", extra={"holder": lease.holder})

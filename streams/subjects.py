@@ -40,6 +40,10 @@ WORK_CONSUMER = "workers"
 QUEUED_SESSIONS = "events.session.*.*.queued"
 WORKERS_BUCKET = "WORKERS"
 
+# Singleton roles (the webhook dispatcher): one holder at a time, a key per role.
+LEASES_BUCKET = "LEASES"
+WEBHOOK_DISPATCHER_LEASE = "webhook-dispatcher"
+
 # Media is not an event: NATS core subjects, never JetStream.
 #   media.<session_id>.in    client → worker records (relay tier publishes)
 #   media.<session_id>.out   worker → client records (worker publishes)

@@ -41,10 +41,12 @@ class Receiver:
         self.requests: list[tuple[str, str, str]] = []  # (path, webhook-id, outcome)
         self.delivered: list[dict[str, Any]] = []
         self.tries: dict[str, int] = {}
+        self.hosts: list[str] = []  # the Host header of every request
         self.port = free_port()
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
+        self.hosts.append(request.headers.get("host", ""))
         path = request.path
         payload = Webhook(self.secrets[path]).verify(body, dict(request.headers))
         msg_id = request.headers["webhook-id"]
@@ -219,7 +221,9 @@ async def test_a_restarted_dispatcher_resumes_a_pending_retry_where_it_stopped(
         events, _ = await services.log.load(history)
         return [e for e in events if isinstance(e, DeliveryAttempted)]
 
-    settings = DispatchSettings(allow_private=True, schedule=(0.0, 1.0, 0.05))
+    # The retry waits 2.5 s: long enough that a loaded machine still stops the first
+    # dispatcher before it, short enough to keep the test quick.
+    settings = DispatchSettings(allow_private=True, schedule=(0.0, 2.5, 0.05))
     first = Dispatcher(services.log, services.keyring, session_view, settings)
     await first.start()
     try:
@@ -229,7 +233,7 @@ async def test_a_restarted_dispatcher_resumes_a_pending_retry_where_it_stopped(
             assert asyncio.get_running_loop().time() < deadline
             await asyncio.sleep(0.05)
     finally:
-        await first.stop()  # stops while the retry waits (about 1 s away)
+        await first.stop()  # stops while the retry waits
     assert len(receiver.requests) == 1
 
     # The restarted dispatcher reads attempt 1 from the log and continues with attempt 2
