@@ -72,7 +72,7 @@ def _wait_up(server: Server, timeout: float = 60) -> None:
     raise RuntimeError("protoface up did not come up:\n" + server.log.read_text()[-3000:])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("browser")
     port, log = free_port(), root / "up.log"
@@ -114,7 +114,7 @@ class _FlakyReceiver(http.server.BaseHTTPRequestHandler):
         return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def webhook_receiver(server: Server) -> Iterator[str]:
     """A receiver registered as the dev org's webhook endpoint."""
     receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FlakyReceiver)
@@ -138,7 +138,7 @@ def _chromium() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
@@ -149,7 +149,7 @@ def launch(playwright: Playwright, *extra: str) -> Browser:
     return playwright.chromium.launch(executable_path=_chromium(), args=[*CHROMIUM_FLAGS, *extra])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     chromium = launch(playwright)
     yield chromium
@@ -172,7 +172,7 @@ class Console:
         return page
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     configured = os.environ.get(SCREENSHOTS_ENV)
     target = Path(configured) if configured else tmp_path_factory.mktemp("screenshots")
@@ -247,7 +247,7 @@ class Played:
 MOUTH_OPEN = 12.0  # mean |Δ| per channel in the mouth crop: the open mouth is dark on skin
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def played(
     server: Server, browser: Browser, webhook_receiver: str, screenshots: Path
 ) -> Iterator[Played]:
