@@ -72,7 +72,8 @@ export class Player {
   }
 
   tick() {
-    const now = this.ctx.currentTime;
+    // Audio scheduled at t is heard at t + outputLatency: show pictures on that clock.
+    const now = this.ctx.currentTime - (this.ctx.outputLatency || 0);
     let due = null;
     while (this.frames.length && this.frames[0].at <= now) {
       if (due) { due.bitmap.close(); this.stats.dropped += 1; } // overtaken: never shown
@@ -93,7 +94,7 @@ export class Player {
     const wall = performance.now();
     this.stats.framesShown += 1;
     this.stats.firstFrameAt ??= wall;
-    // How far the picture lags the sound it belongs to (positive: video late).
+    // How far the picture lags the sound it belongs to (positive: video late), as heard.
     this.stats.offsetMs = Math.round((now - frame.at) * 1000);
     this.shownAt.push(wall);
     while (this.shownAt.length && this.shownAt[0] < wall - 1000) this.shownAt.shift();

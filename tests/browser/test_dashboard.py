@@ -22,7 +22,9 @@ def test_the_dashboard_shows_the_session_that_just_ran(
     page.click("#open")
     row = page.locator("#sessions tr", has_text=played.session_id)
     row.wait_for(timeout=10_000)
-    assert "ended" in row.inner_text() and "mock" in row.inner_text()
+    cells = row.locator("td").all_inner_texts()
+    assert cells[2:5] == ["ended", "av_stock_001", "mock"], cells
+    assert cells[6].endswith(" ms"), cells  # time to first frame, from the projection
     # Its webhooks: the receiver refuses each first attempt, so every delivery shows two.
     delivery = page.locator("#deliveries tr", has_text=played.session_id).first
     delivery.wait_for(timeout=10_000)
