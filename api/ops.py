@@ -89,7 +89,7 @@ def overview(
         at=now,
         counts_by_status=dict(Counter(s.status for s in sessions.sessions.values())),
         sessions=[_session_row(s, usage.records.get(s.id))
-                  for s in _newest(sessions.sessions.values(), statuses, limit)],
+                  for s in _newest(sessions.sessions, statuses, limit)],
         usage_by_day=usage_by_day(usage.records.values(), now - timedelta(days=days)),
         deliveries=[_delivery_row(a) for a in deliveries.newest(limit)],
         workers=_worker_rows(capacity),
@@ -97,11 +97,12 @@ def overview(
 
 
 def _newest(
-    all_sessions: Iterable[Session], statuses: frozenset[str] | None, limit: int
+    by_id: dict[str, Session], statuses: frozenset[str] | None, limit: int
 ) -> list[Session]:
-    """Newest first. The model keeps sessions in creation order, so walk it backwards."""
+    """Newest first. The model keeps sessions in creation order (a dict keeps insertion
+    order), so walk it backwards and stop at ``limit``: no copy, no sort."""
     found: list[Session] = []
-    for state in reversed(list(all_sessions)):
+    for state in reversed(by_id.values()):
         if statuses is None or state.status in statuses:
             found.append(state)
             if len(found) == limit:
