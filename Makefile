@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 TORCH  := torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test lint typecheck bench clean install
+.PHONY: up test lint typecheck bench clean install chromium screenshots
 
 install: $(STAMP)
 
@@ -29,8 +29,21 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict domain streams
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) lint typecheck chromium
 	$(BIN)/python -m pytest
+
+# The browser tests (tests/browser) drive Debian's chromium through Playwright — never a
+# browser Playwright downloads. A clean machine (CI) lacks it: install it (root or sudo).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+
+# docs/playground.png and docs/dashboard.png (the README's), from a real session.
+screenshots: $(STAMP) chromium
+	PROTOFACE_SCREENSHOTS_DIR=docs $(BIN)/python -m pytest -q \
+	  tests/browser/test_dashboard.py::test_the_dashboard_shows_the_session_that_just_ran
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.api_create

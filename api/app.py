@@ -10,10 +10,12 @@ from litestar.di import Provide
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import auth, metrics
+from api.controllers.ops import OpsController
 from api.controllers.pipecat import PipecatController
 from api.controllers.platform import PlatformController
 from api.controllers.sessions import SessionsController
 from api.controllers.usage import UsageController
+from api.controllers.web import WebController, static_files
 from api.controllers.webhooks import WebhookEndpointsController
 from api.errors import HANDLERS
 from api.requestid import request_id_middleware
@@ -40,7 +42,8 @@ def _litestar(services: Services) -> Litestar:
 
     return Litestar(
         route_handlers=[SessionsController, PipecatController, PlatformController,
-                        UsageController, WebhookEndpointsController],
+                        UsageController, WebhookEndpointsController, OpsController,
+                        WebController, static_files()],
         dependencies={
             "services": Provide(provide_services),
             "principal": Provide(provide_principal),

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import prometheus_client
 
-from api import audit_cli, logs, serving
+from api import audit_cli, logs, operator, serving
 from api.app import create_app
 from api.config import Settings, load_keyring
 from api.orgs import create_key, grant_credits
@@ -245,6 +245,7 @@ async def _serve(settings: Settings, *, create_keys: bool, everything: bool = Fa
     stop_workers = asyncio.Event()
     if everything:
         await _ensure_dev_key(services.log, settings.data_dir)
+        operator.ensure_key_file(settings.data_dir)
         background.append(asyncio.create_task(
             Worker(services.log, keyring, _worker_settings(settings)).run(stop_workers)))
         background.append(asyncio.create_task(Supervisor(

@@ -38,6 +38,12 @@ class Settings:
     production: bool = False
     webhook_allow_private: bool = False
     webhook_retry_scale: float = 1.0
+    # The browser playground (/playground): None follows the mode (on in development,
+    # off in production); PROTOFACE_PLAYGROUND=1 turns it on in production.
+    playground: bool | None = None
+    # sha256 (hex) of the operator key that opens /ops (the dashboard's data); else
+    # ``<data dir>/operator-key``, which ``protoface up`` writes on first run.
+    operator_key_sha256: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -65,12 +71,20 @@ class Settings:
                 env["PROTOFACE_WEBHOOK_ALLOW_PRIVATE"].lower() in ("1", "true", "yes"))
         if "PROTOFACE_WEBHOOK_RETRY_SCALE" in env:
             values["webhook_retry_scale"] = float(env["PROTOFACE_WEBHOOK_RETRY_SCALE"])
+        if "PROTOFACE_PLAYGROUND" in env:
+            values["playground"] = env["PROTOFACE_PLAYGROUND"].lower() in ("1", "true", "yes")
+        if "PROTOFACE_OPERATOR_KEY_SHA256" in env:
+            values["operator_key_sha256"] = env["PROTOFACE_OPERATOR_KEY_SHA256"].strip().lower()
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 
     @property
     def keys_file(self) -> Path:
         return self.seal_keys_file or self.data_dir / "seal-keys.json"
+
+    @property
+    def playground_enabled(self) -> bool:
+        return self.playground if self.playground is not None else not self.production
 
 
 def load_keyring(path: Path, *, create: bool) -> Keyring:

@@ -12,6 +12,7 @@ from api.sessions import SessionService
 from api.webhooks import WebhookService
 from domain.sealing import Keyring
 from projections import snapshots
+from projections.deliveries import RecentDeliveries
 from projections.orgs import OrgsModel
 from projections.runner import Projector
 from projections.sessions import SessionsModel
@@ -31,7 +32,7 @@ class Services:
         sessions_model: SessionsModel, orgs: OrgsModel, sessions: SessionService,
         idempotency: IdempotencyStore, keyring: Keyring, capacity: Capacity,
         usage: UsageModel, background: list[asyncio.Task[None]] | None = None,
-        webhooks: WebhookService | None = None,
+        webhooks: WebhookService | None = None, deliveries: RecentDeliveries | None = None,
     ) -> None:
         self.background = background or []
         self.settings = settings
@@ -52,6 +53,8 @@ class Services:
                 log, _webhook_projector(log, model), model, keyring,
                 production=settings.production, allow_private=settings.webhook_allow_private)
         self.webhooks = webhooks
+        # Recent webhook deliveries and their attempts (the operator dashboard).
+        self.deliveries = deliveries or RecentDeliveries()
 
     @classmethod
     async def start(cls, settings: Settings, keyring: Keyring) -> Services:
@@ -69,8 +72,8 @@ class Services:
             snapshot_store, [sessions_model, orgs, usage], settings.snapshot_seconds))
         capacity = Capacity(settings.heartbeat_seconds, settings.when_at_capacity)
         await capacity.start(log)
-        webhook_model = WebhookEndpointsModel()
-        webhook_follower = _webhook_projector(log, webhook_model)
+        webhook_model, deliveries = WebhookEndpointsModel(), RecentDeliveries()
+        webhook_follower = _webhook_projector(log, webhook_model, deliveries)
         await webhook_follower.start()
         await webhook_follower.catch_up()
         return cls(
@@ -81,6 +84,7 @@ class Services:
             webhooks=WebhookService(
                 log, webhook_follower, webhook_model, keyring, production=settings.production,
                 allow_private=settings.webhook_allow_private),
+            deliveries=deliveries,
         )
 
     async def stop(self) -> None:
@@ -92,6 +96,8 @@ class Services:
         await self.log.close()
 
 
-def _webhook_projector(log: EventLog, model: WebhookEndpointsModel) -> Projector:
-    """The endpoints read model follows only ``webhook.*`` events."""
-    return Projector(log, [model], subject=subjects.WEBHOOK_EVENTS, metrics=False)
+def _webhook_projector(
+    log: EventLog, model: WebhookEndpointsModel, *others: RecentDeliveries
+) -> Projector:
+    """The endpoints read model (and recent deliveries) follow only ``webhook.*`` events."""
+    return Projector(log, [model, *others], subject=subjects.WEBHOOK_EVENTS, metrics=False)

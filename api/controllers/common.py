@@ -9,6 +9,9 @@ import msgspec
 from litestar import Response
 
 from api.errors import invalid
+from domain.session import ACTIVE, STATUSES, TERMINAL
+
+STATUS_ALIASES = {"active": ACTIVE, "terminal": TERMINAL}
 
 _encoder = msgspec.json.Encoder()
 
@@ -49,3 +52,17 @@ def query_datetime(raw: str | None, name: str) -> datetime | None:
     except ValueError:
         raise invalid("invalid_type", f"{name} must be an ISO-8601 date-time.", name) from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def query_statuses(values: list[str]) -> frozenset[str] | None:
+    """``status=a,b&status=c`` (or the aliases ``active``, ``terminal``); none → no filter."""
+    statuses: set[str] | None = None
+    for value in values:
+        for item in value.split(","):
+            if item in STATUS_ALIASES:
+                statuses = (statuses or set()) | STATUS_ALIASES[item]
+            elif item in STATUSES:
+                statuses = (statuses or set()) | {item}
+            else:
+                raise invalid("invalid_status_filter", f"Unknown status {item!r}.", "status")
+    return frozenset(statuses) if statuses is not None else None

@@ -8,20 +8,23 @@ from litestar.params import FromPath
 
 from api import body, validation
 from api.controllers import creating
-from api.controllers.common import encode, json_response, now, query_datetime, query_int
-from api.errors import invalid
+from api.controllers.common import (
+    encode,
+    json_response,
+    now,
+    query_datetime,
+    query_int,
+    query_statuses,
+)
 from api.schemas import SessionCreateRequest, SessionList, session_view
 from api.services import Services
 from domain import ids
-from domain.session import ACTIVE, STATUSES, TERMINAL
 from projections.orgs import Principal
 from projections.sessions import Query
 
 # Injected by the app (see api.app): the process's services and the caller.
 Svc = NamedDependency[Services]
 Caller = NamedDependency[Principal]
-
-STATUS_ALIASES = {"active": ACTIVE, "terminal": TERMINAL}
 
 
 class SessionsController(Controller):
@@ -46,18 +49,9 @@ class SessionsController(Controller):
         self, request: Request, services: Svc, principal: Caller  # type: ignore[type-arg]
     ) -> Response[bytes]:
         params = request.query_params
-        statuses: set[str] | None = None
-        for value in params.getall("status", []):
-            for item in value.split(","):
-                if item in STATUS_ALIASES:
-                    statuses = (statuses or set()) | STATUS_ALIASES[item]
-                elif item in STATUSES:
-                    statuses = (statuses or set()) | {item}
-                else:
-                    raise invalid("invalid_status_filter", f"Unknown status {item!r}.", "status")
         query = Query(
             org_id=principal.org.id,
-            statuses=frozenset(statuses) if statuses is not None else None,
+            statuses=query_statuses(params.getall("status", [])),
             avatar_id=params.get("avatar_id"),
             created_after=query_datetime(params.get("created_after"), "created_after"),
             created_before=query_datetime(params.get("created_before"), "created_before"),
