@@ -10,6 +10,7 @@ from litestar.di import Provide
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import auth, metrics
+from api.controllers.avatars import AvatarsController
 from api.controllers.pipecat import PipecatController
 from api.controllers.platform import PlatformController
 from api.controllers.sessions import SessionsController
@@ -40,7 +41,7 @@ def _litestar(services: Services) -> Litestar:
 
     return Litestar(
         route_handlers=[SessionsController, PipecatController, PlatformController,
-                        UsageController, WebhookEndpointsController],
+                        UsageController, WebhookEndpointsController, AvatarsController],
         dependencies={
             "services": Provide(provide_services),
             "principal": Provide(provide_principal),

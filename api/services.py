@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from api.avatars import AvatarService
 from api.capacity import Capacity
 from api.config import Settings
 from api.media_tokens import MediaTokens
@@ -12,12 +13,14 @@ from api.sessions import SessionService
 from api.webhooks import WebhookService
 from domain.sealing import Keyring
 from projections import snapshots
+from projections.avatars import AvatarsModel
 from projections.orgs import OrgsModel
 from projections.runner import Projector
 from projections.sessions import SessionsModel
 from projections.usage import UsageModel
 from projections.webhooks import WebhookEndpointsModel
 from streams import subjects
+from streams.avatars import AvatarStore
 from streams.eventlog import EventLog
 from streams.idempotency import IdempotencyStore
 from streams.snapshots import SnapshotStore
@@ -31,7 +34,7 @@ class Services:
         sessions_model: SessionsModel, orgs: OrgsModel, sessions: SessionService,
         idempotency: IdempotencyStore, keyring: Keyring, capacity: Capacity,
         usage: UsageModel, background: list[asyncio.Task[None]] | None = None,
-        webhooks: WebhookService | None = None,
+        avatars: AvatarService, webhooks: WebhookService | None = None,
     ) -> None:
         self.background = background or []
         self.settings = settings
@@ -52,6 +55,7 @@ class Services:
                 log, _webhook_projector(log, model), model, keyring,
                 production=settings.production, allow_private=settings.webhook_allow_private)
         self.webhooks = webhooks
+        self.avatars = avatars
 
     @classmethod
     async def start(cls, settings: Settings, keyring: Keyring) -> Services:
@@ -62,11 +66,15 @@ class Services:
         sessions_model = await snapshots.restore(snapshot_store, SessionsModel)
         orgs = await snapshots.restore(snapshot_store, OrgsModel)
         usage = await snapshots.restore(snapshot_store, UsageModel)
-        projector = Projector(log, [sessions_model, orgs, usage])
+        avatars_model = await snapshots.restore(snapshot_store, AvatarsModel)
+        projector = Projector(log, [sessions_model, orgs, usage, avatars_model])
         await projector.start()
         await projector.catch_up()
         saver = asyncio.create_task(snapshots.save_periodically(
-            snapshot_store, [sessions_model, orgs, usage], settings.snapshot_seconds))
+            snapshot_store, [sessions_model, orgs, usage, avatars_model],
+            settings.snapshot_seconds))
+        avatars = AvatarService(log, projector, avatars_model,
+                                await AvatarStore.open(log, settings.replicas))
         capacity = Capacity(settings.heartbeat_seconds, settings.when_at_capacity)
         await capacity.start(log)
         webhook_model = WebhookEndpointsModel()
@@ -75,7 +83,9 @@ class Services:
         await webhook_follower.catch_up()
         return cls(
             settings=settings, log=log, projector=projector, sessions_model=sessions_model,
-            orgs=orgs, sessions=SessionService(log, projector, sessions_model, capacity, usage),
+            orgs=orgs, avatars=avatars,
+            sessions=SessionService(log, projector, sessions_model, capacity, usage,
+                                    avatars=avatars),
             idempotency=await IdempotencyStore.open(log.js, settings.replicas), keyring=keyring,
             capacity=capacity, usage=usage, background=[saver],
             webhooks=WebhookService(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -18,11 +19,14 @@ from domain.errors import Rejected
 from domain.sealing import Keyring
 from domain.session import LiveKitTransport, PipecatTransport, Session
 from streams import subjects
+from streams.avatars import AvatarStore
 from streams.eventlog import ConcurrencyConflict, EventLog, Expect, LogUnavailable
 from streams.work import WorkerInfo, WorkerRegistry, WorkQueue
 from worker import metrics
-from worker.avatars import renderer_for
+from worker.avatars import AvatarNotAvailable, load_asset, renderer_for
+from worker.builds import Builder
 from worker.livekit import LiveKitTransportAdapter
+from worker.pipeline import Renderer
 from worker.relay import RelayTransport
 from worker.session_runner import RunnerSettings, SessionRunner
 from worker.tiers import TIERS
@@ -49,6 +53,7 @@ class Worker:
         self.draining = False
         self._slot_freed = asyncio.Event()
         self._registry: WorkerRegistry | None = None
+        self._avatars: AvatarStore | None = None
 
     @property
     def worker_id(self) -> str:
@@ -61,6 +66,10 @@ class Worker:
     async def run(self, shutdown: asyncio.Event) -> None:
         self._registry = await WorkerRegistry.open(self.log)
         queue = await WorkQueue.open(self.log)
+        self._avatars = await AvatarStore.open(self.log)
+        # Avatar builds run beside the sessions, from their own durable queue.
+        builder = asyncio.create_task(
+            Builder(self.log, self._avatars, self.worker_id).run(shutdown))
         announcer = asyncio.create_task(self._announce_forever())
         log.info("worker started", extra={"worker_id": self.worker_id,
                                           "slots": self.settings.slots})
@@ -69,6 +78,9 @@ class Worker:
         finally:
             await self._drain()
             announcer.cancel()
+            builder.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await builder
             await queue.close()
             with contextlib.suppress(Exception):
                 await self._registry.leave(self.worker_id)
@@ -124,7 +136,8 @@ class Worker:
         state = session.fold(claimed, state)
         assert state is not None
         runner = SessionRunner(
-            self.log, state, seq, transport=self._transport(state), renderer=renderer_for,
+            self.log, state, seq, transport=self._transport(state),
+            renderer=await self._renderer_factory(state),
             settings=RunnerSettings(heartbeat_seconds=self.settings.heartbeat_seconds,
                                     drain_seconds=self.settings.drain_seconds),
         )
@@ -133,6 +146,23 @@ class Worker:
         task = asyncio.create_task(runner.run())
         task.add_done_callback(lambda _t: self._release(session_id))
         await self._announce()
+
+    async def _renderer_factory(self, state: Session) -> Callable[[Session], Renderer]:
+        """The session's renderer factory, its avatar's asset loaded. A load that fails
+        fails the session (``avatar_load_failed``) when the runner makes the renderer."""
+        assert self._avatars is not None
+        try:
+            asset = await load_asset(self.log, self._avatars, state.avatar_id)
+        except Exception as exc:
+            log.warning("avatar load failed", extra={"session_id": state.id,
+                                                     "avatar_id": state.avatar_id})
+            error = exc
+
+            def unavailable(_state: Session) -> Renderer:
+                raise AvatarNotAvailable(str(error))
+
+            return unavailable
+        return lambda s: renderer_for(s, asset)
 
     def _transport(self, state: Session) -> Transport:
         if isinstance(state.transport, PipecatTransport):
