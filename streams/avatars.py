@@ -74,10 +74,6 @@ class BuildJob:
     async def later(self, delay: float = 1.0) -> None:
         await self._msg.nak(delay=delay)
 
-    async def working(self) -> None:
-        """Still building: push the redelivery deadline back."""
-        await self._msg.in_progress()
-
 
 class BuildQueue:
     def __init__(self, sub: object) -> None:

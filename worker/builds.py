@@ -37,10 +37,6 @@ class Builder:
         self.store = store
         self.worker_id = worker_id
 
-    @classmethod
-    async def open(cls, event_log: EventLog, worker_id: str) -> Builder:
-        return cls(event_log, await AvatarStore.open(event_log), worker_id)
-
     async def run(self, shutdown: asyncio.Event) -> None:
         queue = await BuildQueue.open(self.log)
         try:
