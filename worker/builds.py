@@ -27,6 +27,7 @@ from worker import metrics, rig
 log = logging.getLogger("protoface.builds")
 
 MISSING_SOURCE = "The source image is no longer available."
+UNBUILDABLE = "The avatar could not be built from this image."
 
 
 class Builder:
@@ -111,6 +112,11 @@ class Builder:
             asset = await asyncio.to_thread(rig.build_asset, image)
         except rig.RigError as refused:
             return failed(refused.reason)
+        except Exception:
+            # Not a refusal the rig explains: the same bytes would fail again on any
+            # worker, so record it instead of redelivering the job forever.
+            log.exception("avatar build raised", extra={"avatar_id": state.id})
+            return failed(UNBUILDABLE)
         key = subjects.avatar_asset_key(state.id)
         await self.store.put(key, asset)
         return avatar.RecordBuilt(avatar_id=state.id, org_id=state.org_id,

@@ -7,6 +7,7 @@ import asyncio
 
 import httpx
 import pytest
+from nats.js.errors import NotFoundError
 
 from api.services import Services
 from domain import ids
@@ -240,11 +241,16 @@ async def test_delete_purges_the_source_and_the_asset_and_hides_the_avatar(
     store = services.avatars.store
     keys = (subjects.avatar_source_key(created["id"]), subjects.avatar_asset_key(created["id"]))
     assert [await store.exists(k) for k in keys] == [True, True]
+    bucket = await services.log.js.object_store(subjects.AVATARS_BUCKET)
+    chunks = [f"$O.{subjects.AVATARS_BUCKET}.C.{(await bucket.get_info(k)).nuid}" for k in keys]
 
     r = await client.delete(f"/v1/avatars/{created['id']}", headers=auth(key))
 
     assert r.status_code == 204 and r.content == b""
     assert [await store.get(k) for k in keys] == [None, None]
+    for subject in chunks:  # the bytes themselves are purged from the stream, not hidden
+        with pytest.raises(NotFoundError):
+            await services.log.js.get_last_msg(f"OBJ_{subjects.AVATARS_BUCKET}", subject)
     assert_error(await client.get(f"/v1/avatars/{created['id']}", headers=auth(key)), 404,
                  "not_found", "avatar_not_found", "avatar_id")
     listed = (await client.get("/v1/avatars", params={"scope": "org"}, headers=auth(key))).json()
