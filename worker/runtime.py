@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from domain import ids, session
+from domain.avatar import STOCK_AVATARS
 from domain.errors import Rejected
 from domain.sealing import Keyring
 from domain.session import LiveKitTransport, PipecatTransport, Session
@@ -67,6 +68,7 @@ class Worker:
         self._registry = await WorkerRegistry.open(self.log)
         queue = await WorkQueue.open(self.log)
         self._avatars = await AvatarStore.open(self.log)
+        warming = asyncio.create_task(self._warm_stock_assets(self._avatars))
         # Avatar builds run beside the sessions, from their own durable queue.
         builder = asyncio.create_task(
             Builder(self.log, self._avatars, self.worker_id).run(shutdown))
@@ -79,6 +81,7 @@ class Worker:
             await self._drain()
             announcer.cancel()
             builder.cancel()
+            warming.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await builder
             await queue.close()
@@ -125,6 +128,9 @@ class Worker:
             log.info("queued work skipped", extra={
                 "session_id": session_id, "status": state.status if state else None})
             return
+        # The avatar's asset is loaded before the claim: once the claim is stored the
+        # runner must start listening at once (an end can follow within milliseconds).
+        renderer = await self._renderer_factory(state)
         command = session.Claim(session_id=session_id, now=datetime.now(UTC),
                                 worker_id=self.worker_id)
         try:
@@ -136,8 +142,7 @@ class Worker:
         state = session.fold(claimed, state)
         assert state is not None
         runner = SessionRunner(
-            self.log, state, seq, transport=self._transport(state),
-            renderer=await self._renderer_factory(state),
+            self.log, state, seq, transport=self._transport(state), renderer=renderer,
             settings=RunnerSettings(heartbeat_seconds=self.settings.heartbeat_seconds,
                                     drain_seconds=self.settings.drain_seconds),
         )
@@ -146,6 +151,15 @@ class Worker:
         task = asyncio.create_task(runner.run())
         task.add_done_callback(lambda _t: self._release(session_id))
         await self._announce()
+
+    async def _warm_stock_assets(self, store: AvatarStore) -> None:
+        """Build the stock avatars' assets now, so the first claim does not wait for it."""
+        for avatar_id in STOCK_AVATARS:
+            try:
+                await load_asset(self.log, store, avatar_id)
+            except Exception:
+                log.warning("stock avatar unavailable on this worker",
+                            extra={"avatar_id": avatar_id})
 
     async def _renderer_factory(self, state: Session) -> Callable[[Session], Renderer]:
         """The session's renderer factory, its avatar's asset loaded. A load that fails

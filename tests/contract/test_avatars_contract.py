@@ -15,6 +15,7 @@ from protoface_sdk import (
     InvalidRequestError,
     NotFoundError,
     ProtofaceClient,
+    QuotaExceededError,
     UnprocessableError,
 )
 
@@ -99,3 +100,14 @@ async def test_the_sdks_avatar_calls_round_trip(
     finally:
         sdk.close()
         stranger.close()
+
+
+def test_an_upload_past_the_plans_slots_is_a_quota_error(live_server: LiveServer) -> None:
+    sdk = client(live_server, live_server.new_key("free"))  # one custom avatar slot
+    try:
+        sdk.avatars.create(image=FACE)
+        with pytest.raises(QuotaExceededError) as refused:
+            sdk.avatars.create(image=FACE)
+        assert (refused.value.status, refused.value.code) == (402, "custom_avatar_slots")
+    finally:
+        sdk.close()
