@@ -47,10 +47,12 @@ class AvatarsModel:
             return
         before = self.avatars.get(event.avatar_id)
         after = avatar.evolve(before, event)
-        if after is None or after == before:
+        if after is None:
+            return
+        self.versions[after.id] = seq  # the aggregate's version, even for a no-op event
+        if after == before:
             return
         self.avatars[after.id] = after
-        self.versions[after.id] = seq
         if isinstance(event, AvatarCreated):
             self.creation_version[event.org_id] = seq
             bisect.insort(self.by_org.setdefault(after.org_id, []), after.id)
