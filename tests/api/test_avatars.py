@@ -9,8 +9,15 @@ import httpx
 import pytest
 from nats.js.errors import NotFoundError
 
+from api import images
+from api.auth import key_hash
+from api.avatars import AvatarService, NewAvatar
+from api.controllers.common import now
 from api.services import Services
 from domain import ids
+from domain.errors import Rejected
+from projections.avatars import AvatarsModel
+from projections.runner import Projector
 from streams import subjects
 from tests.api.support import assert_error, auth
 from tests.avatars import FACE, NO_FACE, image_bytes, upload, upload_ok
@@ -345,3 +352,38 @@ async def test_an_unknown_avatar_is_not_found(
     for av in ("av_01JN0000000000000000000009", "nope", "av_stock_999", "a.b.>"):
         assert_error(await client.get(f"/v1/avatars/{av}", headers=auth(key)), 404, "not_found",
                      "avatar_not_found", "avatar_id")
+
+
+async def test_uploads_through_two_api_processes_cannot_overshoot_the_slots(
+    services: Services, new_key: KeyFactory
+) -> None:
+    """Two services, each with its own projection (as two API processes have), race
+    for a starter org's three slots: the conditional append lets exactly three win."""
+    key = await new_key("starter")
+    await services.projector.catch_up()
+    principal = services.orgs.authenticate(key_hash(key))
+    assert principal is not None
+    other_model = AvatarsModel()
+    other_projector = Projector(services.log, [other_model], subject=subjects.AVATAR_EVENTS,
+                                metrics=False)
+    await other_projector.start()
+    await other_projector.catch_up()
+    other = AvatarService(services.log, other_projector, other_model, services.avatars.store)
+    image = await asyncio.to_thread(images.check, FACE)
+    avatar_ids = [ids.new_id(ids.AVATAR) for _ in range(6)]
+    try:
+        results = await asyncio.gather(*(
+            service.create(principal, NewAvatar("Racer", "avtr1", image), now(), avatar_id)
+            for service, avatar_id in zip((services.avatars, other) * 3, avatar_ids,
+                                          strict=True)
+        ), return_exceptions=True)
+    finally:
+        await other_projector.stop()
+    refused = [i for i, r in zip(avatar_ids, results, strict=True) if isinstance(r, Rejected)]
+    assert len(refused) == 3 and all(
+        r.code == "custom_avatar_slots" for r in results if isinstance(r, Rejected)), results
+    assert sum(1 for r in results if not isinstance(r, BaseException)) == 3, results
+    await services.projector.catch_up()
+    assert services.avatars.model.custom_count(principal.org.id) == 3
+    for avatar_id in refused:  # a refused upload leaves no source image behind
+        assert not await services.avatars.store.exists(subjects.avatar_source_key(avatar_id))
