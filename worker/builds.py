@@ -44,7 +44,8 @@ class Builder:
             while not shutdown.is_set():
                 try:
                     job = await queue.next(timeout=0.5)
-                except LogUnavailable:
+                except Exception:  # reconnecting: the durable consumer is still there
+                    log.warning("build queue unavailable", exc_info=True)
                     await asyncio.sleep(0.5)
                     continue
                 if job is not None:
