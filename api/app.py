@@ -10,6 +10,7 @@ from litestar.di import Provide
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import auth, metrics
+from api.controllers.avatars import AvatarsController
 from api.controllers.ops import OpsController
 from api.controllers.pipecat import PipecatController
 from api.controllers.platform import PlatformController
@@ -42,8 +43,8 @@ def _litestar(services: Services) -> Litestar:
 
     return Litestar(
         route_handlers=[SessionsController, PipecatController, PlatformController,
-                        UsageController, WebhookEndpointsController, OpsController,
-                        WebController, static_files()],
+                        UsageController, WebhookEndpointsController, AvatarsController,
+                        OpsController, WebController, static_files()],
         dependencies={
             "services": Provide(provide_services),
             "principal": Provide(provide_principal),

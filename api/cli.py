@@ -30,6 +30,7 @@ import prometheus_client
 
 from api import audit_cli, logs, operator, serving
 from api.app import create_app
+from api.avatar_schemas import avatar_view
 from api.config import Settings, load_keyring
 from api.orgs import create_key, grant_credits
 from api.schemas import session_view
@@ -221,7 +222,8 @@ async def _dispatch(
         production=settings.production, allow_private=settings.webhook_allow_private,
         scale=settings.webhook_retry_scale)
     await dispatch_while_holding(
-        lease, lambda: Dispatcher(event_log, keyring, session_view, dispatch), stop)
+        lease, lambda: Dispatcher(event_log, keyring, session_view, dispatch,
+                                  render_avatar=avatar_view), stop)
 
 
 def _worker_settings(settings: Settings) -> WorkerSettings:

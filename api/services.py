@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from api.avatars import AvatarService
 from api.capacity import Capacity
 from api.config import Settings
 from api.media_tokens import MediaTokens
@@ -12,6 +13,7 @@ from api.sessions import SessionService
 from api.webhooks import WebhookService
 from domain.sealing import Keyring
 from projections import snapshots
+from projections.avatars import AvatarsModel
 from projections.deliveries import RecentDeliveries
 from projections.orgs import OrgsModel
 from projections.runner import Projector
@@ -19,6 +21,7 @@ from projections.sessions import SessionsModel
 from projections.usage import UsageModel
 from projections.webhooks import WebhookEndpointsModel
 from streams import subjects
+from streams.avatars import AvatarStore
 from streams.eventlog import EventLog
 from streams.idempotency import IdempotencyStore
 from streams.snapshots import SnapshotStore
@@ -32,7 +35,8 @@ class Services:
         sessions_model: SessionsModel, orgs: OrgsModel, sessions: SessionService,
         idempotency: IdempotencyStore, keyring: Keyring, capacity: Capacity,
         usage: UsageModel, background: list[asyncio.Task[None]] | None = None,
-        webhooks: WebhookService | None = None, deliveries: RecentDeliveries | None = None,
+        avatars: AvatarService, webhooks: WebhookService | None = None,
+        deliveries: RecentDeliveries | None = None,
     ) -> None:
         self.background = background or []
         self.settings = settings
@@ -55,6 +59,7 @@ class Services:
         self.webhooks = webhooks
         # Recent webhook deliveries and their attempts (the operator dashboard).
         self.deliveries = deliveries or RecentDeliveries()
+        self.avatars = avatars
 
     @classmethod
     async def start(cls, settings: Settings, keyring: Keyring) -> Services:
@@ -65,11 +70,15 @@ class Services:
         sessions_model = await snapshots.restore(snapshot_store, SessionsModel)
         orgs = await snapshots.restore(snapshot_store, OrgsModel)
         usage = await snapshots.restore(snapshot_store, UsageModel)
-        projector = Projector(log, [sessions_model, orgs, usage])
+        avatars_model = await snapshots.restore(snapshot_store, AvatarsModel)
+        projector = Projector(log, [sessions_model, orgs, usage, avatars_model])
         await projector.start()
         await projector.catch_up()
         saver = asyncio.create_task(snapshots.save_periodically(
-            snapshot_store, [sessions_model, orgs, usage], settings.snapshot_seconds))
+            snapshot_store, [sessions_model, orgs, usage, avatars_model],
+            settings.snapshot_seconds))
+        avatars = AvatarService(log, projector, avatars_model,
+                                await AvatarStore.open(log, settings.replicas))
         capacity = Capacity(settings.heartbeat_seconds, settings.when_at_capacity)
         await capacity.start(log)
         webhook_model, deliveries = WebhookEndpointsModel(), RecentDeliveries()
@@ -78,7 +87,9 @@ class Services:
         await webhook_follower.catch_up()
         return cls(
             settings=settings, log=log, projector=projector, sessions_model=sessions_model,
-            orgs=orgs, sessions=SessionService(log, projector, sessions_model, capacity, usage),
+            orgs=orgs, avatars=avatars,
+            sessions=SessionService(log, projector, sessions_model, capacity, usage,
+                                    avatars=avatars),
             idempotency=await IdempotencyStore.open(log.js, settings.replicas), keyring=keyring,
             capacity=capacity, usage=usage, background=[saver],
             webhooks=WebhookService(

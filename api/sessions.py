@@ -13,9 +13,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
+from api.avatars import AvatarService
 from api.capacity import Capacity
 from domain import billing, ids, org, session
-from domain.avatar import STOCK_AVATARS
 from domain.errors import Rejected
 from domain.session import Session
 from projections.orgs import Principal
@@ -50,13 +50,14 @@ class NewSession:
 class SessionService:
     def __init__(
         self, log: EventLog, projector: Projector, model: SessionsModel, capacity: Capacity,
-        usage: UsageModel,
+        usage: UsageModel, *, avatars: AvatarService,
     ) -> None:
         self.log = log
         self.projector = projector
         self.model = model
         self.capacity = capacity
         self.usage = usage
+        self.avatars = avatars
         self._org_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         # Admissions this process appended: org → {session id: stream seq}. Those the
         # projection has not applied yet are counted by hand, so the org lock is held
@@ -69,7 +70,8 @@ class SessionService:
         self, principal: Principal, request: NewSession, now: datetime, session_id: str
     ) -> Session:
         plan = principal.org.plan_limits
-        self._check_avatar(principal, request.avatar_id)
+        # Stock, or the org's own ready avatar: 409 avatar_not_ready, else 404.
+        await self.avatars.usable(principal, request.avatar_id)
         # No usable credits → 402, before admission: a refused create writes nothing.
         # Not a reservation: sessions that together overdraw are ended by the supervisor.
         credits = self.usage.credits(principal.org.id, billing.month_of(now))
@@ -156,10 +158,3 @@ class SessionService:
 
     def page(self, query: Query) -> tuple[list[Session], bool]:
         return self.model.page(query)
-
-    @staticmethod
-    def _check_avatar(principal: Principal, avatar_id: str) -> None:
-        # Custom avatars arrive with the avatars API; until then only stock ones exist.
-        if avatar_id not in STOCK_AVATARS:
-            raise Rejected("not_found", "avatar_not_found", f"No avatar {avatar_id!r}.",
-                           param="avatar_id")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from domain import org, session, webhook
+from domain import avatar, org, session, webhook
 
-Event = session.Event | org.Event | webhook.Event
+Event = session.Event | org.Event | webhook.Event | avatar.Event
 
 SessionEvent = session.SessionEvent
 OrgEvent = org.OrgEvent
 WebhookEvent = webhook.WebhookEvent
+AvatarEvent = avatar.AvatarEvent

@@ -22,7 +22,7 @@ import msgspec
 
 from domain.errors import CONFLICT, Rejected
 
-# The public lifecycle events a webhook can carry (``avatar.*`` arrive with avatars).
+# The public lifecycle events a webhook can carry.
 SESSION_TYPES: Final[dict[str, str]] = {
     "session.queued": "session.queued",
     "session.starting": "session.starting",
@@ -32,7 +32,12 @@ SESSION_TYPES: Final[dict[str, str]] = {
     "session.failed": "session.failed",
     "session.canceled": "session.canceled",
 }
-EVENT_TYPES: Final[tuple[str, ...]] = (*SESSION_TYPES.values(), "avatar.ready", "avatar.failed")
+# Avatar build outcomes: the stored event type → the public webhook type.
+AVATAR_TYPES: Final[dict[str, str]] = {
+    "avatar.built": "avatar.ready",
+    "avatar.failed": "avatar.failed",
+}
+EVENT_TYPES: Final[tuple[str, ...]] = (*SESSION_TYPES.values(), *AVATAR_TYPES.values())
 
 # Seconds before attempt 1, 2, 3, … (attempt 1 is immediate). Past the end: give up.
 DEFAULT_SCHEDULE: Final[tuple[float, ...]] = (0.0, 5.0, 300.0, 1800.0, 7200.0)

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 import msgspec
 
+from projections.avatars import AvatarsModel
 from projections.orgs import OrgsModel
 from projections.sessions import SessionsModel
 from projections.usage import UsageModel
@@ -21,11 +22,12 @@ from streams.snapshots import SnapshotStore
 
 log = logging.getLogger("protoface.projections")
 
-M = TypeVar("M", SessionsModel, OrgsModel, UsageModel)
-Snapshotted = SessionsModel | OrgsModel | UsageModel
+M = TypeVar("M", SessionsModel, OrgsModel, UsageModel, AvatarsModel)
+Snapshotted = SessionsModel | OrgsModel | UsageModel | AvatarsModel
 
 NAMES: dict[type, str] = {
     SessionsModel: "sessions.v1", OrgsModel: "orgs.v1", UsageModel: "usage.v1",
+    AvatarsModel: "avatars.v1",
 }
 _encoder = msgspec.msgpack.Encoder()
 

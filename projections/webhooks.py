@@ -32,7 +32,8 @@ import httpx
 import msgspec
 from standardwebhooks import Webhook
 
-from domain import ids, session, webhook
+from domain import avatar, ids, session, webhook
+from domain.avatar import Avatar, AvatarEvent
 from domain.events import Event
 from domain.sealing import Keyring
 from domain.session import Session, SessionEvent
@@ -118,6 +119,7 @@ class DispatchSettings:
 
 
 Render = Callable[[Session], Any]
+RenderAvatar = Callable[[Avatar], Any]
 
 
 def lifecycle_body(event_type: str, at: datetime, data: Any) -> bytes:
@@ -126,15 +128,18 @@ def lifecycle_body(event_type: str, at: datetime, data: Any) -> bytes:
 
 
 class Dispatcher:
-    """Delivers webhooks. ``render`` turns a session into its public resource."""
+    """Delivers webhooks. ``render`` turns a session into its public resource,
+    ``render_avatar`` an avatar (without it, ``avatar.*`` webhooks are not sent)."""
 
     def __init__(
         self, event_log: EventLog, keyring: Keyring, render: Render,
-        settings: DispatchSettings | None = None,
+        settings: DispatchSettings | None = None, *, render_avatar: RenderAvatar | None = None,
     ) -> None:
         self.log = event_log
         self.keyring = keyring
         self.render = render
+        self.render_avatar = render_avatar
+        self.avatars: dict[str, Avatar] = {}  # only those still processing
         self.settings = settings or DispatchSettings()
         self.endpoints = WebhookEndpointsModel()
         self.sessions: dict[str, Session] = {}
@@ -182,6 +187,8 @@ class Dispatcher:
         self.last_seq = seq
         if isinstance(event, SessionEvent):
             self._on_session_event(event)
+        elif isinstance(event, AvatarEvent):
+            self._on_avatar_event(event)
         elif isinstance(event, DeliveryAttempted) and not self._live:
             key = (event.endpoint_id, event.webhook_id)
             job = self._pending.get(key)
@@ -200,20 +207,39 @@ class Dispatcher:
             self.sessions.pop(event.session_id, None)
         else:
             self.sessions[event.session_id] = after
-        event_type = type(event).__struct_config__.tag
-        assert isinstance(event_type, str)
-        public = webhook.SESSION_TYPES.get(event_type)
+        public = webhook.SESSION_TYPES.get(_type_of(event))
         if public is None:
             return
-        body = lifecycle_body(public, event.at, self.render(after))
+        self._emit(event.org_id, public, event.at, self.render(after), event.id,
+                   session_id=event.session_id)
+
+    def _on_avatar_event(self, event: avatar.Event) -> None:
+        after = avatar.evolve(self.avatars.get(event.avatar_id), event)
+        if after is None:
+            return
+        if after.status == "processing":
+            self.avatars[after.id] = after
+        else:  # built, failed or deleted: nothing more to announce, keep memory bounded
+            self.avatars.pop(after.id, None)
+        public = webhook.AVATAR_TYPES.get(_type_of(event))
+        if public is None or self.render_avatar is None or after.status == "deleted":
+            return
+        self._emit(event.org_id, public, event.at, self.render_avatar(after), event.id)
+
+    def _emit(
+        self, org_id: str, public: str, at: datetime, data: Any, source_event_id: str,
+        session_id: str | None = None,
+    ) -> None:
+        """Publish one public lifecycle event and deliver it to the org's endpoints."""
+        body = lifecycle_body(public, at, data)
         if self._live:
             task = asyncio.ensure_future(
-                self.log.notify(subjects.webhook_published(event.org_id, public), body))
+                self.log.notify(subjects.webhook_published(org_id, public), body))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        delivery = Delivery(webhook_id=webhook.webhook_id(event.id), event_type=public,
-                            session_id=event.session_id, source_event_id=event.id)
-        for endpoint in self.endpoints.of_org(event.org_id):
+        delivery = Delivery(webhook_id=webhook.webhook_id(source_event_id), event_type=public,
+                            session_id=session_id, source_event_id=source_event_id)
+        for endpoint in self.endpoints.of_org(org_id):
             if endpoint.wants(public):
                 job = Job(endpoint.id, delivery, body)
                 if self._live:
@@ -317,6 +343,12 @@ class Dispatcher:
         except httpx.HTTPError as exc:
             return None, type(exc).__name__, None
         return response.status_code, None, _retry_after(response.headers.get("retry-after"))
+
+
+def _type_of(event: Event) -> str:
+    event_type = type(event).__struct_config__.tag
+    assert isinstance(event_type, str)
+    return event_type
 
 
 def _retry_after(value: str | None) -> float | None:

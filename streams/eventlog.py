@@ -25,7 +25,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 from nats.js.errors import APIError, BadRequestError, NotFoundError
 
-from domain.events import Event, OrgEvent, SessionEvent, WebhookEvent
+from domain.events import AvatarEvent, Event, OrgEvent, SessionEvent, WebhookEvent
 from streams import subjects
 from streams.metrics import APPEND_SECONDS
 
@@ -94,6 +94,8 @@ def subject_of(event: Event) -> str:
         return subjects.org_event(event.org_id, event_type)
     if isinstance(event, WebhookEvent):
         return subjects.webhook_event(event.org_id, event.endpoint_id, event_type)
+    if isinstance(event, AvatarEvent):
+        return subjects.avatar_event(event.org_id, event.avatar_id, event_type)
     raise TypeError(f"no subject for {event!r}")
 
 
@@ -105,6 +107,8 @@ def history_of(event: Event) -> str:
         return subjects.org_history(event.org_id)
     if isinstance(event, WebhookEvent):
         return subjects.webhook_endpoint_history(event.endpoint_id)
+    if isinstance(event, AvatarEvent):
+        return subjects.avatar_history(event.avatar_id)
     raise TypeError(f"no aggregate for {event!r}")
 
 

@@ -6,6 +6,7 @@ Event log (JetStream stream ``EVENTS``), one subject per event::
     events.org.<org_id>.<kind>                    kind = created, api_key_created, …
     events.webhook.<org_id>.<endpoint_id>.<kind>  kind = endpoint_created, endpoint_disabled,
                                                   endpoint_deleted, delivery_attempted
+    events.avatar.<org_id>.<avatar_id>.<kind>     kind = created, built, failed, deleted
 
 Webhooks on core NATS (not stored; the webhook dispatcher publishes each public
 lifecycle event once, as it first sees it, with the same body it POSTs)::
@@ -21,6 +22,12 @@ Optimistic concurrency filters (``Nats-Expected-Last-Subject-Sequence-Subject``)
                                             the check stays O(1) however many
                                             sessions the org has had)
     events.org.<org_id>.>                   one org's history
+    events.avatar.*.<avatar_id>.>           one custom avatar's history
+    events.avatar.<org_id>.*.created        an org's avatar creations (slot admission;
+                                            bounded by the plan's slots plus deletions)
+
+Avatar images and built assets: the ``AVATARS`` object store, one object per key
+(``<avatar_id>/source``, ``<avatar_id>/asset``), named by the events.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ ALL_EVENTS = "events.>"
 SESSION_EVENTS = "events.session.>"
 ORG_EVENTS = "events.org.>"
 WEBHOOK_EVENTS = "events.webhook.>"
+AVATAR_EVENTS = "events.avatar.>"
 
 IDEMPOTENCY_BUCKET = "IDEMPOTENCY"
 SNAPSHOTS_BUCKET = "PROJECTIONS"
@@ -43,6 +51,12 @@ WORKERS_BUCKET = "WORKERS"
 # Singleton roles (the webhook dispatcher): one holder at a time, a key per role.
 LEASES_BUCKET = "LEASES"
 WEBHOOK_DISPATCHER_LEASE = "webhook-dispatcher"
+
+# Avatar builds: a durable pull consumer on ``avatar.created`` shared by every worker,
+# and the object store of source images and built assets.
+BUILD_CONSUMER = "avatar-builders"
+CREATED_AVATARS = "events.avatar.*.*.created"
+AVATARS_BUCKET = "AVATARS"
 
 # Media is not an event: NATS core subjects, never JetStream.
 #   media.<session_id>.in    client → worker records (relay tier publishes)
@@ -93,6 +107,26 @@ def webhook_endpoint_history(endpoint_id: str) -> str:
 def webhook_published(org_id: str, event_type: str) -> str:
     """Core-NATS subject of one public lifecycle event (``webhooks.<org>.<type>``)."""
     return f"webhooks.{org_id}.{event_type}"
+
+
+def avatar_event(org_id: str, avatar_id: str, event_type: str) -> str:
+    return f"events.avatar.{org_id}.{avatar_id}.{event_kind(event_type)}"
+
+
+def avatar_history(avatar_id: str) -> str:
+    return f"events.avatar.*.{avatar_id}.>"
+
+
+def org_avatar_creations(org_id: str) -> str:
+    return f"events.avatar.{org_id}.*.created"
+
+
+def avatar_source_key(avatar_id: str) -> str:
+    return f"{avatar_id}/source"
+
+
+def avatar_asset_key(avatar_id: str) -> str:
+    return f"{avatar_id}/asset"
 
 
 def org_history(org_id: str) -> str:

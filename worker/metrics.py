@@ -17,3 +17,7 @@ LATE_FRAMES = Counter(
     "protoface_late_frames_total", "Video frames dropped because a tick ran late.", ["quality"]
 )
 SLOTS_FREE = Gauge("protoface_worker_slots_free", "Free session slots in this worker.")
+AVATAR_BUILD_SECONDS = Histogram(
+    "protoface_avatar_build_seconds", "Time to build a custom avatar, by outcome.", ["outcome"],
+    buckets=(0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0),
+)

@@ -10,19 +10,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from domain import ids, session
+from domain.avatar import STOCK_AVATARS
 from domain.errors import Rejected
 from domain.sealing import Keyring
 from domain.session import LiveKitTransport, PipecatTransport, Session
 from streams import subjects
+from streams.avatars import AvatarStore
 from streams.eventlog import ConcurrencyConflict, EventLog, Expect, LogUnavailable
 from streams.work import WorkerInfo, WorkerRegistry, WorkQueue
 from worker import metrics
-from worker.avatars import renderer_for
+from worker.avatars import AvatarNotAvailable, load_asset, renderer_for
+from worker.builds import Builder
 from worker.livekit import LiveKitTransportAdapter
+from worker.pipeline import Renderer
 from worker.relay import RelayTransport
 from worker.session_runner import RunnerSettings, SessionRunner
 from worker.tiers import TIERS
@@ -49,6 +54,7 @@ class Worker:
         self.draining = False
         self._slot_freed = asyncio.Event()
         self._registry: WorkerRegistry | None = None
+        self._avatars: AvatarStore | None = None
 
     @property
     def worker_id(self) -> str:
@@ -61,6 +67,11 @@ class Worker:
     async def run(self, shutdown: asyncio.Event) -> None:
         self._registry = await WorkerRegistry.open(self.log)
         queue = await WorkQueue.open(self.log)
+        self._avatars = await AvatarStore.open(self.log)
+        warming = asyncio.create_task(self._warm_stock_assets(self._avatars))
+        # Avatar builds run beside the sessions, from their own durable queue.
+        builder = asyncio.create_task(
+            Builder(self.log, self._avatars, self.worker_id).run(shutdown))
         announcer = asyncio.create_task(self._announce_forever())
         log.info("worker started", extra={"worker_id": self.worker_id,
                                           "slots": self.settings.slots})
@@ -69,6 +80,10 @@ class Worker:
         finally:
             await self._drain()
             announcer.cancel()
+            builder.cancel()
+            warming.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await builder
             await queue.close()
             with contextlib.suppress(Exception):
                 await self._registry.leave(self.worker_id)
@@ -113,6 +128,9 @@ class Worker:
             log.info("queued work skipped", extra={
                 "session_id": session_id, "status": state.status if state else None})
             return
+        # The avatar's asset is loaded before the claim: once the claim is stored the
+        # runner must start listening at once (an end can follow within milliseconds).
+        renderer = await self._renderer_factory(state)
         command = session.Claim(session_id=session_id, now=datetime.now(UTC),
                                 worker_id=self.worker_id)
         try:
@@ -124,7 +142,7 @@ class Worker:
         state = session.fold(claimed, state)
         assert state is not None
         runner = SessionRunner(
-            self.log, state, seq, transport=self._transport(state), renderer=renderer_for,
+            self.log, state, seq, transport=self._transport(state), renderer=renderer,
             settings=RunnerSettings(heartbeat_seconds=self.settings.heartbeat_seconds,
                                     drain_seconds=self.settings.drain_seconds),
         )
@@ -133,6 +151,32 @@ class Worker:
         task = asyncio.create_task(runner.run())
         task.add_done_callback(lambda _t: self._release(session_id))
         await self._announce()
+
+    async def _warm_stock_assets(self, store: AvatarStore) -> None:
+        """Build the stock avatars' assets now, so the first claim does not wait for it."""
+        for avatar_id in STOCK_AVATARS:
+            try:
+                await load_asset(self.log, store, avatar_id)
+            except Exception:
+                log.warning("stock avatar unavailable on this worker",
+                            extra={"avatar_id": avatar_id})
+
+    async def _renderer_factory(self, state: Session) -> Callable[[Session], Renderer]:
+        """The session's renderer factory, its avatar's asset loaded. A load that fails
+        fails the session (``avatar_load_failed``) when the runner makes the renderer."""
+        assert self._avatars is not None
+        try:
+            asset = await load_asset(self.log, self._avatars, state.avatar_id)
+        except Exception as exc:
+            log.warning("avatar load failed", extra={"session_id": state.id,
+                                                     "avatar_id": state.avatar_id})
+            error = exc
+
+            def unavailable(_state: Session) -> Renderer:
+                raise AvatarNotAvailable(str(error))
+
+            return unavailable
+        return lambda s: renderer_for(s, asset)
 
     def _transport(self, state: Session) -> Transport:
         if isinstance(state.transport, PipecatTransport):

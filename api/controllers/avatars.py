@@ -1,0 +1,116 @@
+"""``/v1/avatars``: upload (multipart), get, list, delete."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import get_args
+
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.datastructures import UploadFile
+from litestar.di import NamedDependency
+from litestar.exceptions import ValidationException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.params import FromPath
+
+from api import images
+from api.avatar_schemas import AvatarList, avatar_view
+from api.avatars import NewAvatar
+from api.controllers.common import json_response, now, query_int
+from api.errors import ApiError, invalid
+from api.services import Services
+from domain import ids
+from domain.avatar import DEFAULT_NAME, DEFAULT_RUNTIME
+from projections.avatars import Query, Scope
+from projections.orgs import Principal
+
+Svc = NamedDependency[Services]
+Caller = NamedDependency[Principal]
+
+FIELDS = ("image", "name", "runtime_type")
+# The image plus the multipart framing and the two short text fields.
+MAX_UPLOAD_BYTES = images.MAX_IMAGE_BYTES + 64 * 1024
+
+
+class AvatarsController(Controller):
+    path = "/v1/avatars"
+
+    @post("/", status_code=202, request_max_body_size=MAX_UPLOAD_BYTES)
+    async def create(
+        self, request: Request, services: Svc, principal: Caller  # type: ignore[type-arg]
+    ) -> Response[bytes]:
+        fields = await _form(request)
+        checked = await asyncio.to_thread(images.check, await _image(fields))
+        new = NewAvatar(name=_text(fields, "name", DEFAULT_NAME),
+                        runtime_type=_text(fields, "runtime_type", DEFAULT_RUNTIME),
+                        image=checked)
+        state = await services.avatars.create(principal, new, now(), ids.new_id(ids.AVATAR))
+        return json_response(avatar_view(state), status=202)
+
+    @get("/")
+    async def list_avatars(
+        self, request: Request, services: Svc, principal: Caller  # type: ignore[type-arg]
+    ) -> Response[bytes]:
+        params = request.query_params
+        scope: Scope = params.get("scope", "all")
+        if scope not in get_args(Scope):
+            raise invalid("invalid_value", "scope must be one of all, platform, org.", "scope")
+        query = Query(org_id=principal.org.id, scope=scope, q=params.get("q") or None,
+                      starting_after=params.get("starting_after") or None,
+                      limit=query_int(params.get("limit"), "limit", 20, 1, 100))
+        page, has_more = services.avatars.page(query)
+        data = [avatar_view(a) for a in page]
+        cursor = data[-1].id if has_more and data else None
+        return json_response(AvatarList(data=data, has_more=has_more, next_cursor=cursor))
+
+    @get("/{avatar_id:str}")
+    async def get_avatar(
+        self, avatar_id: FromPath[str], services: Svc, principal: Caller
+    ) -> Response[bytes]:
+        return json_response(avatar_view(await services.avatars.get(principal, avatar_id)))
+
+    @delete("/{avatar_id:str}", status_code=204)
+    async def delete_avatar(
+        self, avatar_id: FromPath[str], services: Svc, principal: Caller
+    ) -> None:
+        await services.avatars.delete(principal, avatar_id, now())
+
+
+async def _form(request: Request) -> dict[str, list[object]]:  # type: ignore[type-arg]
+    content_type, _ = request.content_type
+    if content_type != "multipart/form-data":
+        raise ApiError("invalid_request", "unsupported_media_type",
+                       "Upload the image as multipart/form-data.", status=415)
+    try:
+        form = await request.form()
+    except RequestEntityTooLarge:
+        raise images.too_large() from None
+    except ValidationException:
+        raise invalid("invalid_body", "The multipart body could not be parsed.") from None
+    fields = {key: form.getall(key) for key in form}
+    for key, values in fields.items():
+        if key not in FIELDS:
+            raise invalid("unknown_field", f"Unknown form field {key!r}.", key)
+        if len(values) > 1:
+            raise invalid("invalid_value", f"{key} was given more than once.", key)
+    return fields
+
+
+async def _image(fields: dict[str, list[object]]) -> bytes:
+    if "image" not in fields:
+        raise invalid("missing_field", "The image file is required.", "image")
+    upload = fields["image"][0]
+    if not isinstance(upload, UploadFile):
+        raise invalid("invalid_type", "image must be a file part.", "image")
+    try:
+        return await upload.read()
+    finally:
+        await upload.close()
+
+
+def _text(fields: dict[str, list[object]], key: str, default: str) -> str:
+    if key not in fields:
+        return default
+    value = fields[key][0]
+    if not isinstance(value, str):
+        raise invalid("invalid_type", f"{key} must be a text field.", key)
+    return value

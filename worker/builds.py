@@ -1,0 +1,126 @@
+"""The avatar build job: turn an uploaded portrait into the asset sessions render from.
+
+Workers share the durable ``avatar.created`` queue (``streams.avatars.BuildQueue``).
+For each job: fold the avatar's history; if it is still ``processing``, read the
+source image from the object store, run ``worker.rig.build_asset`` in a thread (it
+is CPU-bound; the event loop paces live video), store the asset and append
+``avatar.built`` (or ``avatar.failed`` with the rig's human reason) conditionally
+on the avatar's version. A redelivered job for an avatar that is already built,
+failed or deleted does nothing; a build that loses to a delete purges its asset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from datetime import UTC, datetime
+
+from domain import avatar, ids
+from domain.avatar import AvatarCreated
+from streams import subjects
+from streams.avatars import AvatarStore, BuildJob, BuildQueue
+from streams.eventlog import ConcurrencyConflict, EventLog, Expect, LogUnavailable
+from worker import metrics, rig
+
+log = logging.getLogger("protoface.builds")
+
+MISSING_SOURCE = "The source image is no longer available."
+UNBUILDABLE = "The avatar could not be built from this image."
+
+
+class Builder:
+    """Runs build jobs one at a time (a build takes the CPU; sessions keep the rest)."""
+
+    def __init__(self, event_log: EventLog, store: AvatarStore, worker_id: str) -> None:
+        self.log = event_log
+        self.store = store
+        self.worker_id = worker_id
+
+    async def run(self, shutdown: asyncio.Event) -> None:
+        queue = await BuildQueue.open(self.log)
+        try:
+            while not shutdown.is_set():
+                try:
+                    job = await queue.next(timeout=0.5)
+                except Exception:  # reconnecting: the durable consumer is still there
+                    log.warning("build queue unavailable", exc_info=True)
+                    await asyncio.sleep(0.5)
+                    continue
+                if job is not None:
+                    await self._handle(job)
+        finally:
+            await queue.close()
+
+    async def _handle(self, job: BuildJob) -> None:
+        event = job.event
+        if not isinstance(event, AvatarCreated):
+            await job.done()
+            return
+        try:
+            await self.build(event.avatar_id)
+        except (LogUnavailable, ConcurrencyConflict):
+            await job.later()  # someone (maybe us) tries again shortly
+            return
+        except Exception:
+            log.exception("avatar build crashed", extra={"avatar_id": event.avatar_id})
+            await job.later(5.0)
+            return
+        await job.done()
+
+    async def build(self, avatar_id: str) -> None:
+        """Build ``avatar_id`` if it still waits for it; record the outcome."""
+        history = subjects.avatar_history(avatar_id)
+        events, version = await self.log.load(history)
+        state = avatar.fold(events)
+        if state is None or state.status != "processing":
+            log.info("avatar build skipped", extra={
+                "avatar_id": avatar_id, "status": state.status if state else None})
+            return
+        started = time.perf_counter()
+        command = await self._outcome(state)
+        decided = avatar.decide(command, state, lambda: ids.new_id(ids.EVENT))
+        if not decided:
+            return
+        try:
+            await self.log.append(decided, Expect(history, version))
+        except ConcurrencyConflict:
+            # Deleted (or recorded by another worker) meanwhile: re-read; a built asset
+            # that no event names must not stay behind.
+            events, _ = await self.log.load(history)
+            latest = avatar.fold(events)
+            if isinstance(command, avatar.RecordBuilt) and (
+                latest is None or latest.asset_key != command.asset_key
+            ):
+                await self.store.delete(command.asset_key)
+            return
+        outcome = "ready" if isinstance(command, avatar.RecordBuilt) else "failed"
+        metrics.AVATAR_BUILD_SECONDS.labels(outcome).observe(time.perf_counter() - started)
+        log.info("avatar built", extra={"avatar_id": avatar_id, "outcome": outcome,
+                                        "worker_id": self.worker_id})
+
+    async def _outcome(self, state: avatar.Avatar) -> avatar.Command:
+        def failed(reason: str) -> avatar.Command:
+            return avatar.RecordFailed(avatar_id=state.id, org_id=state.org_id,
+                                       now=datetime.now(UTC), failure_reason=reason,
+                                       worker_id=self.worker_id)
+
+        image = await self.store.get(state.source.key)
+        if image is None:
+            return failed(MISSING_SOURCE)
+        try:
+            asset = await asyncio.to_thread(rig.build_asset, image)
+        except rig.RigError as refused:
+            return failed(refused.reason)
+        except Exception:
+            # Not a refusal the rig explains: the same bytes would fail again on any
+            # worker, so record it instead of redelivering the job forever.
+            log.exception("avatar build raised", extra={"avatar_id": state.id})
+            return failed(UNBUILDABLE)
+        key = subjects.avatar_asset_key(state.id)
+        await self.store.put(key, asset)
+        return avatar.RecordBuilt(avatar_id=state.id, org_id=state.org_id,
+                                  now=datetime.now(UTC), asset_key=key,
+                                  asset_sha256=hashlib.sha256(asset).hexdigest(),
+                                  asset_size=len(asset), worker_id=self.worker_id)
