@@ -8,7 +8,7 @@ import numpy as np
 
 from tests import speech
 from tests.worker.memory_transport import MemoryTransport
-from worker.features import EnergyMouth, FaceParams
+from worker.features import FaceDriver, FaceParams
 from worker.pipeline import Pipeline
 from worker.render_mock import MockRenderer
 from worker.tiers import TIERS
@@ -38,8 +38,8 @@ def test_the_same_seed_renders_the_same_frames() -> None:
     )
 
 
-def test_energy_mouth_opens_fast_and_closes_slowly_to_neutral() -> None:
-    mouth = EnergyMouth()
+def test_the_mouth_opens_fast_and_closes_slowly_to_neutral() -> None:
+    mouth = FaceDriver(seed=0, fps=25)
     loud = (np.sin(np.arange(640)) * 12_000).astype(np.int16)
     opened = [mouth.step(loud).mouth_open for _ in range(3)]
     assert opened[0] > 0.5 and opened[-1] > opened[0]
