@@ -26,7 +26,6 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import av
 import prometheus_client
 
 from api import audit_cli, logs, serving
@@ -293,7 +292,7 @@ def _render(args: argparse.Namespace) -> int:
     try:
         result = offline.render_file(args.avatar, args.audio, TIERS[args.quality], args.out,
                                      seed=args.seed, strip=args.strip)
-    except (offline.UnknownAvatar, FileNotFoundError, av.error.InvalidDataError) as refused:
+    except (offline.UnknownAvatar, offline.UnreadableAudio) as refused:
         print(f"protoface: {refused}", file=sys.stderr)
         return 1
     print(f"wrote {args.out}: {result.frames} frames, {result.seconds:.2f} s, "

@@ -64,19 +64,30 @@ def stock_only(avatar_id: str) -> bytes:
             "custom avatar needs its asset from the object store") from None
 
 
+class UnreadableAudio(Exception):
+    pass
+
+
 def read_speech(path: Path) -> np.ndarray:
     """Any audio file PyAV decodes → 16 kHz mono int16 (the pipeline's own resampler)."""
-    with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
-        channels = stream.codec_context.layout.nb_channels
-        # Only the sample format changes here; mixing and rate are ours, as live.
-        to_s16 = av.AudioResampler(format="s16", layout=stream.codec_context.layout,
-                                   rate=stream.codec_context.sample_rate)
-        resample = Resampler(stream.codec_context.sample_rate, MODEL_RATE)
-        parts = [
-            resample(to_mono_int16(out.to_ndarray().tobytes(), channels))
-            for frame in container.decode(stream) for out in to_s16.resample(frame)
-        ]
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise UnreadableAudio(f"{path} has no audio stream")
+            return _decode(container, container.streams.audio[0])
+    except av.FFmpegError as error:
+        raise UnreadableAudio(f"{path} is not audio PyAV can decode ({error})") from None
+
+
+def _decode(container: av.container.InputContainer, stream: av.AudioStream) -> np.ndarray:
+    layout, rate = stream.codec_context.layout, stream.codec_context.sample_rate
+    # Only the sample format changes here; mixing and rate are ours, as live.
+    to_s16 = av.AudioResampler(format="s16", layout=layout, rate=rate)
+    resample = Resampler(rate, MODEL_RATE)
+    parts = [
+        resample(to_mono_int16(out.to_ndarray().tobytes(), layout.nb_channels))
+        for frame in container.decode(stream) for out in to_s16.resample(frame)
+    ]
     return np.concatenate(parts) if parts else np.zeros(0, np.int16)
 
 

@@ -93,3 +93,13 @@ def test_the_cli_refuses_an_avatar_it_has_no_asset_for(
                  "-o", str(tmp_path / "out.mp4")])
     assert code == 1 and "av_custom is not a stock avatar" in capsys.readouterr().err
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_the_cli_refuses_a_file_that_is_not_audio(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "notes.wav").write_text("not a wav")
+    for audio in (tmp_path / "notes.wav", tmp_path / "missing.wav"):
+        code = main(["render", "--avatar", "av_stock_001", "--audio", str(audio),
+                     "-o", str(tmp_path / "out.mp4")])
+        assert code == 1 and f"{audio}" in capsys.readouterr().err
