@@ -45,7 +45,8 @@ def mouth_opening(frames: Sequence[np.ndarray], box: MouthBox) -> np.ndarray:
     top, bottom, left, right = box
     lumas = np.stack([f[top:bottom, left:right].astype(np.float32) @ LUMA for f in frames])
     skin = float(np.percentile(lumas, 90))
-    return (lumas < DARK_SHARE * skin).sum(axis=(1, 2)).astype(np.float64)
+    dark: np.ndarray = (lumas < DARK_SHARE * skin).sum(axis=(1, 2))
+    return dark.astype(np.float64)
 
 
 def speech_envelope(samples: np.ndarray, samples_per_frame: int, frames: int) -> np.ndarray:
@@ -53,7 +54,9 @@ def speech_envelope(samples: np.ndarray, samples_per_frame: int, frames: int) ->
     x = np.zeros(frames * samples_per_frame)
     used = min(x.size, samples.size)
     x[:used] = samples[:used]
-    return np.sqrt(np.mean(np.square(x.reshape(frames, samples_per_frame)), axis=1))
+    power: np.ndarray = np.mean(np.square(x.reshape(frames, samples_per_frame)), axis=1)
+    rms: np.ndarray = np.sqrt(power)
+    return rms
 
 
 def band_pass(x: np.ndarray, fps: float, band: tuple[float, float] = BAND_HZ) -> np.ndarray:

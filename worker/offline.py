@@ -159,14 +159,15 @@ def render_file(
     codec = video_codec()
     with av.open(str(out), "w", format="mp4") as container:
         video = container.add_stream(codec, rate=tier.fps)
-        video.width, video.height, video.pix_fmt = tier.width, tier.height, "yuv420p"
         sound = container.add_stream(AUDIO_CODEC, rate=MODEL_RATE, layout="mono")
+        assert isinstance(video, av.VideoStream) and isinstance(sound, av.AudioStream)
+        video.width, video.height, video.pix_fmt = tier.width, tier.height, "yuv420p"
         count = 0
         for count, item in enumerate(drive(samples, tier, renderer, seed), start=1):
             _write(container, video, sound, item, count - 1, tier)
             keep.see(item)
-        for stream in (video, sound):
-            container.mux(stream.encode(None))  # flush the encoders
+        container.mux(video.encode(None))  # flush the encoders
+        container.mux(sound.encode(None))
     if strip is not None and count:
         keep.save(strip)
     return RenderResult(count, count / tier.fps, codec)
