@@ -2,12 +2,13 @@
 
     python -m bench.lipsync [--tiers mock,lite,standard,pro] [--renderers mock] [--json]
 
-For each signal — a speech-like synthetic (vowels in syllables at ≈ 4 Hz, with pauses)
-and each real utterance in ``tests/data/speech`` — and each tier, the offline chain
-(``worker.offline.drive``: ``FaceDriver`` with its 40 ms lookahead → renderer) renders
-the frames, and ``worker.lipsync.score`` measures the mouth from the pixels inside the
-renderer's mouth box: Pearson r of the 2–7 Hz speech envelope and mouth opening at zero
-lag, and the lag of the cross-correlation peak (positive: video later than audio).
+For each signal — two speech-like synthetics (vowels in syllables at ≈ 4 Hz with pauses;
+noise amplitude-modulated at 3–6 Hz) and each real utterance in ``tests/data/speech`` —
+and each tier, the offline chain (``worker.offline.drive``: ``FaceDriver`` with its 40 ms
+lookahead → renderer) renders the frames, and ``worker.lipsync.score`` measures the
+mouth from the pixels inside the renderer's mouth box: Pearson r of the 2–7 Hz speech
+envelope and mouth opening at zero lag, and the lag of the cross-correlation peak
+(positive: video later than audio).
 Targets: r ≥ 0.5, lag in [−40, +80] ms. A control row delays the video by 4 frames;
 it must fail. Also the driver's cost per frame.
 
@@ -52,7 +53,8 @@ class Row:
 
 
 def signals() -> dict[str, np.ndarray]:
-    found = {"speech-like (synthetic, 12 s)": speechlike.syllables(12.0, seed=1)}
+    found = {"speech-like: vowel syllables (12 s)": speechlike.syllables(12.0, seed=1),
+             "speech-like: AM noise (12 s)": speechlike.am_noise(12.0, seed=1)}
     for path in sorted(SPEECH_DIR.glob("*.wav")):
         found[path.name] = offline.read_speech(path)
     return found
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                                 delay=CONTROL_DELAY_FRAMES))
     for row in rows:
         print(json.dumps(asdict(row)) if args.json else
-              f"{row.renderer:8} {row.tier:9} {row.signal:34} {row.seconds:5.1f} s  "
+              f"{row.renderer:8} {row.tier:9} {row.signal:36} {row.seconds:5.1f} s  "
               f"r={row.r:+.3f}  lag={row.lag_ms:+6.1f} ms  peak r={row.peak_r:+.3f}  "
               f"{'pass' if row.passes else 'FAIL'}")
     for fps in sorted({TIERS[t].fps for t in args.tiers.split(",")}):

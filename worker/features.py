@@ -37,10 +37,10 @@ JAW_RELEASE_S = 0.07
 SHAPE_S = 0.06  # lip rounding follows the spectrum this slowly
 LPC_ORDER = 16  # 2 + kHz of the sample rate: enough poles for four formants
 PRESS_RELEASE_S = 0.03
-SUBFRAME = 160  # 10 ms: the resolution at which bursts are found
-BURST_RISE_DB = 18.0  # a burst rises this much within 10 ms …
-BURST_HIGH_SHARE = 0.25  # … with at least this share of its energy above 2.5 kHz
-CLOSURE_BELOW_PEAK_DB = 25.0  # … out of a closure this far below the speech peak
+BURST_WINDOW = 80  # 5 ms: the resolution at which bursts are found
+BURST_RISE_DB = 18.0  # a burst is this much louder than each of the 10 ms before it …
+BURST_BELOW_PEAK_DB = 30.0  # … and at most this far under the speech peak at once …
+BURST_HIGH_SHARE = 0.25  # … with at least this share of its first 10 ms above 2.5 kHz
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,24 +165,25 @@ class LipShape:
 def find_burst(window: np.ndarray, peak_db: float) -> int | None:
     """Sample index of the first plosive burst in ``window``, if any.
 
-    A burst is a 10 ms sub-frame at least ``BURST_RISE_DB`` louder than the quietest of
-    the two before it, which sat ``CLOSURE_BELOW_PEAK_DB`` under the speech peak (the
-    closure), with broadband energy (a vowel onset has almost none above 2.5 kHz).
+    A burst is a release: within 5 ms the sound jumps from a closure (both 5 ms windows
+    before it ``BURST_RISE_DB`` quieter) to within ``BURST_BELOW_PEAK_DB`` of the speech
+    peak, with broadband energy. A syllable that swells (a vowel, a fricative, noise
+    under an envelope) takes longer than 5 ms to climb that far, and a vowel onset has
+    almost no energy above 2.5 kHz.
     """
-    count = window.size // SUBFRAME
-    if count < 3:
+    count = window.size // BURST_WINDOW
+    if count < 4:
         return None
-    subs = window[: count * SUBFRAME].astype(np.float64).reshape(count, SUBFRAME)
-    dbs = 10.0 * np.log10(np.maximum(np.mean(subs**2, axis=1), 1e-18) / 32768.0**2)
-    freqs = np.fft.rfftfreq(SUBFRAME, 1.0 / RATE)
-    for k in range(2, count):
-        closure = min(dbs[k - 2], dbs[k - 1])
-        if (dbs[k] - closure < BURST_RISE_DB or closure > peak_db - CLOSURE_BELOW_PEAK_DB
-                or dbs[k] <= SILENCE_DB):
+    parts = window[: count * BURST_WINDOW].astype(np.float64).reshape(count, BURST_WINDOW)
+    dbs = 10.0 * np.log10(np.maximum(np.mean(parts**2, axis=1), 1e-18) / 32768.0**2)
+    freqs = np.fft.rfftfreq(2 * BURST_WINDOW, 1.0 / RATE)
+    for k in range(2, count - 1):
+        if (dbs[k] < peak_db - BURST_BELOW_PEAK_DB or dbs[k] <= SILENCE_DB
+                or dbs[k] - max(dbs[k - 2], dbs[k - 1]) < BURST_RISE_DB):
             continue
-        spectrum = np.abs(np.fft.rfft(subs[k])) ** 2
+        spectrum = np.abs(np.fft.rfft(parts[k : k + 2].ravel())) ** 2
         if spectrum[freqs >= 2500].sum() >= BURST_HIGH_SHARE * spectrum.sum():
-            return k * SUBFRAME
+            return k * BURST_WINDOW
     return None
 
 

@@ -67,3 +67,20 @@ def frames(signal: np.ndarray, size: int) -> list[tuple[np.ndarray, np.ndarray]]
     padded = np.concatenate([signal, np.zeros(size + 640, np.int16)])
     return [(padded[i : i + size], padded[i + size : i + size + min(size, 640)])
             for i in range(0, signal.size, size)]
+
+
+def am_noise(seconds: float, seed: int = 0) -> np.ndarray:
+    """Noise amplitude-modulated at the syllable rate: 3–6 Hz syllables, pauses between
+    phrases — the envelope of speech with none of its spectrum."""
+    rng = np.random.default_rng(seed)
+    total = int(RATE * seconds)
+    envelope = np.zeros(total)
+    at = int(0.3 * RATE)
+    while at < total:
+        length = int(RATE / rng.uniform(3.0, 6.0))
+        end = min(total, at + length)
+        envelope[at:end] = (np.sin(np.pi * np.arange(length) / length) ** 2)[: end - at]
+        envelope[at:end] *= rng.uniform(0.3, 1.0)
+        at = end + (int(rng.uniform(0.3, 0.6) * RATE) if rng.random() < 0.2 else 0)
+    noise = rng.normal(0, 6_000, total) * envelope + rng.normal(0, 3, total)
+    return np.clip(noise, -32768, 32767).astype(np.int16)

@@ -36,7 +36,7 @@ def test_the_mouth_opens_in_speech_and_rests_closed_in_the_silences_around_it() 
     assert np.mean([p.mouth_open for p in during]) > 0.3
     assert max(p.mouth_open for p in during) > 0.8
     # Syllables: the mouth closes part-way again and again, it is not held open.
-    assert sum(1 for a, b in itertools.pairwise(during) if a.mouth_open > 0.5 >= b.mouth_open) > 15
+    assert sum(1 for a, b in itertools.pairwise(during) if a.mouth_open > 0.5 >= b.mouth_open) > 12
 
 
 def test_silence_relaxes_every_feature_to_a_neutral_closed_mouth() -> None:
@@ -81,8 +81,12 @@ def test_a_vowel_onset_without_a_burst_does_not_press_the_lips() -> None:
     assert max(p.lip_press for p in drive(signal)) == 0.0
 
 
+def test_noise_swelling_in_syllables_does_not_press_the_lips() -> None:
+    assert max(p.lip_press for p in drive(speechlike.am_noise(6.0, seed=2))) == 0.0
+
+
 def test_without_lookahead_the_burst_is_caught_in_its_own_frame() -> None:
-    signal, burst = speechlike.burst_then_vowel(closure=0.3 + 0.035)  # late in its frame
+    signal, burst = speechlike.burst_then_vowel(closure=0.3 + 0.045)  # late in its frame
     params = drive(signal, lookahead=False)
     assert params[burst // 640].lip_press > 0.9
 
