@@ -11,7 +11,9 @@ the renderer draws for that frame:
   (as in "ee") spreads the lips, a low F2 with a closed jaw (as in "oo") rounds them;
 * **lip closure** (``lip_press``): a plosive's burst (an abrupt broadband onset out of a
   near-silent closure) seen in the lookahead presses the lips shut for the frame
-  before it — the closure a /p/ or /b/ needs before it can release;
+  before it — the closure a /p/ or /b/ needs before it can release. The burst alone
+  does not tell a /p/ from a /t/ or /k/, so every stop closes the lips briefly (at any
+  stop's closure the jaw is nearly shut anyway);
 * **life** (blinks, head motion, gaze): ``worker.face_motion``.
 
 Silence relaxes everything to a neutral closed mouth. All of it is deterministic per
