@@ -131,7 +131,7 @@ class LipShape:
     dropped, so rounding is only credited while F1 is low (a closed jaw).
     """
 
-    F2_NEUTRAL = 1400.0
+    F2_NEUTRAL = 1500.0  # a neutral (uniform) vocal tract: the schwa
     F2_SPAN = 500.0
     F1_ROUND = (550.0, 750.0)  # rounding fades out as F1 rises through this range
 

@@ -131,3 +131,9 @@ def test_at_30_fps_a_frame_is_533_samples_and_lookahead_stays_within_40_ms() -> 
     assert driver.lookahead_samples <= 640
     params = drive(speech.load("fast.wav"), fps=30)
     assert max(p.mouth_open for p in params) > 0.8
+
+
+def test_real_speech_both_rounds_and_spreads_the_lips() -> None:
+    for name in ("greeting.wav", "numbers.wav", "pauses.wav", "fast.wav"):
+        shape = np.array([p.lip_round for p in drive(speech.load(name))])
+        assert shape.min() < -0.5 and shape.max() > 0.5, name
