@@ -45,7 +45,6 @@ from projections.webhooks import Dispatcher, DispatchSettings
 from streams.eventlog import EventLog
 from streams.server import EmbeddedNats
 from streams.snapshots import SnapshotStore
-from worker import offline
 from worker.runtime import Worker, WorkerSettings
 from worker.supervisor import Supervisor
 from worker.tiers import TIERS
@@ -289,6 +288,9 @@ async def _ensure_dev_key(event_log: EventLog, data_dir: Path) -> None:
 
 
 def _render(args: argparse.Namespace) -> int:
+    # Imported here: PyAV and OpenCV are not for the long-running commands to load.
+    from worker import offline
+
     try:
         result = offline.render_file(args.avatar, args.audio, TIERS[args.quality], args.out,
                                      seed=args.seed, strip=args.strip)

@@ -236,3 +236,14 @@ class FaceDriver:
             if self.press < 0.05:
                 self.press = 0.0
         return self.press
+
+
+def _warm_up() -> None:
+    """Run the numeric paths once, at import (FFT plans, LAPACK): ~7 ms the first time,
+    which must not land on a session's first ticks."""
+    noise = np.random.default_rng(0).normal(0, 3_000, 1_280).astype(np.int16)
+    formants(noise[:640])
+    find_burst(noise, 0.0)
+
+
+_warm_up()
