@@ -8,6 +8,8 @@
     protoface keys create --org NAME --plan free|starter|launch|scale [--nats-url …]
     protoface credits grant --org NAME --credits N [--nats-url …]
     protoface audit export --out audit.duckdb | verify [--api-url …] | report [--db …]
+    protoface render --avatar av_stock_001 --audio speech.wav [--quality standard] -o out.mp4
+                     [--strip strip.png] [--seed N]
 
 ``up`` runs the API, the projections, a worker and the supervisor in one process
 on an embedded NATS; in production each runs as many times as needed.
@@ -49,6 +51,7 @@ from streams.server import EmbeddedNats
 from streams.snapshots import SnapshotStore
 from worker.runtime import Worker, WorkerSettings
 from worker.supervisor import Supervisor
+from worker.tiers import TIERS
 
 log = logging.getLogger("protoface")
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
@@ -109,6 +112,17 @@ def _parser() -> argparse.ArgumentParser:
     grant.add_argument("--nats-url", default=DEFAULT_NATS_URL)
     grant.set_defaults(run=_credits_grant)
     audit_cli.add_commands(commands, DEFAULT_NATS_URL)
+
+    render = commands.add_parser("render", help="render an avatar speaking a WAV to an MP4")
+    render.add_argument("--avatar", required=True, help="a stock avatar id (av_stock_001)")
+    render.add_argument("--audio", type=Path, required=True, help="speech (WAV; any rate)")
+    render.add_argument("--quality", choices=sorted(TIERS), default="standard")
+    render.add_argument("-o", "--out", type=Path, required=True, help="the MP4 to write")
+    render.add_argument("--strip", type=Path, default=None,
+                        help="also write a PNG of the most closed and most open frames")
+    render.add_argument("--seed", type=int, default=None,
+                        help="blinks, head motion and gaze (default: from the avatar id)")
+    render.set_defaults(run=_render)
     return parser
 
 
@@ -284,6 +298,21 @@ async def _ensure_dev_key(event_log: EventLog, data_dir: Path) -> None:
         path.write_text(issued.key + "\n")
         path.chmod(0o600)
     log.info("development API key (org dev, plan launch) is in a file", extra={"path": str(path)})
+
+
+def _render(args: argparse.Namespace) -> int:
+    # Imported here: PyAV and OpenCV are not for the long-running commands to load.
+    from worker import offline
+
+    try:
+        result = offline.render_file(args.avatar, args.audio, TIERS[args.quality], args.out,
+                                     seed=args.seed, strip=args.strip)
+    except (offline.UnknownAvatar, offline.UnreadableAudio) as refused:
+        print(f"protoface: {refused}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out}: {result.frames} frames, {result.seconds:.2f} s, "
+          f"{result.video_codec} + aac")
+    return 0
 
 
 def _keys_create(args: argparse.Namespace) -> int:

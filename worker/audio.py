@@ -158,6 +158,20 @@ class SpeechQueue:
             self._space.set()
         return out, filled
 
+    def peek(self, n: int) -> np.ndarray:
+        """Up to ``n`` queued samples that ``take`` would return next, without taking them.
+
+        The face driver's lookahead: it sees the speech that follows a frame, and the
+        queue, the segments and their playback reports are left exactly as they were."""
+        parts: list[np.ndarray] = []
+        wanted = n
+        for head, _ in self._chunks:
+            if wanted <= 0:
+                break
+            parts.append(head[:wanted])
+            wanted -= parts[-1].size
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
+
     def _settle(self) -> None:
         while self._chunks and self._chunks[0][0] is _END:
             _, seg = self._chunks.popleft()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from worker import metrics
 from worker.audio import SpeechQueue
-from worker.features import EnergyMouth, FaceParams
+from worker.features import FaceDriver, FaceParams
 from worker.tiers import Tier
 from worker.transport import (
     Closed,
@@ -51,7 +52,7 @@ class Pipeline:
         self.session_id = session_id
         self.clock = clock
         self.speech = SpeechQueue(on_playback=transport.playback)
-        self.mouth = EnergyMouth()
+        self.face = FaceDriver(seed=zlib.crc32(session_id.encode()), fps=tier.fps)
         self.frames = 0  # video frames sent
         self.first_frame_at: float | None = None  # monotonic
         self.first_frame = asyncio.Event()
@@ -114,7 +115,7 @@ class Pipeline:
 
     async def _tick(self, index: int, late: bool) -> None:
         chunk, _ = self.speech.take(self.tier.samples_per_frame)
-        params = self.mouth.step(chunk)
+        params = self.face.step(chunk, self.speech.peek(self.face.lookahead_samples))
         frame = None
         if late:
             metrics.LATE_FRAMES.labels(self.tier.name).inc()

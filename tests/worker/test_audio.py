@@ -7,6 +7,7 @@ import asyncio
 import numpy as np
 
 from worker.audio import Resampler, SpeechQueue, to_mono_int16
+from worker.transport import Playback
 
 
 def tone(rate: int, seconds: float, hz: float = 440.0) -> np.ndarray:
@@ -62,3 +63,19 @@ async def test_a_full_queue_makes_the_producer_wait_instead_of_dropping() -> Non
     await asyncio.wait_for(blocked, 1)
     chunk, spoken = queue.take(800)
     assert spoken == 800 and (chunk == 2).all()
+
+
+async def test_peek_shows_what_take_returns_next_without_taking_it() -> None:
+    played: list[Playback] = []
+    queue = SpeechQueue(on_playback=played.append)
+    await queue.put(np.arange(300, dtype=np.int16), "seg1")
+    queue.end_segment("seg1")
+    await queue.put(np.arange(300, 500, dtype=np.int16), "seg2")
+    ahead = queue.peek(400)
+    assert ahead.tolist() == list(range(400))  # across the segment boundary
+    assert queue.buffered == 500 and played == []  # nothing taken, nothing reported
+    chunk, _ = queue.take(400)
+    assert np.array_equal(chunk, ahead)
+    assert queue.peek(640).tolist() == list(range(400, 500))  # only what is queued
+    queue.take(100)
+    assert queue.peek(640).size == 0

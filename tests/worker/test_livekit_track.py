@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import numpy as np
 from livekit import rtc
 
-from worker.features import EnergyMouth
+from worker.features import FaceDriver
 from worker.livekit_track import SilenceSegmenter, track_speech
 from worker.synthetic import synthetic_voice
 from worker.transport import Flush, Inbound, Interrupt, SpeechIn
@@ -69,7 +69,7 @@ def test_the_synthetic_voice_is_one_continuous_deterministic_signal() -> None:
 
 
 def test_the_synthetic_voice_opens_the_mouth_in_words_and_closes_it_in_pauses() -> None:
-    mouth = EnergyMouth()
+    mouth = FaceDriver(seed=0, fps=25)
     signal = synthetic_voice(0, 16_000 * 2)
     opening = [mouth.step(signal[i : i + 640]).mouth_open for i in range(0, signal.size, 640)]
     words, pause = opening[:37], opening[40:50]  # 0–1.5 s speaks, 1.5–2 s is a pause

@@ -7,8 +7,9 @@ import asyncio
 import numpy as np
 
 from tests import speech
+from tests.worker import speechlike
 from tests.worker.memory_transport import MemoryTransport
-from worker.features import EnergyMouth, FaceParams
+from worker.features import FaceDriver, FaceParams
 from worker.pipeline import Pipeline
 from worker.render_mock import MockRenderer
 from worker.tiers import TIERS
@@ -38,8 +39,8 @@ def test_the_same_seed_renders_the_same_frames() -> None:
     )
 
 
-def test_energy_mouth_opens_fast_and_closes_slowly_to_neutral() -> None:
-    mouth = EnergyMouth()
+def test_the_mouth_opens_fast_and_closes_slowly_to_neutral() -> None:
+    mouth = FaceDriver(seed=0, fps=25)
     loud = (np.sin(np.arange(640)) * 12_000).astype(np.int16)
     opened = [mouth.step(loud).mouth_open for _ in range(3)]
     assert opened[0] > 0.5 and opened[-1] > opened[0]
@@ -112,3 +113,17 @@ async def test_rejected_input_is_answered_with_an_error_and_the_session_goes_on(
     await run_pipeline(transport, 0.3)
     assert transport.errors == [("invalid_record", "record too short")]
     assert any(f.audio.any() for f in transport.frames)
+
+
+async def test_the_mouth_starts_to_open_one_frame_before_the_sound_it_sees_ahead() -> None:
+    transport = MemoryTransport()
+    vowel = speechlike.vowel("ah", 0.4)
+    await transport.incoming.put(SpeechIn(np.concatenate([np.zeros(6_400, np.int16), vowel])))
+    await run_pipeline(transport, 1.0)
+    renderer = MockRenderer(256, 256)
+    sound = next(i for i, f in enumerate(transport.frames) if f.audio.any())
+    before = transport.frames[sound - 1].frame
+    assert before is not None and not transport.frames[sound - 1].audio.any()
+    assert mouth_darkness(before, renderer) > 0  # the queue's lookahead reached the driver
+    assert all(f.frame is None or mouth_darkness(f.frame, renderer) == 0
+               for f in transport.frames[: sound - 1])

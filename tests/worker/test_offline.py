@@ -1,0 +1,105 @@
+"""Offline render: a WAV in, an MP4 (H.264 + AAC) and a frame-strip PNG out."""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from api.cli import main
+from tests import speech
+from worker import offline
+from worker.lipsync import mouth_opening
+from worker.render_mock import MockRenderer
+from worker.tiers import TIERS
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int, channels: int) -> None:
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(channels)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(samples.astype("<i2").tobytes())
+
+
+def stereo_44k(samples_16k: np.ndarray) -> np.ndarray:
+    """The same speech at 44.1 kHz on two channels (linear interpolation)."""
+    t = np.arange(int(samples_16k.size * 44_100 / 16_000)) * 16_000 / 44_100
+    mono = np.interp(t, np.arange(samples_16k.size), samples_16k.astype(np.float64))
+    return np.repeat(mono.astype(np.int16)[:, None], 2, axis=1).ravel()
+
+
+def test_speech_at_any_rate_and_channels_is_read_as_16k_mono(tmp_path: Path) -> None:
+    utterance = speech.load("fast.wav")[:32_000]
+    write_wav(tmp_path / "s.wav", stereo_44k(utterance), 44_100, 2)
+    samples = offline.read_speech(tmp_path / "s.wav")
+    assert abs(samples.size - utterance.size) <= 2
+    n = min(samples.size, utterance.size)
+    assert np.corrcoef(samples[:n], utterance[:n])[0, 1] > 0.95
+
+
+def test_render_writes_an_mp4_with_every_frame_and_the_audio(tmp_path: Path) -> None:
+    utterance = speech.load("numbers.wav")[:16_000 * 2]  # 2.0 s
+    write_wav(tmp_path / "speech.wav", stereo_44k(utterance), 44_100, 2)
+    tier = TIERS["lite"]
+    result = offline.render_file("av_stock_001", tmp_path / "speech.wav", tier,
+                                 tmp_path / "out.mp4", strip=tmp_path / "strip.png")
+    assert result.frames == 50 and result.video_codec in offline.VIDEO_CODECS
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        video, sound = container.streams.video[0], container.streams.audio[0]
+        assert (video.codec_context.width, video.codec_context.height) == (256, 256)
+        assert video.average_rate == 25
+        assert sound.codec_context.name == "aac" and sound.codec_context.sample_rate == 16_000
+        pictures = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        container.seek(0)
+        heard = np.concatenate([f.to_ndarray().ravel() for f in container.decode(audio=0)])
+    assert len(pictures) == 50
+    assert abs(heard.size / 16_000 - 2.0) < 0.1 and np.abs(heard).max() > 0.05
+    # The decoded video shows the mouth moving: the same pixels the lip-sync score reads.
+    box = MockRenderer(256, 256).mouth_box
+    assert np.ptp(mouth_opening(pictures, box)) > 100
+
+
+def test_the_strip_shows_a_closed_then_an_open_mouth(tmp_path: Path) -> None:
+    tier = TIERS["mock"]
+    write_wav(tmp_path / "speech.wav", speech.load("pauses.wav")[:24_000], 16_000, 1)
+    offline.render_file("av_stock_001", tmp_path / "speech.wav", tier, tmp_path / "o.mp4",
+                        strip=tmp_path / "strip.png")
+    strip = np.asarray(Image.open(tmp_path / "strip.png").convert("RGB"))
+    assert strip.shape == (tier.height, 2 * tier.width, 3)
+    closed, opened = strip[:, : tier.width], strip[:, tier.width :]
+    top, bottom, left, right = MockRenderer(tier.width, tier.height).mouth_box
+    dark = [int((f[top:bottom, left:right].sum(axis=2) < 200).sum()) for f in (closed, opened)]
+    assert dark[0] == 0 and dark[1] > 0.5 * (bottom - top) * (right - left)
+
+
+def test_the_cli_renders_a_stock_avatar(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_wav(tmp_path / "speech.wav", speech.load("fast.wav")[:8_000], 16_000, 1)
+    code = main(["render", "--avatar", "av_stock_001", "--audio", str(tmp_path / "speech.wav"),
+                 "--quality", "mock", "-o", str(tmp_path / "out.mp4")])
+    assert code == 0 and "13 frames" in capsys.readouterr().out
+    assert (tmp_path / "out.mp4").stat().st_size > 0
+
+
+def test_the_cli_refuses_an_avatar_it_has_no_asset_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    write_wav(tmp_path / "speech.wav", np.zeros(1_600, np.int16), 16_000, 1)
+    code = main(["render", "--avatar", "av_custom", "--audio", str(tmp_path / "speech.wav"),
+                 "-o", str(tmp_path / "out.mp4")])
+    assert code == 1 and "av_custom is not a stock avatar" in capsys.readouterr().err
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_the_cli_refuses_a_file_that_is_not_audio(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "notes.wav").write_text("not a wav")
+    for audio in (tmp_path / "notes.wav", tmp_path / "missing.wav"):
+        code = main(["render", "--avatar", "av_stock_001", "--audio", str(audio),
+                     "-o", str(tmp_path / "out.mp4")])
+        assert code == 1 and f"{audio}" in capsys.readouterr().err

@@ -1,0 +1,119 @@
+"""Life in a face that is not talking: blinks, small head motion and gaze shifts.
+
+Everything is drawn from one ``numpy`` generator seeded per session, and time is the
+frame count, so the same seed gives the same motion on every run and every machine.
+
+* **Blinks**: 10–30 a minute (intervals 2.2–4.8 s), each 120–320 ms: the lids close
+  fast, stay shut a moment and open more slowly, as real lids do.
+* **Head**: per axis a sum of three slow sinusoids (0.05–0.4 Hz) with random phases,
+  plus a small nod that follows the jaw while speaking; clipped to a few degrees.
+* **Gaze**: fixations held 0.8–3.5 s, then a saccade (≈ 30 ms) to a new target near the
+  centre; while speaking the eyes stay closer to the listener.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+BLINK_INTERVAL_S = (2.2, 4.8)
+BLINK_DURATION_S = (0.12, 0.32)
+# Phase of a blink (0 … 1) at which the lids are shut, and when they start to open.
+BLINK_SHUT, BLINK_OPENS = 0.3, 0.5
+HEAD_LIMITS = {"yaw": 4.0, "pitch": 3.0, "roll": 3.0}  # degrees
+HEAD_SWAY = 0.55  # share of each limit the idle sway may use
+NOD_DEGREES = 1.2  # pitch added at full jaw opening while speaking
+FIXATION_S = (0.8, 3.5)
+SACCADE_S = 0.03
+GAZE_SPREAD = (0.25, 0.12)  # standard deviation of fixation targets (x, y)
+GAZE_LIMIT = 0.6
+SPEAKING_GAZE = 0.5  # targets shrink towards the centre by this factor while speaking
+
+
+@dataclass(frozen=True, slots=True)
+class Motion:
+    blink: float
+    head_yaw: float
+    head_pitch: float
+    head_roll: float
+    gaze_x: float
+    gaze_y: float
+
+
+def blink_shape(phase: float) -> float:
+    """Lid closure (0 open … 1 shut) at ``phase`` (0 … 1) of one blink."""
+    if phase <= 0.0 or phase >= 1.0:
+        return 0.0
+    if phase < BLINK_SHUT:
+        return phase / BLINK_SHUT
+    if phase < BLINK_OPENS:
+        return 1.0
+    return (1.0 - phase) / (1.0 - BLINK_OPENS)
+
+
+class _Sway:
+    """Slow head motion on one axis: three sinusoids with random frequencies and phases."""
+
+    def __init__(self, rng: np.random.Generator, limit: float) -> None:
+        self.freqs = rng.uniform(0.05, 0.4, 3)
+        self.phases = rng.uniform(0.0, 2 * math.pi, 3)
+        weights = rng.uniform(0.5, 1.0, 3)
+        self.amplitudes = weights / weights.sum() * limit * HEAD_SWAY
+
+    def at(self, t: float) -> float:
+        return float(np.sum(self.amplitudes * np.sin(2 * math.pi * self.freqs * t + self.phases)))
+
+
+class Life:
+    """Blinks, head motion and gaze for one session, one frame at a time."""
+
+    def __init__(self, seed: int, fps: int) -> None:
+        self.fps = fps
+        self.frame = 0
+        self._blinks = np.random.default_rng([seed, 1])
+        self._gaze_rng = np.random.default_rng([seed, 2])
+        head_rng = np.random.default_rng([seed, 3])
+        self._sway = {axis: _Sway(head_rng, limit) for axis, limit in HEAD_LIMITS.items()}
+        self._blink_start = float(self._blinks.uniform(0.5, BLINK_INTERVAL_S[1]))
+        self._blink_length = float(self._blinks.uniform(*BLINK_DURATION_S))
+        self._fixation_end = 0.0
+        self._target = np.zeros(2)
+        self._gaze = np.zeros(2)
+        self._saccade = 1.0 - math.exp(-1.0 / (fps * SACCADE_S))
+
+    def step(self, *, speaking: bool, emphasis: float) -> Motion:
+        """This frame's motion; ``emphasis`` (0 … 1, the jaw) drives the speaking nod."""
+        t = self.frame / self.fps
+        self.frame += 1
+        blink = self._blink(t)
+        gaze = self._gaze_at(t, speaking)
+        nod = NOD_DEGREES * emphasis if speaking else 0.0
+        return Motion(
+            blink=blink,
+            head_yaw=self._head("yaw", t),
+            head_pitch=self._head("pitch", t, nod),
+            head_roll=self._head("roll", t),
+            gaze_x=float(gaze[0]),
+            gaze_y=float(gaze[1]),
+        )
+
+    def _head(self, axis: str, t: float, extra: float = 0.0) -> float:
+        limit = HEAD_LIMITS[axis]
+        return min(limit, max(-limit, self._sway[axis].at(t) + extra))
+
+    def _blink(self, t: float) -> float:
+        end = self._blink_start + self._blink_length
+        if t >= end:  # schedule the next blink from the end of this one
+            self._blink_start = end + float(self._blinks.uniform(*BLINK_INTERVAL_S))
+            self._blink_length = float(self._blinks.uniform(*BLINK_DURATION_S))
+        return blink_shape((t - self._blink_start) / self._blink_length)
+
+    def _gaze_at(self, t: float, speaking: bool) -> np.ndarray:
+        if t >= self._fixation_end:
+            self._fixation_end = t + float(self._gaze_rng.uniform(*FIXATION_S))
+            self._target = self._gaze_rng.normal(0.0, GAZE_SPREAD)
+        target = self._target * (SPEAKING_GAZE if speaking else 1.0)
+        self._gaze += self._saccade * (np.clip(target, -GAZE_LIMIT, GAZE_LIMIT) - self._gaze)
+        return self._gaze
