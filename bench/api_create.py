@@ -48,12 +48,14 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
+from api import serving
 from api.config import load_keyring
 from streams.server import EmbeddedNats, free_port
 
@@ -158,6 +160,12 @@ async def _drive(
     return result
 
 
+def _run_client(main: Coroutine[Any, Any, Result]) -> Result:
+    """The load generators run on uvloop, like the servers (api.serving): on 2 cores
+    the client's own CPU competes with the server it measures."""
+    return serving.run(main)
+
+
 def http_load(
     url: str, body: bytes, headers: list[dict[str, str]], expect: int, concurrency: int,
     warmup: float, seconds: float,
@@ -182,7 +190,7 @@ def http_load(
 
             return await _drive(concurrency, warmup, seconds, one)
 
-    return asyncio.run(run())
+    return _run_client(run())
 
 
 def nats_load(
@@ -208,7 +216,7 @@ def nats_load(
         finally:
             await nc.drain()
 
-    return asyncio.run(run())
+    return _run_client(run())
 
 
 # ── Processes ────────────────────────────────────────────────────────────────────

@@ -19,7 +19,9 @@ Optimistic concurrency filters (``Nats-Expected-Last-Subject-Sequence-Subject``)
     events.session.*.<session_id>.>         one session's history
     events.org.<org_id>.session_admitted    an org's admissions (a literal subject:
                                             the check stays O(1) however many
-                                            sessions the org has had)
+                                            sessions the org has had); it holds
+                                            both org.session_admitted and the
+                                            grouped org.sessions_admitted
     events.org.<org_id>.>                   one org's history
 """
 
