@@ -154,6 +154,7 @@ class EventLog:
         self.nc = nc
         self.js = js
         self.timeout = timeout
+        self._acks = _Acks(nc)
 
     @classmethod
     async def connect(
@@ -216,14 +217,13 @@ class EventLog:
 
     async def _publish(self, event: Event, expect: Expect | None) -> int:
         """One JetStream publish and its ack: what ``JetStreamContext.publish`` does,
-        with the ack decoded by msgspec into the two fields used (a third of its
-        CPU went to ``json.loads`` and the ``PubAck`` dataclass)."""
-        headers = {subjects.MSG_ID: event.id, **_expect_headers(expect)}
-        try:
-            msg = await self.nc.request(
-                subject_of(event), encode(event), timeout=self.timeout, headers=headers)
-        except NoRespondersError as exc:
-            raise NoStreamResponseError from exc
+        with a cheaper request (:class:`_Acks`) and the ack decoded by msgspec into
+        the two fields used (``json.loads`` and the ``PubAck`` dataclass cost more)."""
+        headers = {subjects.MSG_ID: event.id}
+        if expect is not None:
+            headers[subjects.EXPECTED_LAST_SUBJECT_SEQ] = str(expect.version)
+            headers[subjects.EXPECTED_LAST_SUBJECT_SEQ_SUBJECT] = expect.subject_filter
+        msg = await self._acks.request(subject_of(event), encode(event), headers, self.timeout)
         ack = _ack_decoder.decode(msg.data)
         if ack.error is not None:
             APIError.from_error(ack.error)  # raises the matching APIError subclass
@@ -423,10 +423,54 @@ class EventLog:
         return True
 
 
-def _expect_headers(expect: Expect | None) -> dict[str, str]:
-    if expect is None:
-        return {}
-    return {
-        subjects.EXPECTED_LAST_SUBJECT_SEQ: str(expect.version),
-        subjects.EXPECTED_LAST_SUBJECT_SEQ_SUBJECT: expect.subject_filter,
-    }
+class _Acks:
+    """Requests whose replies come back on one inbox subscription, like nats-py's
+    ``Client.request``, with a counter for the reply token instead of a fresh NUID
+    and random bytes, and one timer instead of ``asyncio.wait_for``: per append,
+    about a third less of the client's CPU (the API appends ~2 events per create)."""
+
+    def __init__(self, nc: Client) -> None:
+        self.nc = nc
+        self._prefix = ""
+        self._count = 0
+        self._waiting: dict[str, asyncio.Future[Msg]] = {}
+        self._ready = asyncio.Lock()
+
+    async def request(
+        self, subject: str, payload: bytes, headers: dict[str, str], timeout: float
+    ) -> Msg:
+        if not self._prefix:
+            await self._subscribe()
+        self._count += 1
+        reply = f"{self._prefix}{self._count}"
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Msg] = loop.create_future()
+        self._waiting[reply] = future
+        timer = loop.call_later(timeout, _expire, future)
+        try:
+            await self.nc.publish(subject, payload, reply=reply, headers=headers)
+            msg = await future
+        finally:
+            timer.cancel()
+            self._waiting.pop(reply, None)
+        if msg.headers and msg.headers.get("Status") == "503":
+            raise NoStreamResponseError  # no stream takes this subject
+        return msg
+
+    async def _subscribe(self) -> None:
+        async with self._ready:
+            if self._prefix:
+                return
+            prefix = f"{self.nc.new_inbox()}."
+            await self.nc.subscribe(prefix + "*", cb=self._on_reply)
+            self._prefix = prefix
+
+    async def _on_reply(self, msg: Msg) -> None:
+        future = self._waiting.pop(msg.subject, None)
+        if future is not None and not future.done():
+            future.set_result(msg)
+
+
+def _expire(future: asyncio.Future[Msg]) -> None:
+    if not future.done():
+        future.set_exception(NatsTimeout())
