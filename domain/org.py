@@ -204,18 +204,6 @@ def over_cap(plan: Plan) -> Rejected:
     )
 
 
-def decide_admission(
-    org: Org, session_id: str, active_sessions: int, now: datetime, new_id: Callable[[], str]
-) -> list[Event]:
-    """Admit one more session, or refuse it at the plan's cap.
-
-    ``active_sessions`` counts the org's non-terminal sessions and its admissions
-    younger than ``ADMISSION_GRACE`` whose session has not appeared yet.
-    """
-    admit(org.plan_limits, active_sessions)
-    return [SessionAdmitted(id=new_id(), org_id=org.id, at=now, session_id=session_id)]
-
-
 def decide_group_admission(
     org: Org, session_ids: Sequence[str], active_sessions: int, now: datetime,
     new_id: Callable[[], str],
@@ -225,7 +213,8 @@ def decide_group_admission(
     Returns the event recording the admitted ones (``org.session_admitted`` for one,
     ``org.sessions_admitted`` for more; none when there is no room) and how many of
     the leading ``session_ids`` it admits: the rest are over the cap (:func:`over_cap`).
-    ``active_sessions`` counts as for :func:`decide_admission`.
+    ``active_sessions`` counts the org's non-terminal sessions and its admissions
+    younger than ``ADMISSION_GRACE`` whose session has not appeared yet.
     """
     if len(session_ids) > MAX_GROUP:
         raise ValueError(f"at most {MAX_GROUP} sessions in one admission")
