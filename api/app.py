@@ -6,7 +6,7 @@ import logging
 import time
 
 from litestar import Litestar, Request
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import auth, metrics
@@ -38,7 +38,12 @@ def _litestar(services: Services) -> Litestar:
     async def provide_services() -> Services:
         return services
 
-    async def provide_principal(request: Request) -> Principal:  # type: ignore[type-arg]
+    # ``principal`` depends on ``services`` (though it needs no argument from it) so
+    # Litestar resolves the two one after the other: dependencies of one level are
+    # resolved concurrently in an anyio task group, ~10 % of a create's CPU.
+    async def provide_principal(
+        request: Request, services: NamedDependency[Services]  # type: ignore[type-arg]
+    ) -> Principal:
         return await auth.authenticate(request, services.orgs, services.projector)
 
     return Litestar(

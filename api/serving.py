@@ -4,6 +4,7 @@ same stack)."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -14,12 +15,24 @@ from litestar.types import ASGIApp
 T = TypeVar("T")
 
 
+def freeze_startup_heap() -> None:
+    """Move everything alive once the app is built (modules, routes, read models
+    restored from their snapshots: ~110k objects in ``protoface api``) out of the
+    cyclic garbage collector's sight (``gc.freeze``). They live as long as the process,
+    and each full collection scanned them all: 100–200 ms pauses under load, which
+    were the create benchmark's p99. Frozen objects are still freed by reference
+    counting; only cycles among them would no longer be collected."""
+    gc.collect()
+    gc.freeze()
+
+
 def run(main: Coroutine[Any, Any, T]) -> T:
     """Run ``main`` on uvloop (libuv): about a third less CPU per request than asyncio's."""
     return uvloop.run(main)
 
 
 def server(app: ASGIApp, host: str, port: int) -> uvicorn.Server:
+    freeze_startup_heap()
     config = uvicorn.Config(
         app, host=host, port=port, log_config=None, access_log=False, lifespan="off",
         http="httptools", ws="websockets-sansio",

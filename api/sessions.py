@@ -47,6 +47,18 @@ class NewSession:
     transport: session.Transport
 
 
+class _Group:
+    """Creates of one org admitted by one decision: their ids in arrival order, and,
+    once decided, which were refused."""
+
+    __slots__ = ("done", "refused", "session_ids")
+
+    def __init__(self) -> None:
+        self.session_ids: list[str] = []
+        self.refused: dict[str, Rejected] = {}
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+
 class SessionService:
     def __init__(
         self, log: EventLog, projector: Projector, model: SessionsModel, capacity: Capacity,
@@ -63,6 +75,8 @@ class SessionService:
         # projection has not applied yet are counted by hand, so the org lock is held
         # only for the conditional append, not for the round trip back through the log.
         self._pending: defaultdict[str, dict[str, int]] = defaultdict(dict)
+        # Per org, the group of creates still open for joining (see _admit).
+        self._open_groups: dict[str, _Group] = {}
 
     # ── Commands ────────────────────────────────────────────────────────────────
 
@@ -97,26 +111,80 @@ class SessionService:
         return self.model.sessions[session_id]
 
     async def _admit(self, principal: Principal, session_id: str, now: datetime) -> None:
-        """Append the org's admission of this session, conditional on its previous one."""
+        """Have this session admitted by the org, in a group with the creates that
+        arrive while the org's previous admission is being appended (group commit).
+
+        The first create of a group leads: it waits for the org's lock, closes the
+        group and appends one admission for all of it; the others wait for its
+        outcome. So a burst of creates costs one conditional append per group, and
+        the cap stays exact: the group is decided as a whole, in arrival order.
+        """
+        org_id = principal.org.id
+        group = self._open_groups.get(org_id)
+        if group is None or len(group.session_ids) >= org.MAX_GROUP:
+            group = _Group()
+            self._open_groups[org_id] = group
+            group.session_ids.append(session_id)
+            async with self._org_locks[org_id]:
+                if self._open_groups.get(org_id) is group:
+                    del self._open_groups[org_id]  # closed: later creates start a new group
+                await self._admit_group(principal, group, now)
+        else:
+            group.session_ids.append(session_id)
+            try:
+                await asyncio.shield(group.done)  # our own cancellation leaves the group be
+            except asyncio.CancelledError:
+                if not group.done.cancelled():
+                    raise
+                # The leader's request was cancelled before deciding: admit afresh.
+                return await self._admit(principal, session_id, now)
+        refused = group.refused.get(session_id)
+        if refused is not None:
+            raise refused
+
+    async def _admit_group(self, principal: Principal, group: _Group, now: datetime) -> None:
+        """Decide and append ``group``'s admission (the caller holds the org's lock);
+        record each member's outcome and wake them, whatever happens."""
+        try:
+            admitted = await self._append_admission(principal, group.session_ids, now)
+        except asyncio.CancelledError:
+            group.done.cancel()
+            raise
+        except Exception as exc:
+            group.done.set_exception(exc)
+            group.done.exception()  # retrieved: the leader raises it, members may not exist
+            raise
+        refusal = principal.org.plan_limits
+        for session_id in group.session_ids[admitted:]:
+            group.refused[session_id] = org.over_cap(refusal)
+        group.done.set_result(None)
+
+    async def _append_admission(
+        self, principal: Principal, session_ids: list[str], now: datetime
+    ) -> int:
+        """Append the admission of the leading ``session_ids`` that fit under the cap,
+        conditional on the org's previous admission; return how many it admitted."""
         org_id = principal.org.id
         for _ in range(MAX_ATTEMPTS):
-            async with self._org_locks[org_id]:
-                pending = self._pending[org_id]
-                unseen = sum(1 for seq in pending.values() if seq > self.model.last_seq)
-                active = self.model.active_count(org_id, now) + unseen
-                admitted = org.decide_admission(principal.org, session_id, active, now,
-                                                new_event_id)
-                version = max(self.model.admission_version.get(org_id, 0), *pending.values(), 0)
-                try:
-                    seq = await self.log.append(
-                        admitted, Expect(subjects.org_admissions(org_id), version))
-                except ConcurrencyConflict:
-                    # Another API process admitted a session in this org: catch up, re-decide.
-                    latest = await self.log.version(subjects.org_admissions(org_id))
-                    await self.projector.wait_for(latest)
-                    continue
+            pending = self._pending[org_id]
+            unseen = sum(1 for seq in pending.values() if seq > self.model.last_seq)
+            active = self.model.active_count(org_id, now) + unseen
+            events, admitted = org.decide_group_admission(
+                principal.org, session_ids, active, now, new_event_id)
+            if not events:
+                return 0
+            version = max(self.model.admission_version.get(org_id, 0), *pending.values(), 0)
+            try:
+                seq = await self.log.append(
+                    events, Expect(subjects.org_admissions(org_id), version))
+            except ConcurrencyConflict:
+                # Another API process admitted a session in this org: catch up, re-decide.
+                latest = await self.log.version(subjects.org_admissions(org_id))
+                await self.projector.wait_for(latest)
+                continue
+            for session_id in session_ids[:admitted]:
                 pending[session_id] = seq
-                return
+            return admitted
         raise ConcurrencyConflict(f"org {org_id}: admission kept conflicting")
 
     async def end(self, principal: Principal, session_id: str, now: datetime) -> Session:

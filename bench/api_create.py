@@ -16,8 +16,9 @@ baselines measured in the same run:
 ``PROTOFACE_WHEN_AT_CAPACITY=queue`` (no worker runs here): limits are raised by
 configuration only, every request runs the API's real code path. Logs are JSON at
 ``PROTOFACE_LOG_LEVEL=WARNING``.
-The HTTP load generator is a separate process (aiohttp, keep-alive, N workers), so
-its CPU is not counted in the server's process. After the run, the ``session.created``
+The HTTP load generator is a separate process (aiohttp on uvloop, keep-alive, N
+workers), so its CPU is not counted in the server's process; the raw JetStream
+baseline runs in that process too. After the run, the ``session.created``
 events in the log are counted and compared with the 201 responses (zero lost).
 
 The bare baseline runs before and after the API (A-B-A) so that drift in the
@@ -48,17 +49,21 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
+from api import serving
 from api.config import load_keyring
 from streams.server import EmbeddedNats, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CREATED_FILTER = "events.session.*.*.created"
+# Single and grouped admissions share each org's admissions subject.
+ADMISSIONS_FILTER = "events.org.*.session_admitted"
 TARGET_RATE = 1000.0
 TARGET_SHARE = 0.40
 TARGET_P99_MS = 25.0
@@ -158,6 +163,12 @@ async def _drive(
     return result
 
 
+def _run_client(main: Coroutine[Any, Any, Result]) -> Result:
+    """The load generators run on uvloop, like the servers (api.serving): on 2 cores
+    the client's own CPU competes with the server it measures."""
+    return serving.run(main)
+
+
 def http_load(
     url: str, body: bytes, headers: list[dict[str, str]], expect: int, concurrency: int,
     warmup: float, seconds: float,
@@ -182,7 +193,7 @@ def http_load(
 
             return await _drive(concurrency, warmup, seconds, one)
 
-    return asyncio.run(run())
+    return _run_client(run())
 
 
 def nats_load(
@@ -208,7 +219,7 @@ def nats_load(
         finally:
             await nc.drain()
 
-    return asyncio.run(run())
+    return _run_client(run())
 
 
 # ── Processes ────────────────────────────────────────────────────────────────────
@@ -298,22 +309,28 @@ def scrape_means(url: str) -> dict[str, tuple[float, float]]:
 # ── The event log, read back ─────────────────────────────────────────────────────
 
 
-def count_created(nats_url: str) -> tuple[int, bytes]:
-    """How many ``session.created`` events the log holds, and the last one's stored bytes."""
+def count_created(nats_url: str) -> tuple[int, int, bytes]:
+    """How many ``session.created`` and admission events the log holds, and the last
+    ``session.created``'s stored bytes."""
     import nats
 
-    async def run() -> tuple[int, bytes]:
+    async def pending(js: nats.js.JetStreamContext, subject: str) -> int:
+        sub = await js.pull_subscribe(subject, stream="EVENTS")
+        info = await sub.consumer_info()
+        await sub.unsubscribe()
+        return info.num_pending or 0
+
+    async def run() -> tuple[int, int, bytes]:
         nc = await nats.connect(nats_url, name="bench-count")
         try:
             js = nc.jetstream()
-            sub = await js.pull_subscribe(CREATED_FILTER, stream="EVENTS")
-            info = await sub.consumer_info()
-            await sub.unsubscribe()
-            count, last = info.num_pending or 0, b""
+            count, admissions = await pending(js, CREATED_FILTER), await pending(
+                js, ADMISSIONS_FILTER)
+            last = b""
             if count:
                 msg = await js.get_last_msg("EVENTS", CREATED_FILTER)
                 last = msg.data or b""
-            return count, last
+            return count, admissions, last
         finally:
             await nc.drain()
 
@@ -537,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
         # The raw publishes land on events.bench.*, inside events.>, which the API's
         # projection follows and could not decode: stop the API before them.
         api.stop()
-        created, stored_event = count_created(nats.url)
+        created, admissions, stored_event = count_created(nats.url)
 
         # The payload is a real stored session.created event: the bytes the API appends.
         payload = stored_event or b"x" * 1200
@@ -552,6 +569,9 @@ def main(argv: list[str] | None = None) -> int:
             if name in means:
                 count, mean = means[name]
                 print(f"      API-side mean of {label}: {mean * 1000:.2f} ms over {count:,.0f}")
+        if admissions:
+            print(f"      admission appends: {admissions:,} for {created:,} creates "
+                  f"(group admission: {created / admissions:.1f} creates per append)")
         print(f"\ntotal {time.monotonic() - started:.0f} s"
               + (f"; logs and store in {tmp}" if args.keep else ""))
         if profile:

@@ -2,8 +2,9 @@
 admission.
 
 Admission (the plan's concurrency cap) is a decision of the Org: it appends
-``org.session_admitted`` conditionally on the org's previous admission
-(optimistic concurrency), so concurrent creates cannot overshoot the cap. The
+``org.session_admitted`` (or ``org.sessions_admitted`` for a group of creates
+decided together) conditionally on the org's previous admission (optimistic
+concurrency), so concurrent creates cannot overshoot the cap. The
 session's own ``session.created`` follows; a session reaching a terminal state
 frees its slot through the same log, so replay reproduces every decision. An
 admission whose session never appears (its API process died in between) stops
@@ -12,7 +13,7 @@ counting after ``ADMISSION_GRACE``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import msgspec
@@ -54,6 +55,14 @@ class SessionAdmitted(OrgEvent, frozen=True, tag="org.session_admitted"):
     session_id: str
 
 
+class SessionsAdmitted(OrgEvent, frozen=True, tag="org.sessions_admitted"):
+    """Several sessions admitted by one decision (group admission): creates that
+    waited on the same org together cost one conditional append, not one each.
+    Stored on the org's admissions subject, like ``org.session_admitted``."""
+
+    session_ids: tuple[str, ...] = ()
+
+
 class CreditsGranted(OrgEvent, frozen=True, tag="org.credits_granted"):
     """Credits an operator added (``protoface credits grant``); they never expire."""
 
@@ -61,10 +70,14 @@ class CreditsGranted(OrgEvent, frozen=True, tag="org.credits_granted"):
 
 
 Event = (
-    OrgCreated | ApiKeyCreated | ApiKeyRevoked | PlanChanged | SessionAdmitted | CreditsGranted
+    OrgCreated | ApiKeyCreated | ApiKeyRevoked | PlanChanged | SessionAdmitted | SessionsAdmitted
+    | CreditsGranted
 )
+AdmissionEvent = SessionAdmitted | SessionsAdmitted
 
 ADMISSION_GRACE = timedelta(seconds=30)
+# The most sessions one ``org.sessions_admitted`` names (bounds the event's size).
+MAX_GROUP = 256
 
 
 # ── Fold ────────────────────────────────────────────────────────────────────────
@@ -179,23 +192,47 @@ def decide(command: Command, state: Org | None, new_id: Callable[[], str]) -> li
 def admit(plan: Plan, active_sessions: int) -> None:
     """Refuse a new session when the org already runs its plan's cap."""
     if active_sessions >= plan.max_concurrency:
-        raise Rejected(
-            QUOTA, "concurrent_sessions",
-            f"Your {plan.name} plan allows {plan.max_concurrency} concurrent session(s); "
-            "end one or upgrade.",
-        )
+        raise over_cap(plan)
 
 
-def decide_admission(
-    org: Org, session_id: str, active_sessions: int, now: datetime, new_id: Callable[[], str]
-) -> list[Event]:
-    """Admit one more session, or refuse it at the plan's cap.
+def over_cap(plan: Plan) -> Rejected:
+    """The refusal of a session over the plan's concurrency cap."""
+    return Rejected(
+        QUOTA, "concurrent_sessions",
+        f"Your {plan.name} plan allows {plan.max_concurrency} concurrent session(s); "
+        "end one or upgrade.",
+    )
 
+
+def decide_group_admission(
+    org: Org, session_ids: Sequence[str], active_sessions: int, now: datetime,
+    new_id: Callable[[], str],
+) -> tuple[list[Event], int]:
+    """Admit, in order, as many of ``session_ids`` as the plan's cap leaves room for.
+
+    Returns the event recording the admitted ones (``org.session_admitted`` for one,
+    ``org.sessions_admitted`` for more; none when there is no room) and how many of
+    the leading ``session_ids`` it admits: the rest are over the cap (:func:`over_cap`).
     ``active_sessions`` counts the org's non-terminal sessions and its admissions
     younger than ``ADMISSION_GRACE`` whose session has not appeared yet.
     """
-    admit(org.plan_limits, active_sessions)
-    return [SessionAdmitted(id=new_id(), org_id=org.id, at=now, session_id=session_id)]
+    if len(session_ids) > MAX_GROUP:
+        raise ValueError(f"at most {MAX_GROUP} sessions in one admission")
+    room = max(0, org.plan_limits.max_concurrency - active_sessions)
+    admitted = tuple(session_ids[:room])
+    if not admitted:
+        return [], 0
+    if len(admitted) == 1:
+        return [SessionAdmitted(id=new_id(), org_id=org.id, at=now, session_id=admitted[0])], 1
+    event = SessionsAdmitted(id=new_id(), org_id=org.id, at=now, session_ids=admitted)
+    return [event], len(admitted)
+
+
+def admitted_sessions(event: AdmissionEvent) -> tuple[str, ...]:
+    """The sessions an admission event admits."""
+    if isinstance(event, SessionAdmitted):
+        return (event.session_id,)
+    return event.session_ids
 
 
 def clamp_duration(plan: Plan, requested: int | None) -> int:

@@ -169,7 +169,9 @@ SELECT org_id,
     arg_min(data->>'name', seq) FILTER (type = 'org.created') AS name,
     arg_max(plan, seq) FILTER (type IN ('org.created', 'org.plan_changed')) AS plan,
     min("at") FILTER (type = 'org.created') AS created_at,
-    count(*) FILTER (type = 'org.session_admitted') AS sessions_admitted
+    (count(*) FILTER (type = 'org.session_admitted'))
+        + coalesce(sum(json_array_length(data->'session_ids'))
+                   FILTER (type = 'org.sessions_admitted'), 0) AS sessions_admitted
 FROM events WHERE type LIKE 'org.%' GROUP BY org_id;
 
 CREATE VIEW deliveries AS

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from domain import session
 from domain.events import Event
-from domain.org import ADMISSION_GRACE, SessionAdmitted
+from domain.org import ADMISSION_GRACE, SessionAdmitted, SessionsAdmitted, admitted_sessions
 from domain.session import Session, SessionCreated, SessionEvent
 
 
@@ -47,9 +47,10 @@ class SessionsModel:
         if seq <= self.last_seq:
             return  # already applied: re-delivery after a reconnect is harmless
         self.last_seq = seq
-        if isinstance(event, SessionAdmitted):
-            if event.session_id not in self.sessions:
-                self.admitted.setdefault(event.org_id, {})[event.session_id] = event.at
+        if isinstance(event, SessionAdmitted | SessionsAdmitted):
+            for session_id in admitted_sessions(event):
+                if session_id not in self.sessions:
+                    self.admitted.setdefault(event.org_id, {})[session_id] = event.at
             self.admission_version[event.org_id] = seq
             return
         if not isinstance(event, SessionEvent):

@@ -23,14 +23,25 @@ from nats.errors import ConnectionClosedError, NoRespondersError, NoServersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
-from nats.js.errors import APIError, BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, NotFoundError
 
 from domain.events import AvatarEvent, Event, OrgEvent, SessionEvent, WebhookEvent
+from domain.org import SessionsAdmitted
 from streams import subjects
 from streams.metrics import APPEND_SECONDS
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Event)
+
+
+class _PubAck(msgspec.Struct):
+    """A JetStream publish ack (``{"stream":…,"seq":…}``) or its error."""
+
+    seq: int | None = None
+    error: dict[str, Any] | None = None
+
+
+_ack_decoder = msgspec.json.Decoder(_PubAck)
 
 # Errors that mean "the log cannot be reached right now", as opposed to a refusal.
 _UNREACHABLE = (
@@ -90,6 +101,10 @@ def subject_of(event: Event) -> str:
     assert isinstance(event_type, str)
     if isinstance(event, SessionEvent):
         return subjects.session_event(event.org_id, event.session_id, event_type)
+    if isinstance(event, SessionsAdmitted):
+        # Every admission, single or grouped, on the one literal subject that the
+        # admission's conditional append checks (see subjects.org_admissions).
+        return subjects.org_admissions(event.org_id)
     if isinstance(event, OrgEvent):
         return subjects.org_event(event.org_id, event_type)
     if isinstance(event, WebhookEvent):
@@ -143,6 +158,7 @@ class EventLog:
         self.nc = nc
         self.js = js
         self.timeout = timeout
+        self._acks = _Acks(nc)
 
     @classmethod
     async def connect(
@@ -204,9 +220,20 @@ class EventLog:
         return seq
 
     async def _publish(self, event: Event, expect: Expect | None) -> int:
-        headers = {subjects.MSG_ID: event.id, **_expect_headers(expect)}
-        ack = await self.js.publish(subject_of(event), encode(event), headers=headers)
-        return int(ack.seq)
+        """One JetStream publish and its ack: what ``JetStreamContext.publish`` does,
+        with a cheaper request (:class:`_Acks`) and the ack decoded by msgspec into
+        the two fields used (``json.loads`` and the ``PubAck`` dataclass cost more)."""
+        headers = {subjects.MSG_ID: event.id}
+        if expect is not None:
+            headers[subjects.EXPECTED_LAST_SUBJECT_SEQ] = str(expect.version)
+            headers[subjects.EXPECTED_LAST_SUBJECT_SEQ_SUBJECT] = expect.subject_filter
+        msg = await self._acks.request(subject_of(event), encode(event), headers, self.timeout)
+        ack = _ack_decoder.decode(msg.data)
+        if ack.error is not None:
+            APIError.from_error(ack.error)  # raises the matching APIError subclass
+        if ack.seq is None:
+            raise APIError(description=f"unexpected publish ack: {msg.data[:200]!r}")
+        return ack.seq
 
     async def _publish_chain(self, events: Sequence[Event], expect: Expect | None) -> int:
         # Each later event is conditional on the one before it, so a later event
@@ -365,7 +392,9 @@ class EventLog:
         """
 
         async def on_msg(msg: Msg) -> None:
-            await handler(Stored(int(msg.metadata.sequence.stream), decode(msg.data)))
+            # The sequence from the reply subject: nats-py's whole Metadata costs
+            # more than the rest of the delivery, and the API folds every event.
+            await handler(Stored(_stream_seq(msg.reply), decode(msg.data)))
 
         sub = await self._ordered(subject, from_seq, on_msg)
 
@@ -398,10 +427,54 @@ class EventLog:
         return True
 
 
-def _expect_headers(expect: Expect | None) -> dict[str, str]:
-    if expect is None:
-        return {}
-    return {
-        subjects.EXPECTED_LAST_SUBJECT_SEQ: str(expect.version),
-        subjects.EXPECTED_LAST_SUBJECT_SEQ_SUBJECT: expect.subject_filter,
-    }
+class _Acks:
+    """Requests whose replies come back on one inbox subscription, like nats-py's
+    ``Client.request``, with a counter for the reply token instead of a fresh NUID
+    and random bytes, and one timer instead of ``asyncio.wait_for``: per append,
+    about a third less of the client's CPU (the API appends ~2 events per create)."""
+
+    def __init__(self, nc: Client) -> None:
+        self.nc = nc
+        self._prefix = ""
+        self._count = 0
+        self._waiting: dict[str, asyncio.Future[Msg]] = {}
+        self._ready = asyncio.Lock()
+
+    async def request(
+        self, subject: str, payload: bytes, headers: dict[str, str], timeout: float
+    ) -> Msg:
+        if not self._prefix:
+            await self._subscribe()
+        self._count += 1
+        reply = f"{self._prefix}{self._count}"
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Msg] = loop.create_future()
+        self._waiting[reply] = future
+        timer = loop.call_later(timeout, _expire, future)
+        try:
+            await self.nc.publish(subject, payload, reply=reply, headers=headers)
+            msg = await future
+        finally:
+            timer.cancel()
+            self._waiting.pop(reply, None)
+        if msg.headers and msg.headers.get("Status") == "503":
+            raise NoStreamResponseError  # no stream takes this subject
+        return msg
+
+    async def _subscribe(self) -> None:
+        async with self._ready:
+            if self._prefix:
+                return
+            prefix = f"{self.nc.new_inbox()}."
+            await self.nc.subscribe(prefix + "*", cb=self._on_reply)
+            self._prefix = prefix
+
+    async def _on_reply(self, msg: Msg) -> None:
+        future = self._waiting.pop(msg.subject, None)
+        if future is not None and not future.done():
+            future.set_result(msg)
+
+
+def _expire(future: asyncio.Future[Msg]) -> None:
+    if not future.done():
+        future.set_exception(NatsTimeout())

@@ -20,7 +20,9 @@ Optimistic concurrency filters (``Nats-Expected-Last-Subject-Sequence-Subject``)
     events.session.*.<session_id>.>         one session's history
     events.org.<org_id>.session_admitted    an org's admissions (a literal subject:
                                             the check stays O(1) however many
-                                            sessions the org has had)
+                                            sessions the org has had); it holds
+                                            both org.session_admitted and the
+                                            grouped org.sessions_admitted
     events.org.<org_id>.>                   one org's history
     events.avatar.*.<avatar_id>.>           one custom avatar's history
     events.avatar.<org_id>.*.created        an org's avatar creations (slot admission;

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 import httpx
 
 from api.services import Services
+from domain import org
+from domain.plans import PLANS
 from domain.session import Claim, Finish, ReportFirstFrame
 from streams import subjects
 from tests.api.support import act_as_worker, assert_error, auth, create, create_ok
@@ -110,6 +112,54 @@ async def test_concurrent_creates_fill_the_cap_exactly_after_a_slot_frees(
     responses = await asyncio.gather(*(create(client, keys[1]) for _ in range(8)))
     assert Counter(r.status_code for r in responses) == {201: 1, 429: 7}
     assert len(await creations_in_log(services, first["id"])) == 3
+
+
+async def admissions_in_log(services: Services, org_id: str) -> list[tuple[str, ...]]:
+    """The sessions each admission event of ``org_id`` names, in log order."""
+    return [org.admitted_sessions(s.event)
+            async for s in services.log.replay(1, subject=subjects.org_admissions(org_id))
+            if isinstance(s.event, org.SessionAdmitted | org.SessionsAdmitted)]
+
+
+async def test_concurrent_creates_are_admitted_in_groups_without_overshooting(
+    client: httpx.AsyncClient, new_key: KeyFactory, services: Services
+) -> None:
+    # Given a Launch org (cap 10) and 30 creates at once over three keys: the creates
+    # that wait on the org's admission are admitted together by one event, yet
+    # exactly ten win, each admitted once, and every admitted session is created.
+    org_name = f"org-group-{uuid.uuid4().hex[:8]}"
+    keys = [await new_key("launch", org=org_name) for _ in range(3)]
+    cap = PLANS["launch"].max_concurrency
+    responses = await asyncio.gather(*(create(client, key) for key in keys for _ in range(10)))
+    assert Counter(r.status_code for r in responses) == {201: cap, 429: 30 - cap}
+    for r in responses:
+        if r.status_code == 429:
+            assert_concurrency_refused(r)
+    won = sorted(r.json()["id"] for r in responses if r.status_code == 201)
+    org_id = services.sessions_model.sessions[won[0]].org_id
+    admissions = await admissions_in_log(services, org_id)
+    assert sorted(sid for group in admissions for sid in group) == won
+    assert len(admissions) < cap  # at least one group admitted several creates
+    assert sorted(await creations_in_log(services, won[0])) == won
+
+
+async def test_a_group_refused_at_the_cap_frees_no_slot_and_admits_later(
+    client: httpx.AsyncClient, new_key: KeyFactory, services: Services
+) -> None:
+    # A burst on a full Starter org writes no admission at all; once a slot frees,
+    # the next burst fills exactly that slot.
+    org_name = f"org-full-{uuid.uuid4().hex[:8]}"
+    keys = [await new_key("starter", org=org_name) for _ in range(2)]
+    first = await create_ok(client, keys[0])
+    await create_ok(client, keys[0])
+    org_id = services.sessions_model.sessions[first["id"]].org_id
+    before = await admissions_in_log(services, org_id)
+    responses = await asyncio.gather(*(create(client, keys[1]) for _ in range(6)))
+    assert Counter(r.status_code for r in responses) == {429: 6}
+    assert await admissions_in_log(services, org_id) == before
+    await client.post(f"/v1/sessions/{first['id']}/end", headers=auth(keys[0]))
+    responses = await asyncio.gather(*(create(client, keys[1]) for _ in range(6)))
+    assert Counter(r.status_code for r in responses) == {201: 1, 429: 5}
 
 
 # ── Rate limit ──────────────────────────────────────────────────────────────────

@@ -185,6 +185,72 @@ def test_admit_refuses_exactly_when_active_sessions_reach_the_cap(
         assert active < plan.max_concurrency
 
 
+# ── Group admission ─────────────────────────────────────────────────────────────
+
+
+def group(n: int) -> list[str]:
+    return [f"sess_{i:03d}" for i in range(n)]
+
+
+def test_a_group_of_one_is_admitted_by_the_single_admission_event() -> None:
+    events, admitted = o.decide_group_admission(an_org("launch"), ["sess_1"], 0, t(1), Ids())
+    assert admitted == 1
+    assert events == [o.SessionAdmitted(id="evt_000001", **ENV, at=t(1), session_id="sess_1")]
+
+
+def test_a_group_is_admitted_by_one_event_naming_every_session_in_order() -> None:
+    events, admitted = o.decide_group_admission(an_org("launch"), group(4), 3, t(1), Ids())
+    assert admitted == 4
+    assert events == [o.SessionsAdmitted(id="evt_000001", **ENV, at=t(1),
+                                         session_ids=tuple(group(4)))]
+    assert isinstance(events[0], o.SessionsAdmitted)
+    assert o.admitted_sessions(events[0]) == tuple(group(4))
+
+
+def test_a_group_larger_than_the_room_left_admits_its_first_arrivals_only() -> None:
+    # Starter: cap 2, one session running → room for one of the three.
+    events, admitted = o.decide_group_admission(an_org("starter"), group(3), 1, t(1), Ids())
+    assert admitted == 1
+    assert events == [o.SessionAdmitted(id="evt_000001", **ENV, at=t(1), session_id="sess_000")]
+
+
+def test_a_group_at_the_cap_writes_nothing() -> None:
+    assert o.decide_group_admission(an_org("starter"), group(3), 2, t(1), Ids()) == ([], 0)
+
+
+def test_a_group_is_bounded_in_size() -> None:
+    with pytest.raises(ValueError):
+        o.decide_group_admission(an_org("internal"), group(o.MAX_GROUP + 1), 0, t(1), Ids())
+
+
+@PROPERTY
+@given(st.sampled_from(list(PLANS.values())), st.integers(min_value=0, max_value=120),
+       st.integers(min_value=1, max_value=o.MAX_GROUP))
+def test_group_admission_fills_the_cap_exactly_and_never_overshoots_it(
+    plan: o.Plan, active: int, size: int,
+) -> None:
+    # Given any plan, any number of active sessions and any group of creates, the
+    # admitted ones are the earliest arrivals, exactly as many as the cap has room
+    # for, and the admission names each of them once (as successive single
+    # admissions would: the group changes the cost, not the outcome).
+    ids = group(size)
+    events, admitted = o.decide_group_admission(an_org(plan.key), ids, active, t(1), Ids())
+    assert admitted == max(0, min(size, plan.max_concurrency - active))
+    assert active + admitted <= max(active, plan.max_concurrency)
+    named = [sid for e in events if isinstance(e, o.SessionAdmitted | o.SessionsAdmitted)
+             for sid in o.admitted_sessions(e)]
+    assert len(events) == (1 if admitted else 0)
+    assert named == ids[:admitted]
+    one_by_one = 0
+    for _ in ids:
+        try:
+            o.admit(plan, active + one_by_one)
+        except Rejected:
+            break
+        one_by_one += 1
+    assert admitted == one_by_one
+
+
 # ── Duration clamp ──────────────────────────────────────────────────────────────
 
 
@@ -227,6 +293,8 @@ def test_clamp_duration_never_exceeds_the_plan_and_never_raises_a_request(
     o.ApiKeyCreated(id="e2", **ENV, at=t(1), key_id="key_1", key_hash="h", key_hint="ey_1"),
     o.ApiKeyRevoked(id="e3", **ENV, at=t(2), key_id="key_1"),
     o.PlanChanged(id="e4", **ENV, at=t(3), plan="scale"),
+    o.SessionAdmitted(id="e5", **ENV, at=t(4), session_id="sess_1"),
+    o.SessionsAdmitted(id="e6", **ENV, at=t(5), session_ids=("sess_2", "sess_3")),
 ], ids=lambda e: type(e).__name__)
 def test_org_events_round_trip_through_the_shared_event_decoder(event: o.Event) -> None:
     decoded = msgspec.json.Decoder(domain.events.Event).decode(msgspec.json.encode(event))

@@ -25,6 +25,7 @@ import msgspec
 import pytest
 
 from api.orgs import create_key, grant_credits
+from domain import org as o
 from domain import session as s
 from domain import webhook as w
 from domain.events import Event
@@ -446,6 +447,26 @@ async def test_grants_and_org_views(event_log: EventLog) -> None:
                 issued.org_id) == [{"type": "org.credits_granted", "credits": 250}]
     assert rows(con, "SELECT name, plan FROM orgs WHERE org_id = ?", issued.org_id) == [
         {"name": name, "plan": "scale"}]
+
+
+async def test_the_orgs_view_counts_every_session_a_group_admission_names(
+    event_log: EventLog,
+) -> None:
+    issued = await create_key(event_log, f"audit-{uuid.uuid4().hex[:10]}", "launch")
+    org_id = issued.org_id
+    grouped = tuple(new_session() for _ in range(3))
+    admissions: list[o.Event] = [
+        o.SessionAdmitted(id=new_event_id(), org_id=org_id, at=T0, session_id=new_session()),
+        o.SessionsAdmitted(id=new_event_id(), org_id=org_id, at=T0, session_ids=grouped),
+    ]
+    for event in admissions:
+        await event_log.append([event], Expect(
+            subjects.org_admissions(org_id), await event_log.version(
+                subjects.org_admissions(org_id))))
+    con = await exported(event_log)
+    assert rows(con, "SELECT sessions_admitted FROM orgs WHERE org_id = ?", org_id) == [
+        {"sessions_admitted": 4}]
+    await assert_views_equal_the_models(event_log, con)
 
 
 def test_deliveries_view_shows_every_webhook_attempt() -> None:

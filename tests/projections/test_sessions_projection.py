@@ -21,7 +21,7 @@ from domain import ids
 from domain import session as s
 from domain.errors import Rejected
 from domain.events import Event
-from domain.org import ADMISSION_GRACE, OrgCreated, OrgEvent, SessionAdmitted
+from domain.org import ADMISSION_GRACE, OrgCreated, OrgEvent, SessionAdmitted, SessionsAdmitted
 from projections.runner import Projector
 from projections.sessions import Query, SessionsModel
 from streams import subjects
@@ -270,6 +270,35 @@ async def test_admissions_count_until_their_session_appears_or_the_grace_ends(
         model.apply(seq - len(created) + 1 + offset, event)
     assert model.active_count(org, T0) == 2  # the session now counts instead of its admission
     assert model.active_count(org, T0 + ADMISSION_GRACE) == 1  # the ghost's slot is back
+
+
+async def test_a_group_admission_holds_a_slot_for_each_of_its_sessions(
+    event_log: EventLog,
+) -> None:
+    # One org.sessions_admitted, stored after an org.session_admitted on the same
+    # admissions subject, counts each session it names like a single admission,
+    # and a model rebuilt from the log holds the same.
+    org, first, *grouped = new_org(), new_session(), new_session(), new_session(), new_session()
+    model = SessionsModel()
+    single = SessionAdmitted(id=new_event_id(), org_id=org, at=T0, session_id=first)
+    many = SessionsAdmitted(id=new_event_id(), org_id=org, at=T0, session_ids=tuple(grouped))
+    for event in (single, many):
+        seq = await event_log.append([event], Expect(
+            subjects.org_admissions(org), model.admission_version.get(org, 0)))
+        model.apply(seq, event)
+    assert model.active_count(org, T0) == 4
+    assert model.admission_version[org] == await event_log.version(subjects.org_admissions(org))
+    with pytest.raises(ConcurrencyConflict):  # the group moved the admissions' version on
+        await event_log.append([single], Expect(subjects.org_admissions(org), seq - 1))
+    created = creation(org, grouped[0], T0)
+    seq = await event_log.append(created, Expect(subjects.session_history(grouped[0]), 0))
+    for offset, event in enumerate(created):
+        model.apply(seq - len(created) + 1 + offset, event)
+    assert model.active_count(org, T0) == 4
+    assert model.active_count(org, T0 + ADMISSION_GRACE) == 1
+    rebuilt = await rebuild(event_log, model.last_seq)
+    assert rebuilt.admitted.get(org) == model.admitted.get(org)
+    assert rebuilt.admission_version.get(org) == model.admission_version[org]
 
 
 # ── The model on its own ────────────────────────────────────────────────────────
