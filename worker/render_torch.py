@@ -1,0 +1,483 @@
+"""The avatar model: warps a rigged portrait per frame with torch (CPU), batched.
+
+Per avatar and tier, once (:class:`AvatarModel`): the portrait is scaled so its face box
+lands at the tier's fixed face place (so every avatar of a tier shares one face-region
+geometry and can be stacked into one batch), the background frame is prepared, and the
+displacement *basis fields* of the face region are precomputed: jaw drop, upper-lip lift,
+lip rounding, lip press, gaze x/y, head yaw/pitch/roll (roll linearised: angles are a
+few degrees). Per frame a sampling grid is the base grid plus the fields weighted by the
+frame's FaceParams; one ``grid_sample`` warps the face regions of the whole batch, then
+the opened mouth (inner mouth, upper and lower teeth, tongue) and the eyelids are shaded
+into the gap the warp opened, and the region is pasted into the background. uint8 out.
+
+Every step is element-wise per frame (no reduction across the batch), so a frame is the
+same bytes whether it is rendered alone or in a batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cache
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from worker.features import FaceParams
+from worker.rig import Landmarks, landmarks, load_asset, portrait_rgb
+from worker.tiers import Tier
+
+FACE_CENTRE_Y = 0.45  # the face box's centre, as a share of the frame height
+FACE_SHARE = {"lite": 0.40, "standard": 0.40, "pro": 0.46}  # face box height / frame height
+TEETH = (228.0, 222.0, 208.0)
+LASHES = (34.0, 24.0, 22.0)
+BASIS = ("open", "round", "press", "gaze_x", "gaze_y", "yaw", "pitch", "roll")
+OPEN, ROUND, PRESS, GAZE_X, GAZE_Y, YAW, PITCH, ROLL = range(len(BASIS))
+
+
+def configure_threads() -> int:
+    """One intra-op thread per core but one: the event loop (pacing, JPEG) keeps a core.
+
+    ``PROTOFACE_TORCH_THREADS`` overrides. Returns the thread count in force.
+    """
+    default = max(1, (os.cpu_count() or 2) - 1)
+    threads = int(os.environ.get("PROTOFACE_TORCH_THREADS", default))
+    torch.set_num_threads(threads)
+    return threads
+
+
+@dataclass(frozen=True, slots=True)
+class Geometry:
+    """Where a tier draws the face: shared by every avatar of the tier."""
+
+    width: int
+    height: int
+    face: float  # face box side, output pixels
+    x0: int  # the warped face region R, in the output frame
+    y0: int
+    x1: int
+    y1: int
+    margin: int  # source pixels around R the head transform may pull in
+    mouth: tuple[int, int, int, int]  # (top, bottom, left, right) of the mouth sub-box in R
+    eyes: tuple[int, int, int, int]  # the same for the eye band
+
+    @property
+    def region(self) -> tuple[int, int]:
+        return self.y1 - self.y0, self.x1 - self.x0
+
+
+@cache
+def geometry(tier: Tier) -> Geometry:
+    w, h = tier.width, tier.height
+    face = FACE_SHARE.get(tier.name, 0.40) * h
+    cx, top = w / 2, FACE_CENTRE_Y * h - face / 2
+    x0, x1 = max(0, round(cx - 0.72 * face)), min(w, round(cx + 0.72 * face))
+    y0, y1 = max(0, round(top - 0.3 * face)), min(h, round(top + 1.4 * face))
+    rel_top, rel_cx = top - y0, cx - x0
+
+    def box(t: float, b: float, half: float) -> tuple[int, int, int, int]:
+        return (max(0, round(rel_top + t * face)), min(y1 - y0, round(rel_top + b * face)),
+                max(0, round(rel_cx - half * face)), min(x1 - x0, round(rel_cx + half * face)))
+
+    return Geometry(w, h, face, x0, y0, x1, y1, max(2, round(0.08 * face)),
+                    mouth=box(0.5, 1.15, 0.45), eyes=box(0.12, 0.65, 0.47))
+
+
+def _smoothstep(e0: float, e1: float, x: torch.Tensor) -> torch.Tensor:
+    t = ((x - e0) / (e1 - e0)).clamp(0, 1)
+    return t * t * (3 - 2 * t)
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    """An avatar's features in region-R pixel coordinates (after the tier's scaling)."""
+
+    mx: float  # mouth centre (the lip line)
+    my: float
+    a: float  # mouth half-width
+    lip: float  # lips' half-height
+    drop: float  # how far the lower lip travels at mouth_open = 1
+    eyes: tuple[tuple[float, float, float, float], ...]  # (x, y, rx, ry) of each eye
+    cx: float  # face centre
+    cy: float
+    chin: float
+    skin: tuple[float, float, float]
+    lips: tuple[float, float, float]
+    inner: tuple[float, float, float]
+
+
+class AvatarModel:
+    """One avatar prepared for one tier: background, warp source, basis fields."""
+
+    def __init__(self, marks: Landmarks, rgb: np.ndarray, geo: Geometry) -> None:
+        self.geo = geo
+        scale = geo.face / marks.face.h
+        fx, fy = marks.face.centre
+        tx, ty = geo.width / 2 - scale * fx, FACE_CENTRE_Y * geo.height - scale * fy
+        self.background = torch.from_numpy(_place(rgb, scale, tx, ty, geo))
+        self.features = _features(marks, scale, tx - geo.x0, ty - geo.y0, geo)
+        self.source = _source(self.background.numpy(), geo)  # [3, Hs, Ws] float32
+        self.fields = _fields(self.features, geo)
+        self.params = torch.tensor(_param_row(self.features), dtype=torch.float32)
+
+
+def _place(rgb: np.ndarray, scale: float, tx: float, ty: float, geo: Geometry) -> np.ndarray:
+    """The portrait scaled (area-averaged when shrinking) and moved onto the output frame."""
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    scaled = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=interp)
+    move = np.array([[1, 0, tx], [0, 1, ty]], np.float32)
+    return cv2.warpAffine(scaled, move, (geo.width, geo.height), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def _source(background: np.ndarray, geo: Geometry) -> torch.Tensor:
+    m = geo.margin
+    padded = cv2.copyMakeBorder(background, m, m, m, m, cv2.BORDER_REPLICATE)
+    crop = padded[geo.y0 : geo.y1 + 2 * m, geo.x0 : geo.x1 + 2 * m]
+    return torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).float().contiguous()
+
+
+def _features(marks: Landmarks, s: float, tx: float, ty: float, geo: Geometry) -> Features:
+    def at(x: float, y: float) -> tuple[float, float]:
+        return s * x + tx, s * y + ty
+
+    mx, my = at(*marks.mouth.centre)
+    a = max(2.0, s * marks.mouth.w / 2)
+    cx, cy = at(*marks.face.centre)
+    eyes = tuple((*at(*e.centre), max(1.5, s * e.w / 2), max(1.0, s * e.h / 2))
+                 for e in marks.eyes)
+    return Features(
+        mx=mx, my=my, a=a, lip=max(1.0, s * marks.mouth.h / 2), drop=0.8 * a, eyes=eyes,
+        cx=cx, cy=cy, chin=cy + 0.6 * geo.face,
+        skin=_f3(marks.skin), lips=_f3(marks.lips), inner=_f3(marks.inner_mouth),
+    )
+
+
+def _f3(c: tuple[int, int, int]) -> tuple[float, float, float]:
+    return float(c[0]), float(c[1]), float(c[2])
+
+
+def _param_row(f: Features) -> list[float]:
+    """The per-avatar scalars the shading step reads, in :data:`PARAMS` order."""
+    (e1x, e1y, e1rx, e1ry), (e2x, e2y, e2rx, e2ry) = f.eyes
+    return [f.mx, f.my, f.a, f.drop, e1x, e1y, e1rx, e1ry, e2x, e2y, e2rx, e2ry,
+            *f.skin, *f.lips, *f.inner]
+
+
+@dataclass(frozen=True, slots=True)
+class Fields:
+    """Displacement of the sampling point per unit of each coefficient (grid units).
+
+    Each field lives only where it can be non-zero: the head fields over all of R, the
+    mouth fields over the rows from the mouth box down (the jaw moves the chin), the
+    gaze field over the eye band.
+    """
+
+    head: torch.Tensor  # [rh, rw, 1]: times (x per degree of yaw, y per degree of pitch)
+    roll: torch.Tensor  # [rh, rw, 2] per radian
+    open: torch.Tensor  # [rl, rw, 1] y: jaw drop and upper-lip lift at mouth_open = 1
+    round: torch.Tensor  # [rl, rw, 1] x: +1 squeezes the lips inward
+    press: torch.Tensor  # [rl, rw, 1] y: lips squashed onto the lip line
+    gaze: torch.Tensor  # [re, rw, 1]: times (x per unit gaze_x, y per unit gaze_y)
+    head_scale: tuple[float, float]  # (yaw, pitch) grid units per degree
+    head_pixels: tuple[float, float]  # the same in pixels
+    pivot: tuple[float, float]  # where roll turns the head (R pixels)
+    slack: int  # rows the mouth fields extend past their box, above and below
+    gaze_scale: tuple[float, float]
+
+
+def _fields(f: Features, geo: Geometry) -> Fields:
+    rh, rw = geo.region
+    v, u = torch.meshgrid(torch.arange(rh, dtype=torch.float32),
+                          torch.arange(rw, dtype=torch.float32), indexing="ij")
+    m = geo.margin
+    sx, sy = 2 / (rw + 2 * m), 2 / (rh + 2 * m)  # pixels → grid units
+    # 1 over the head, falling to 0 before the edge of R (so R pastes back seamlessly).
+    head_r = torch.sqrt(((u - f.cx) / (0.72 * geo.face)) ** 2
+                        + ((v - f.cy - 0.05 * geo.face) / (0.85 * geo.face)) ** 2)
+    head = 1 - _smoothstep(0.7, 1.0, head_r)
+    px, py = f.cx, f.cy + 0.6 * geo.face  # roll pivots at the neck
+    roll = torch.stack(((v - py) * head * sx, -(u - px) * head * sy), dim=-1)
+    # The mouth fields follow the lips when the head moves them up or down: they are
+    # computed ``slack`` rows past their box each way and sliced per frame.
+    slack = math.ceil(0.04 * geo.face) + 2
+    lv, lu = torch.meshgrid(torch.arange(geo.mouth[0] - slack, rh + slack, dtype=torch.float32),
+                            torch.arange(rw, dtype=torch.float32), indexing="ij")
+    narrow = torch.exp(-(((lu - f.mx) / f.a) ** 4))
+    broad = torch.exp(-(((lu - f.mx) / (2.0 * f.a)) ** 2))
+    below = torch.sigmoid((lv - f.my) * 4)
+    chin_blend = _smoothstep(f.my, f.my + 3 * f.lip, lv)
+    fade = 1 - _smoothstep(f.chin, f.chin + 0.3 * geo.face, lv)
+    # Content below the lip line moves down by `drop` (so it is sampled from above);
+    # the upper lip rises a fifth of that.
+    jaw = -f.drop * below * (narrow * (1 - chin_blend) + broad * chin_blend) * fade
+    lift = 0.2 * f.drop * (1 - below) * narrow * torch.exp(-(((f.my - lv) / (2.5 * f.lip)) ** 2))
+    zone = torch.exp(-(((lv - f.my) / (2 * f.lip)) ** 2) - ((lu - f.mx) / (1.6 * f.a)) ** 2)
+    band = slice(geo.eyes[0], geo.eyes[1])
+    ev, eu = v[band], u[band]
+    eyes = sum((((1 - torch.sqrt(((eu - x) / rx) ** 2 + ((ev - y) / ry) ** 2)) * 3).clamp(0, 1)
+                for x, y, rx, ry in f.eyes), torch.zeros_like(eu))
+    rx_eye = sum(e[2] for e in f.eyes) / len(f.eyes)
+    ry_eye = sum(e[3] for e in f.eyes) / len(f.eyes)
+    return Fields(
+        head=head[..., None].contiguous(), roll=roll.contiguous(),
+        open=((jaw + lift) * sy)[..., None].contiguous(),
+        round=(0.3 * (lu - f.mx) * zone * sx)[..., None].contiguous(),
+        press=(0.35 * (lv - f.my) * zone * sy)[..., None].contiguous(),
+        gaze=eyes[..., None].contiguous(),
+        head_scale=(-0.012 * geo.face * sx, -0.010 * geo.face * sy),
+        head_pixels=(-0.012 * geo.face, -0.010 * geo.face), pivot=(px, py), slack=slack,
+        gaze_scale=(-0.35 * rx_eye * sx, -0.3 * ry_eye * sy),
+    )
+
+
+PARAMS = ("mx", "my", "a", "drop", "e1x", "e1y", "e1rx", "e1ry", "e2x", "e2y", "e2rx", "e2ry",
+          "skin_r", "skin_g", "skin_b", "lips_r", "lips_g", "lips_b", "inner_r", "inner_g",
+          "inner_b")
+P = {name: i for i, name in enumerate(PARAMS)}
+
+
+def coefficients(p: FaceParams) -> list[float]:
+    """The basis weights of one frame, in :data:`BASIS` order."""
+    opening = max(0.0, min(1.0, p.mouth_open)) * (1.0 - max(0.0, min(1.0, p.lip_press)))
+    return [opening, p.lip_round, p.lip_press, p.gaze_x, p.gaze_y,
+            p.head_yaw, p.head_pitch, math.radians(p.head_roll)]
+
+
+class TierModel:
+    """All avatars of one tier and the batched render step for them."""
+
+    def __init__(self, tier: Tier) -> None:
+        self.tier = tier
+        self.geo = geometry(tier)
+        rh, rw = self.geo.region
+        m = self.geo.margin
+        ys = (torch.arange(rh, dtype=torch.float32) + m) * 2 / (rh + 2 * m) - 1 + 1 / (rh + 2 * m)
+        xs = (torch.arange(rw, dtype=torch.float32) + m) * 2 / (rw + 2 * m) - 1 + 1 / (rw + 2 * m)
+        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+        self.base = torch.stack((gx, gy), dim=-1)  # [rh, rw, 2]: the identity warp of R
+        t, b, lft, rgt = self.geo.mouth
+        self._mouth_uv = _uv(t, b, lft, rgt)
+        t, b, lft, rgt = self.geo.eyes
+        self._eye_uv = _uv(t, b, lft, rgt)
+        self._avatars: dict[str, AvatarModel] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def width(self) -> int:
+        return self.tier.width
+
+    @property
+    def height(self) -> int:
+        return self.tier.height
+
+    def avatar(self, asset: bytes) -> AvatarModel:
+        """The prepared avatar for a built asset (cached by content)."""
+        key = hashlib.sha256(asset).hexdigest()
+        with self._lock:
+            model = self._avatars.get(key)
+        if model is None:
+            decoded = load_asset(asset)
+            rgb = portrait_rgb(decoded)
+            model = AvatarModel(landmarks(decoded.rig, rgb), rgb, self.geo)
+            with self._lock:
+                self._avatars[key] = model
+        return model
+
+    def render_many(self, items: Sequence[tuple[AvatarModel, FaceParams]]) -> list[np.ndarray]:
+        """One batched step: every (avatar, params) pair → an H×W×3 uint8 frame."""
+        if not items:
+            return []
+        with torch.inference_mode():
+            frames = self._render(items)
+        return [f.numpy() for f in frames]
+
+    def _render(self, items: Sequence[tuple[AvatarModel, FaceParams]]) -> list[torch.Tensor]:
+        groups = _groups(items)
+        order = [i for rows in groups.values() for i in rows]  # frames of one avatar together
+        ordered = [items[i] for i in order]
+        coef = torch.tensor([coefficients(p) for _, p in ordered], dtype=torch.float32)
+        rh, rw = self.geo.region
+        mouth_moves = [head_offset(a.fields, p, a.features.mx, a.features.my) for a, p in ordered]
+        warps, start = [], 0
+        for avatar, rows in groups.items():  # one field blend and one warp per distinct avatar
+            end = start + len(rows)
+            grid = torch.empty(end - start, rh, rw, 2)
+            shifts = [round(o[1]) for o in mouth_moves[start:end]]
+            self._grid(avatar.fields, coef[start:end], shifts, grid)
+            # The frames of one avatar share its source: stack their grids along the
+            # height and warp them in one call, without copying the source per frame.
+            warped = F.grid_sample(avatar.source[None], grid.view(1, -1, rw, 2), mode="bilinear",
+                                   padding_mode="border", align_corners=False)
+            warps.append(warped.view(3, end - start, rh, rw).transpose(0, 1))
+            start = end
+        warped = warps[0] if len(warps) == 1 else torch.cat(warps)
+        params = torch.stack([a.params for a, _ in ordered])
+        params[:, P["my"]] += torch.tensor([round(o[1]) for o in mouth_moves], dtype=torch.float32)
+        for e in ("e1", "e2"):  # the lids follow the eyes wherever the head takes them
+            moves = torch.tensor([head_offset(a.fields, p, float(a.params[P[e + "x"]]),
+                                              float(a.params[P[e + "y"]])) for a, p in ordered])
+            params[:, P[e + "x"]] += moves[:, 0]
+            params[:, P[e + "y"]] += moves[:, 1]
+        params = params[:, :, None, None]
+        rounding = coef[:, ROUND, None, None, None]
+        blink = torch.tensor([p.blink for _, p in ordered]).clamp(0, 1)[:, None, None, None]
+        _on_subset(warped, coef[:, OPEN] > 0, self._shade_mouth, params, coef, rounding)
+        _on_subset(warped, blink.flatten() > 0, self._shade_lids, params, blink)
+        out = torch.stack([a.background for a, _ in ordered])
+        g = self.geo
+        # Every colour is a blend of portrait pixels and shades within 0…255: round, no clamp.
+        out[:, g.y0 : g.y1, g.x0 : g.x1] = (warped.permute(0, 2, 3, 1) + 0.5).to(torch.uint8)
+        frames: list[torch.Tensor] = [out[0]] * len(items)
+        for j, i in enumerate(order):
+            frames[i] = out[j]
+        return frames
+
+    def _grid(self, f: Fields, c: torch.Tensor, shifts: list[int], out: torch.Tensor) -> None:
+        """Base grid plus each field times its coefficient, written into ``out``."""
+        def col(k: int) -> torch.Tensor:
+            return c[:, k, None, None, None]
+
+        head = torch.stack((c[:, YAW] * f.head_scale[0], c[:, PITCH] * f.head_scale[1]), -1)
+        torch.addcmul(self.base, head[:, None, None, :], f.head, out=out)
+        out.addcmul_(col(ROLL), f.roll)
+        lower = out[:, self.geo.mouth[0] :]
+        rows = lower.shape[1]
+        for k, field in ((OPEN, f.open), (ROUND, f.round), (PRESS, f.press)):
+            shifted = _rows_shifted(field, shifts, f.slack, rows)
+            lower[..., (0 if k == ROUND else 1) :][..., :1].addcmul_(col(k), shifted)
+        gaze = torch.stack((c[:, GAZE_X] * f.gaze_scale[0], c[:, GAZE_Y] * f.gaze_scale[1]), -1)
+        out[:, self.geo.eyes[0] : self.geo.eyes[1]].addcmul_(gaze[:, None, None, :], f.gaze)
+
+    def _shade_mouth(self, warped: torch.Tensor, prm: torch.Tensor, coef: torch.Tensor,
+                     rounding: torch.Tensor) -> None:
+        """Fill the gap the jaw warp opened: inner mouth, teeth, tongue (anti-aliased)."""
+        t, b, lft, rgt = self.geo.mouth
+        v, u = self._mouth_uv
+        mx, my, a, drop = (_col(prm, n) for n in ("mx", "my", "a", "drop"))
+        opening = coef[:, OPEN, None, None, None]
+        a_eff = a * (1 - 0.25 * rounding)
+        narrow = torch.exp(-(((u - mx) / a_eff) ** 4))
+        top = my - 0.2 * drop * opening * narrow
+        bottom = my + drop * opening * narrow
+        gap = (bottom - top).clamp(min=1e-3)
+        # Anti-aliased rows of the gap; columns where it is under a pixel fade out.
+        alpha = (v - top + 0.5).clamp(0, 1) * (bottom - v + 0.5).clamp(0, 1) * gap.clamp(max=1)
+        rel = ((v - top) / gap).clamp(0, 1)
+        inner = prm[:, P["inner_r"] : P["inner_b"] + 1]
+        lips = prm[:, P["lips_r"] : P["lips_b"] + 1]
+        colour = inner * (1.0 - 0.45 * torch.exp(-(((rel - 0.5) / 0.3) ** 2)))
+        tongue = torch.exp(-(((rel - 1.0) / 0.25) ** 2)) * narrow * 0.6
+        colour = colour * (1 - tongue) + lips * 0.75 * tongue
+        teeth = torch.tensor(TEETH).view(1, 3, 1, 1) * (0.6 + 0.4 * narrow)
+        upper = (top + torch.minimum(0.4 * gap, 0.3 * a) - v + 0.5).clamp(0, 1)
+        lower = (v - bottom + torch.minimum(0.15 * gap, 0.12 * a) + 0.5).clamp(0, 1)
+        show = (upper + lower).clamp(0, 1) * (narrow * 1.6).clamp(0, 1)
+        colour = colour * (1 - show) + teeth * show
+        region = warped[:, :, t:b, lft:rgt]
+        region.mul_(1 - alpha).add_(colour * alpha)
+
+    def _shade_lids(self, warped: torch.Tensor, prm: torch.Tensor, closing: torch.Tensor) -> None:
+        """Upper eyelids slide down over each eye by ``blink``; a lash line at their edge."""
+        t, b, lft, rgt = self.geo.eyes
+        v, u = self._eye_uv
+        on = (closing * 8).clamp(0, 1)  # blink = 0 leaves the portrait's own eye untouched
+        skin = prm[:, P["skin_r"] : P["skin_b"] + 1]
+        lashes = torch.tensor(LASHES).view(1, 3, 1, 1)
+        region = warped[:, :, t:b, lft:rgt]
+        for e in ("e1", "e2"):
+            ex, ey = _col(prm, e + "x"), _col(prm, e + "y")
+            rx, ry = _col(prm, e + "rx") * 1.15, _col(prm, e + "ry") * 1.35
+            arc = (1 - ((u - ex) / rx) ** 2).clamp(min=0).sqrt()
+            upper = ey - ry * arc
+            edge = upper + 2 * ry * arc * closing
+            inside = (rx - (u - ex).abs()).clamp(0, 1) * (v - (ey - ry) + 1).clamp(0, 1)
+            lid = (edge - v + 0.5).clamp(0, 1) * inside * on
+            lid_colour = skin * (0.8 + 0.12 * ((v - upper) / (2 * ry)).clamp(0, 1))
+            width = (0.2 * ry).clamp(min=0.8)
+            lash = (1 - ((v - edge).abs() / width)).clamp(0, 1) * inside * on * (arc > 0.05)
+            region.mul_(1 - lid).add_(lid_colour * lid)
+            region.mul_(1 - lash).add_(lashes * lash)
+
+
+def head_offset(f: Fields, p: FaceParams, x: float, y: float) -> tuple[float, float]:
+    """How far the head transform carries the content at (x, y) of R, in pixels."""
+    theta = math.radians(p.head_roll)
+    px, py = f.pivot
+    return (-(p.head_yaw * f.head_pixels[0] + theta * (y - py)),
+            -(p.head_pitch * f.head_pixels[1] - theta * (x - px)))
+
+
+def _rows_shifted(field: torch.Tensor, shifts: list[int], slack: int, rows: int) -> torch.Tensor:
+    """``field`` moved down by each frame's shift (rows), as [n, rows, w, 1] (or a view)."""
+    def cut(k: int) -> torch.Tensor:
+        k = max(-slack, min(slack, k))
+        return field[slack - k : slack - k + rows]
+
+    if len(set(shifts)) == 1:
+        return cut(shifts[0])
+    return torch.stack([cut(k) for k in shifts])
+
+
+def _on_subset(warped: torch.Tensor, rows: torch.Tensor, shade: Callable[..., None],
+               *per_row: torch.Tensor) -> None:
+    """Shade only the frames that need it (a mouth that is open, eyes that blink)."""
+    if bool(rows.all()):
+        shade(warped, *per_row)
+    elif bool(rows.any()):
+        index = rows.nonzero().flatten()
+        part = warped[index]
+        shade(part, *(t[index] for t in per_row))
+        warped[index] = part
+
+
+def _col(prm: torch.Tensor, name: str) -> torch.Tensor:
+    """One per-avatar scalar as a [B, 1, 1, 1] column (broadcasts over channels and pixels)."""
+    i = P[name]
+    return prm[:, i : i + 1]
+
+
+def _uv(top: int, bottom: int, left: int, right: int) -> tuple[torch.Tensor, torch.Tensor]:
+    v, u = torch.meshgrid(torch.arange(top, bottom, dtype=torch.float32),
+                          torch.arange(left, right, dtype=torch.float32), indexing="ij")
+    return v[None, None], u[None, None]
+
+
+def _groups(items: Sequence[tuple[AvatarModel, FaceParams]]) -> dict[AvatarModel, list[int]]:
+    groups: dict[AvatarModel, list[int]] = {}
+    for i, (avatar, _) in enumerate(items):
+        groups.setdefault(avatar, []).append(i)
+    return groups
+
+
+_models: dict[str, TierModel] = {}
+_models_lock = threading.Lock()
+
+
+def tier_model(tier: Tier) -> TierModel:
+    """The worker's one model per tier (avatars of a tier share it, and its batches)."""
+    with _models_lock:
+        if not _models:
+            configure_threads()
+        if tier.name not in _models:
+            _models[tier.name] = TierModel(tier)
+        return _models[tier.name]
+
+
+class TorchRenderer:
+    """One session's view of the model: the pipeline's ``Renderer`` for an avatar."""
+
+    def __init__(self, model: TierModel, asset: bytes) -> None:
+        self.model = model
+        self.avatar = model.avatar(asset)
+        self.width = model.width
+        self.height = model.height
+
+    def render(self, batch: Sequence[FaceParams]) -> list[np.ndarray]:
+        return self.model.render_many([(self.avatar, p) for p in batch])
