@@ -20,7 +20,7 @@ import hashlib
 import math
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -124,7 +124,6 @@ class AvatarModel:
         self.features = _features(marks, scale, tx - geo.x0, ty - geo.y0, geo)
         self.source = _source(self.background.numpy(), geo)  # [3, Hs, Ws] float32
         self.fields = _fields(self.features, geo)
-        self.params = torch.tensor(_param_row(self.features), dtype=torch.float32)
 
 
 def _place(rgb: np.ndarray, scale: float, tx: float, ty: float, geo: Geometry) -> np.ndarray:
@@ -148,7 +147,7 @@ def _features(marks: Landmarks, s: float, tx: float, ty: float, geo: Geometry) -
         return s * x + tx, s * y + ty
 
     mx, my = at(*marks.mouth.centre)
-    a = max(2.0, s * marks.mouth.w / 2)
+    a = min(0.2 * geo.face, max(2.0, s * marks.mouth.w / 2))
     cx, cy = at(*marks.face.centre)
     eyes = tuple((*at(*e.centre), max(1.5, s * e.w / 2), max(1.0, s * e.h / 2))
                  for e in marks.eyes)
@@ -161,13 +160,6 @@ def _features(marks: Landmarks, s: float, tx: float, ty: float, geo: Geometry) -
 
 def _f3(c: tuple[int, int, int]) -> tuple[float, float, float]:
     return float(c[0]), float(c[1]), float(c[2])
-
-
-def _param_row(f: Features) -> list[float]:
-    """The per-avatar scalars the shading step reads, in :data:`PARAMS` order."""
-    (e1x, e1y, e1rx, e1ry), (e2x, e2y, e2rx, e2ry) = f.eyes
-    return [f.mx, f.my, f.a, f.drop, e1x, e1y, e1rx, e1ry, e2x, e2y, e2rx, e2ry,
-            *f.skin, *f.lips, *f.inner]
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,12 +229,6 @@ def _fields(f: Features, geo: Geometry) -> Fields:
     )
 
 
-PARAMS = ("mx", "my", "a", "drop", "e1x", "e1y", "e1rx", "e1ry", "e2x", "e2y", "e2rx", "e2ry",
-          "skin_r", "skin_g", "skin_b", "lips_r", "lips_g", "lips_b", "inner_r", "inner_g",
-          "inner_b")
-P = {name: i for i, name in enumerate(PARAMS)}
-
-
 def coefficients(p: FaceParams) -> list[float]:
     """The basis weights of one frame, in :data:`BASIS` order."""
     opening = max(0.0, min(1.0, p.mouth_open)) * (1.0 - max(0.0, min(1.0, p.lip_press)))
@@ -262,8 +248,11 @@ class TierModel:
         xs = (torch.arange(rw, dtype=torch.float32) + m) * 2 / (rw + 2 * m) - 1 + 1 / (rw + 2 * m)
         gy, gx = torch.meshgrid(ys, xs, indexing="ij")
         self.base = torch.stack((gx, gy), dim=-1)  # [rh, rw, 2]: the identity warp of R
-        t, b, lft, rgt = self.geo.mouth
-        self._mouth_uv = _uv(t, b, lft, rgt)
+        # The patch an open mouth is shaded on: (height, width, rows above the lip line,
+        # columns either side of the mouth centre); mouths are at most 0.4 faces wide.
+        half, above = math.ceil(0.26 * self.geo.face), math.ceil(0.05 * self.geo.face) + 1
+        self._patch = (above + math.ceil(0.19 * self.geo.face) + 2, 2 * half + 1, above, half)
+        self._patch_uv = _uv(0, self._patch[0], 0, self._patch[1])
         t, b, lft, rgt = self.geo.eyes
         self._eye_uv = _uv(t, b, lft, rgt)
         self._avatars: dict[str, AvatarModel] = {}
@@ -304,12 +293,15 @@ class TierModel:
         ordered = [items[i] for i in order]
         coef = torch.tensor([coefficients(p) for _, p in ordered], dtype=torch.float32)
         rh, rw = self.geo.region
-        mouth_moves = [head_offset(a.fields, p, a.features.mx, a.features.my) for a, p in ordered]
+        # Where the head carries the lips (whole rows: the mouth fields are shifted by it).
+        lips_at = [(a.features.mx, a.features.my + round(head_offset(a.fields, p, a.features.mx,
+                                                                     a.features.my)[1]))
+                   for a, p in ordered]
         warps, start = [], 0
         for avatar, rows in groups.items():  # one field blend and one warp per distinct avatar
             end = start + len(rows)
             grid = torch.empty(end - start, rh, rw, 2)
-            shifts = [round(o[1]) for o in mouth_moves[start:end]]
+            shifts = [round(y - avatar.features.my) for _, y in lips_at[start:end]]
             self._grid(avatar.fields, coef[start:end], shifts, grid)
             # The frames of one avatar share its source: stack their grids along the
             # height and warp them in one call, without copying the source per frame.
@@ -318,50 +310,71 @@ class TierModel:
             warps.append(warped.view(3, end - start, rh, rw).transpose(0, 1))
             start = end
         warped = warps[0] if len(warps) == 1 else torch.cat(warps)
-        params = torch.stack([a.params for a, _ in ordered])
-        params[:, P["my"]] += torch.tensor([round(o[1]) for o in mouth_moves], dtype=torch.float32)
-        for e in ("e1", "e2"):  # the lids follow the eyes wherever the head takes them
-            moves = torch.tensor([head_offset(a.fields, p, float(a.params[P[e + "x"]]),
-                                              float(a.params[P[e + "y"]])) for a, p in ordered])
-            params[:, P[e + "x"]] += moves[:, 0]
-            params[:, P[e + "y"]] += moves[:, 1]
-        params = params[:, :, None, None]
-        rounding = coef[:, ROUND, None, None, None]
-        blink = torch.tensor([p.blink for _, p in ordered]).clamp(0, 1)[:, None, None, None]
-        _on_subset(warped, coef[:, OPEN] > 0, self._shade_mouth, params, coef, rounding)
-        _on_subset(warped, blink.flatten() > 0, self._shade_lids, params, blink)
+        opening = coef[:, OPEN].tolist()
+        self._shade_mouths(warped, [(j, ordered[j][0], lips_at[j], opening[j],
+                                     ordered[j][1].lip_round)
+                                    for j in range(len(ordered)) if opening[j] > 0])
+        self._shade_lids(warped, [(j, a, p) for j, (a, p) in enumerate(ordered) if p.blink > 0])
         out = torch.stack([a.background for a, _ in ordered])
         g = self.geo
         # Every colour is a blend of portrait pixels and shades within 0…255: round, no clamp.
-        out[:, g.y0 : g.y1, g.x0 : g.x1] = (warped.permute(0, 2, 3, 1) + 0.5).to(torch.uint8)
+        out[:, g.y0 : g.y1, g.x0 : g.x1].copy_(warped.add_(0.5).permute(0, 2, 3, 1))
         frames: list[torch.Tensor] = [out[0]] * len(items)
         for j, i in enumerate(order):
             frames[i] = out[j]
         return frames
 
     def _grid(self, f: Fields, c: torch.Tensor, shifts: list[int], out: torch.Tensor) -> None:
-        """Base grid plus each field times its coefficient, written into ``out``."""
+        """Base grid plus each field times its coefficient, written into ``out``.
+
+        A field whose coefficients are all zero is skipped: adding zero changes no bit,
+        so a frame is the same whatever else shares its batch.
+        """
         def col(k: int) -> torch.Tensor:
             return c[:, k, None, None, None]
 
-        head = torch.stack((c[:, YAW] * f.head_scale[0], c[:, PITCH] * f.head_scale[1]), -1)
-        torch.addcmul(self.base, head[:, None, None, :], f.head, out=out)
-        out.addcmul_(col(ROLL), f.roll)
+        used = (c != 0).any(dim=0).tolist()
+        if used[YAW] or used[PITCH]:
+            head = torch.stack((c[:, YAW] * f.head_scale[0], c[:, PITCH] * f.head_scale[1]), -1)
+            torch.addcmul(self.base, head[:, None, None, :], f.head, out=out)
+        else:
+            out.copy_(self.base)
+        if used[ROLL]:
+            out.addcmul_(col(ROLL), f.roll)
         lower = out[:, self.geo.mouth[0] :]
         rows = lower.shape[1]
-        for k, field in ((OPEN, f.open), (ROUND, f.round), (PRESS, f.press)):
-            shifted = _rows_shifted(field, shifts, f.slack, rows)
-            lower[..., (0 if k == ROUND else 1) :][..., :1].addcmul_(col(k), shifted)
-        gaze = torch.stack((c[:, GAZE_X] * f.gaze_scale[0], c[:, GAZE_Y] * f.gaze_scale[1]), -1)
-        out[:, self.geo.eyes[0] : self.geo.eyes[1]].addcmul_(gaze[:, None, None, :], f.gaze)
+        for k, field, channel in ((OPEN, f.open, 1), (ROUND, f.round, 0), (PRESS, f.press, 1)):
+            if used[k]:
+                shifted = _rows_shifted(field, shifts, f.slack, rows)
+                lower[..., channel : channel + 1].addcmul_(col(k), shifted)
+        if used[GAZE_X] or used[GAZE_Y]:
+            gaze = torch.stack((c[:, GAZE_X] * f.gaze_scale[0], c[:, GAZE_Y] * f.gaze_scale[1]),
+                               -1)
+            out[:, self.geo.eyes[0] : self.geo.eyes[1]].addcmul_(gaze[:, None, None, :], f.gaze)
 
-    def _shade_mouth(self, warped: torch.Tensor, prm: torch.Tensor, coef: torch.Tensor,
-                     rounding: torch.Tensor) -> None:
-        """Fill the gap the jaw warp opened: inner mouth, teeth, tongue (anti-aliased)."""
-        t, b, lft, rgt = self.geo.mouth
-        v, u = self._mouth_uv
-        mx, my, a, drop = (_col(prm, n) for n in ("mx", "my", "a", "drop"))
-        opening = coef[:, OPEN, None, None, None]
+    def _shade_mouths(self, warped: torch.Tensor,
+                      mouths: list[tuple[int, AvatarModel, tuple[float, float], float, float]],
+                      ) -> None:
+        """Fill the gap the jaw warp opened: inner mouth, teeth, tongue (anti-aliased).
+
+        Computed for all open mouths at once on a small patch of the tier's size placed
+        at each mouth, then blended into each frame at its own place.
+        """
+        if not mouths:
+            return
+        ph, pw, above, half = self._patch
+        rh, rw = self.geo.region
+        places, rows = [], []
+        for _, avatar, (mx, my), opening, rounding in mouths:
+            ox = min(max(0, round(mx) - half), rw - pw)
+            oy = min(max(0, round(my) - above), rh - ph)
+            places.append((oy, ox))
+            f = avatar.features
+            rows.append([mx - ox, my - oy, f.a, f.drop, opening, rounding, *f.inner, *f.lips])
+        prm = torch.tensor(rows, dtype=torch.float32)[:, :, None, None]
+        mx, my, a, drop, opening, rounding = (prm[:, i : i + 1] for i in range(6))
+        inner, lips = prm[:, 6:9], prm[:, 9:12]
+        v, u = self._patch_uv
         a_eff = a * (1 - 0.25 * rounding)
         narrow = torch.exp(-(((u - mx) / a_eff) ** 4))
         top = my - 0.2 * drop * opening * narrow
@@ -370,8 +383,6 @@ class TierModel:
         # Anti-aliased rows of the gap; columns where it is under a pixel fade out.
         alpha = (v - top + 0.5).clamp(0, 1) * (bottom - v + 0.5).clamp(0, 1) * gap.clamp(max=1)
         rel = ((v - top) / gap).clamp(0, 1)
-        inner = prm[:, P["inner_r"] : P["inner_b"] + 1]
-        lips = prm[:, P["lips_r"] : P["lips_b"] + 1]
         colour = inner * (1.0 - 0.45 * torch.exp(-(((rel - 0.5) / 0.3) ** 2)))
         tongue = torch.exp(-(((rel - 1.0) / 0.25) ** 2)) * narrow * 0.6
         colour = colour * (1 - tongue) + lips * 0.75 * tongue
@@ -379,21 +390,35 @@ class TierModel:
         upper = (top + torch.minimum(0.4 * gap, 0.3 * a) - v + 0.5).clamp(0, 1)
         lower = (v - bottom + torch.minimum(0.15 * gap, 0.12 * a) + 0.5).clamp(0, 1)
         show = (upper + lower).clamp(0, 1) * (narrow * 1.6).clamp(0, 1)
-        colour = colour * (1 - show) + teeth * show
-        region = warped[:, :, t:b, lft:rgt]
-        region.mul_(1 - alpha).add_(colour * alpha)
+        paint = (colour * (1 - show) + teeth * show) * alpha
+        keep = 1 - alpha
+        for i, ((j, *_), (oy, ox)) in enumerate(zip(mouths, places, strict=True)):
+            region = warped[j, :, oy : oy + ph, ox : ox + pw]
+            region.mul_(keep[i]).add_(paint[i])
 
-    def _shade_lids(self, warped: torch.Tensor, prm: torch.Tensor, closing: torch.Tensor) -> None:
+    def _shade_lids(self, warped: torch.Tensor,
+                    blinks: list[tuple[int, AvatarModel, FaceParams]]) -> None:
         """Upper eyelids slide down over each eye by ``blink``; a lash line at their edge."""
+        if not blinks:
+            return
+        rows = []
+        for _, avatar, p in blinks:
+            eyes = []
+            for x, y, rx, ry in avatar.features.eyes:  # the lids follow the head's motion
+                dx, dy = head_offset(avatar.fields, p, x, y)
+                eyes += [x + dx, y + dy, rx, ry]
+            rows.append([min(1.0, p.blink), *avatar.features.skin, *eyes])
+        prm = torch.tensor(rows, dtype=torch.float32)[:, :, None, None]
+        closing, skin = prm[:, 0:1], prm[:, 1:4]
+        index = torch.tensor([j for j, _, _ in blinks])
         t, b, lft, rgt = self.geo.eyes
         v, u = self._eye_uv
         on = (closing * 8).clamp(0, 1)  # blink = 0 leaves the portrait's own eye untouched
-        skin = prm[:, P["skin_r"] : P["skin_b"] + 1]
         lashes = torch.tensor(LASHES).view(1, 3, 1, 1)
-        region = warped[:, :, t:b, lft:rgt]
-        for e in ("e1", "e2"):
-            ex, ey = _col(prm, e + "x"), _col(prm, e + "y")
-            rx, ry = _col(prm, e + "rx") * 1.15, _col(prm, e + "ry") * 1.35
+        region = warped[index, :, t:b, lft:rgt]
+        for e in (4, 8):
+            ex, ey = prm[:, e : e + 1], prm[:, e + 1 : e + 2]
+            rx, ry = prm[:, e + 2 : e + 3] * 1.15, prm[:, e + 3 : e + 4] * 1.35
             arc = (1 - ((u - ex) / rx) ** 2).clamp(min=0).sqrt()
             upper = ey - ry * arc
             edge = upper + 2 * ry * arc * closing
@@ -404,6 +429,7 @@ class TierModel:
             lash = (1 - ((v - edge).abs() / width)).clamp(0, 1) * inside * on * (arc > 0.05)
             region.mul_(1 - lid).add_(lid_colour * lid)
             region.mul_(1 - lash).add_(lashes * lash)
+        warped[index, :, t:b, lft:rgt] = region
 
 
 def head_offset(f: Fields, p: FaceParams, x: float, y: float) -> tuple[float, float]:
@@ -423,24 +449,6 @@ def _rows_shifted(field: torch.Tensor, shifts: list[int], slack: int, rows: int)
     if len(set(shifts)) == 1:
         return cut(shifts[0])
     return torch.stack([cut(k) for k in shifts])
-
-
-def _on_subset(warped: torch.Tensor, rows: torch.Tensor, shade: Callable[..., None],
-               *per_row: torch.Tensor) -> None:
-    """Shade only the frames that need it (a mouth that is open, eyes that blink)."""
-    if bool(rows.all()):
-        shade(warped, *per_row)
-    elif bool(rows.any()):
-        index = rows.nonzero().flatten()
-        part = warped[index]
-        shade(part, *(t[index] for t in per_row))
-        warped[index] = part
-
-
-def _col(prm: torch.Tensor, name: str) -> torch.Tensor:
-    """One per-avatar scalar as a [B, 1, 1, 1] column (broadcasts over channels and pixels)."""
-    i = P[name]
-    return prm[:, i : i + 1]
 
 
 def _uv(top: int, bottom: int, left: int, right: int) -> tuple[torch.Tensor, torch.Tensor]:
