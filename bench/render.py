@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import statistics
 import time
@@ -78,9 +79,9 @@ def costs(tier: Tier, model: TierModel, avatars: list[AvatarModel]) -> dict[str,
         "mock": timed(lambda: mock.render(talk[:1]), 50),
         "single": timed(lambda: model.render_many(batch[:1]), 30),
         "batched": timed(lambda: model.render_many(batch), 10) / len(batch),
-        "jpeg": timed(lambda: jpeg(model.render_many(batch[:1])[0], tier.jpeg_quality), 30),
     }
-    out["jpeg"] -= out["single"]  # the encode alone
+    rendered = model.render_many(batch[:1])[0]
+    out["jpeg"] = timed(lambda: jpeg(rendered, tier.jpeg_quality), 30)
     return out
 
 
@@ -115,14 +116,14 @@ class Sink:
 
     async def send(self, frame: FrameOut) -> None:
         self.ticks += 1
+        if self.speech_at is not None and frame.audio.any():  # the frame drawn from it
+            if frame.frame is not None:
+                self.latencies.append((time.perf_counter() - self.speech_at) * 1000)
+            self.speech_at = None
         if frame.frame is not None:
             self.shown += 1
             if self.encode:
                 jpeg(frame.frame, self.tier.jpeg_quality)
-        if self.speech_at is not None and frame.audio.any():
-            if frame.frame is not None:
-                self.latencies.append((time.perf_counter() - self.speech_at) * 1000)
-            self.speech_at = None
 
     def playback(self, event: Playback) -> None:
         return None
@@ -236,8 +237,10 @@ def main() -> None:
     parser.add_argument("--no-encode", action="store_true")
     args = parser.parse_args()
     threads = configure_threads()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"torch {torch.__version__}, {threads} intra-op thread(s) on the render thread; "
-          f"event loop + JPEG on the main thread")
+          f"event loop + JPEG on the main thread; load average {load} on "
+          f"{os.cpu_count()} cores")
     for name in args.tiers.split(","):
         report_tier(TIERS[name], args.seconds, not args.no_encode)
     for extra in EXTRA_REPORTS:
