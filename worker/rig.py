@@ -148,6 +148,16 @@ def find_mouth(gray: np.ndarray, face: Box) -> Box | None:
     return Box(int(face.x + cx - w / 2), int(y0 + cy - h / 2), int(w), int(h))
 
 
+def on_lip_line(gray: np.ndarray, mouth: Box) -> Box:
+    """The mouth box re-centred on the lip line: the darkest row of its middle half."""
+    top, bottom = mouth.y + mouth.h // 4, mouth.y + (3 * mouth.h) // 4 + 1
+    rows = gray[max(0, top) : max(1, bottom), mouth.x + mouth.w // 4 : mouth.x + 3 * mouth.w // 4]
+    if rows.size == 0:
+        return mouth
+    line = max(0, top) + int(np.argmin(rows.astype(np.float32).mean(axis=1)))
+    return Box(mouth.x, line - mouth.h // 2, mouth.w, mouth.h)
+
+
 # ── Proportions (fallbacks) and colours ───────────────────────────────────────
 
 
@@ -239,7 +249,8 @@ def fit(bgr: np.ndarray) -> tuple[np.ndarray, Rig]:
     gray = cv2.equalizeHist(cv2.cvtColor(portrait, cv2.COLOR_BGR2GRAY))
     rgb = cv2.cvtColor(portrait, cv2.COLOR_BGR2RGB)
     eyes = find_eyes(gray, face) or default_eyes(face)
-    mouth = find_mouth(gray, face) or default_mouth(face)
+    mouth = on_lip_line(cv2.cvtColor(portrait, cv2.COLOR_BGR2GRAY),
+                        find_mouth(gray, face) or default_mouth(face))
     lips = lips_of(rgb, mouth)
     rig = Rig(
         width=portrait.shape[1], height=portrait.shape[0], face=face, eyes=eyes, mouth=mouth,

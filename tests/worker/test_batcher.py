@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import numpy as np
+import pytest
 
+from domain.session import PipecatTransport, Session
 from tests import speech
 from tests.worker.memory_transport import MemoryTransport
+from worker.avatars import AvatarNotAvailable, renderer_for
 from worker.batcher import FrameClock, SharedRenderer
 from worker.features import FaceParams
 from worker.pipeline import Pipeline
@@ -106,3 +110,23 @@ async def test_sessions_of_different_avatars_render_in_one_torch_batch() -> None
         assert len(frames) >= 15 and frames[0].shape == (256, 256, 3)
         assert any(not np.array_equal(frames[0], f) for f in frames)  # the mouth moves
     assert clock.renders <= max(len(t.frames) for t in transports) + 2
+
+
+def state_of(quality: str, avatar_id: str = "av_stock_001") -> Session:
+    return Session(
+        id="sess_test", org_id="org_test", avatar_id=avatar_id,
+        quality=quality,  # type: ignore[arg-type]
+        idle_timeout_seconds=30, max_duration_seconds=60, metadata={},
+        transport=PipecatTransport(), status="running", created_at=datetime.now(UTC),
+    )
+
+
+async def test_a_worker_renders_lite_sessions_with_the_model_on_the_tier_clock() -> None:
+    first = renderer_for(state_of("lite"))
+    second = renderer_for(state_of("lite", "av_stock_003"))
+    assert isinstance(first, SharedRenderer) and isinstance(second, SharedRenderer)
+    assert first.frame_clock is second.frame_clock  # one batch per tick for the tier
+    assert (first.width, first.height) == (256, 256)
+    assert isinstance(renderer_for(state_of("mock")), MockRenderer)
+    with pytest.raises(AvatarNotAvailable):
+        renderer_for(state_of("lite", "av_nope"))
