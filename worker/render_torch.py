@@ -139,7 +139,8 @@ def _source(background: np.ndarray, geo: Geometry) -> torch.Tensor:
     m = geo.margin
     padded = cv2.copyMakeBorder(background, m, m, m, m, cv2.BORDER_REPLICATE)
     crop = padded[geo.y0 : geo.y1 + 2 * m, geo.x0 : geo.x1 + 2 * m]
-    return torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).float().contiguous()
+    # +0.5: the warped values then round to uint8 by truncation, with no pass of their own.
+    return torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).float().add(0.5)
 
 
 def _features(marks: Landmarks, s: float, tx: float, ty: float, geo: Geometry) -> Features:
@@ -317,8 +318,9 @@ class TierModel:
         self._shade_lids(warped, [(j, a, p) for j, (a, p) in enumerate(ordered) if p.blink > 0])
         out = torch.stack([a.background for a, _ in ordered])
         g = self.geo
-        # Every colour is a blend of portrait pixels and shades within 0…255: round, no clamp.
-        out[:, g.y0 : g.y1, g.x0 : g.x1].copy_(warped.add_(0.5).permute(0, 2, 3, 1))
+        # Every colour is a blend of portrait pixels and shades within 0…255, offset by
+        # +0.5: the conversion's truncation rounds, and no clamp is needed.
+        out[:, g.y0 : g.y1, g.x0 : g.x1].copy_(warped.permute(0, 2, 3, 1))
         frames: list[torch.Tensor] = [out[0]] * len(items)
         for j, i in enumerate(order):
             frames[i] = out[j]
@@ -390,7 +392,7 @@ class TierModel:
         upper = (top + torch.minimum(0.4 * gap, 0.3 * a) - v + 0.5).clamp(0, 1)
         lower = (v - bottom + torch.minimum(0.15 * gap, 0.12 * a) + 0.5).clamp(0, 1)
         show = (upper + lower).clamp(0, 1) * (narrow * 1.6).clamp(0, 1)
-        paint = (colour * (1 - show) + teeth * show) * alpha
+        paint = (colour * (1 - show) + teeth * show + 0.5) * alpha  # +0.5: see _source
         keep = 1 - alpha
         for i, ((j, *_), (oy, ox)) in enumerate(zip(mouths, places, strict=True)):
             region = warped[j, :, oy : oy + ph, ox : ox + pw]
@@ -414,7 +416,7 @@ class TierModel:
         t, b, lft, rgt = self.geo.eyes
         v, u = self._eye_uv
         on = (closing * 8).clamp(0, 1)  # blink = 0 leaves the portrait's own eye untouched
-        lashes = torch.tensor(LASHES).view(1, 3, 1, 1)
+        lashes = torch.tensor(LASHES).view(1, 3, 1, 1) + 0.5
         region = warped[index, :, t:b, lft:rgt]
         for e in (4, 8):
             ex, ey = prm[:, e : e + 1], prm[:, e + 1 : e + 2]
@@ -424,7 +426,7 @@ class TierModel:
             edge = upper + 2 * ry * arc * closing
             inside = (rx - (u - ex).abs()).clamp(0, 1) * (v - (ey - ry) + 1).clamp(0, 1)
             lid = (edge - v + 0.5).clamp(0, 1) * inside * on
-            lid_colour = skin * (0.8 + 0.12 * ((v - upper) / (2 * ry)).clamp(0, 1))
+            lid_colour = skin * (0.8 + 0.12 * ((v - upper) / (2 * ry)).clamp(0, 1)) + 0.5
             width = (0.2 * ry).clamp(min=0.8)
             lash = (1 - ((v - edge).abs() / width)).clamp(0, 1) * inside * on * (arc > 0.05)
             region.mul_(1 - lid).add_(lid_colour * lid)
