@@ -151,12 +151,16 @@ def _resolve(batch: _Batch[Item], value: None) -> None:
 
 
 class SharedRenderer(Generic[Item]):
-    """One session's handle on its tier's :class:`FrameClock` (the pipeline's renderer)."""
+    """One session's handle on its tier's :class:`FrameClock` (the pipeline's renderer).
 
-    def __init__(self, clock: FrameClock[Item], item: Item, width: int, height: int,
-                 render_one: RenderMany[Item]) -> None:
+    ``item`` (the prepared avatar) may still be being prepared off the event loop: until
+    it is ready, ticks get no frame (their audio still goes out).
+    """
+
+    def __init__(self, clock: FrameClock[Item], item: Item | asyncio.Future[Item], width: int,
+                 height: int, render_one: RenderMany[Item]) -> None:
         self.frame_clock = clock
-        self.item = item
+        self._item = item
         self.width = width
         self.height = height
         self._render_one = render_one
@@ -168,7 +172,19 @@ class SharedRenderer(Generic[Item]):
         return self.frame_clock.due_at(self._first_tick)
 
     async def frame(self, index: int, params: FaceParams, until: float) -> np.ndarray | None:
-        return await self.frame_clock.frame(self._first_tick + index, self.item, params, until)
+        if isinstance(self._item, asyncio.Future):
+            try:
+                self._item = await asyncio.wait_for(
+                    asyncio.shield(self._item), max(0.0, until - self.frame_clock.clock()))
+            except TimeoutError:
+                return None  # still preparing the avatar
+        return await self.frame_clock.frame(self._first_tick + index, self._item, params, until)
+
+    @property
+    def item(self) -> Item:
+        if isinstance(self._item, asyncio.Future):
+            return self._item.result()  # raises while the avatar is still being prepared
+        return self._item
 
     def render(self, batch: Sequence[FaceParams]) -> list[np.ndarray]:
         """Unbatched rendering (the ``Renderer`` protocol): for previews and tests."""
