@@ -130,3 +130,16 @@ async def test_a_worker_renders_lite_sessions_with_the_model_on_the_tier_clock()
     assert isinstance(renderer_for(state_of("mock")), MockRenderer)
     with pytest.raises(AvatarNotAvailable):
         renderer_for(state_of("lite", "av_nope"))
+
+
+async def test_ticks_go_out_without_video_until_the_avatar_is_prepared() -> None:
+    render = Recorder()
+    clock: FrameClock[MockRenderer] = FrameClock(TIER.fps, render, name="lite")
+    preparing: asyncio.Future[MockRenderer] = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_later(0.3, preparing.set_result, MockRenderer(256, 256))
+    transport = MemoryTransport()
+    pipeline = Pipeline(transport, SharedRenderer(clock, preparing, 256, 256, render), TIER)
+    await run([(pipeline, transport)], 1.0)
+    shown = [f.frame is not None for f in transport.frames]
+    assert len(shown) >= 22 and not any(shown[:5])  # ~0.3 s of ticks without video …
+    assert sum(shown[10:]) >= len(shown[10:]) - 3  # … then (load permitting) every tick
