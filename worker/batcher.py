@@ -153,8 +153,9 @@ def _resolve(batch: _Batch[Item], value: None) -> None:
 class SharedRenderer(Generic[Item]):
     """One session's handle on its tier's :class:`FrameClock` (the pipeline's renderer).
 
-    ``item`` (the prepared avatar) may still be being prepared off the event loop: until
-    it is ready, ticks get no frame (their audio still goes out).
+    ``item`` (the prepared avatar) may still be being prepared off the event loop: the
+    pipeline awaits :meth:`prepared` before its first tick (a tick that comes before it
+    is ready gets no frame; its audio still goes out).
     """
 
     def __init__(self, clock: FrameClock[Item], item: Item | asyncio.Future[Item], width: int,
@@ -165,6 +166,10 @@ class SharedRenderer(Generic[Item]):
         self.height = height
         self._render_one = render_one
         self._first_tick = 0
+
+    async def prepared(self) -> None:
+        if isinstance(self._item, asyncio.Future):
+            self._item = await self._item
 
     def align(self, now: float) -> float:
         """When this session's tick 0 is due: the next tick of the shared grid."""

@@ -49,6 +49,10 @@ class SharedRenderer(Protocol):
 
     def render(self, batch: Sequence[FaceParams]) -> list[np.ndarray]: ...
 
+    async def prepared(self) -> None:
+        """Return once the avatar is ready to render (it is prepared off the event loop)."""
+        ...
+
     def align(self, now: float) -> float:
         """When tick 0 is due: ticks must fall on the grid the other sessions share."""
         ...
@@ -111,9 +115,13 @@ class Pipeline:
 
     async def _ticks(self, stop: asyncio.Event, drain_seconds: float) -> None:
         period = 1.0 / self.tier.fps
-        start = self.clock()
         if isinstance(self.renderer, SharedRenderer):
-            start = self.renderer.align(start)
+            # The first tick waits for the avatar, so the first frame is the avatar's;
+            # speech arriving meanwhile queues (nothing is lost).
+            await self.renderer.prepared()
+            start = self.renderer.align(self.clock())
+        else:
+            start = self.clock()
         index = 0
         drain_deadline: float | None = None
         while True:

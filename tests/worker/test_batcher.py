@@ -132,14 +132,20 @@ async def test_a_worker_renders_lite_sessions_with_the_model_on_the_tier_clock()
         renderer_for(state_of("lite", "av_nope"))
 
 
-async def test_ticks_go_out_without_video_until_the_avatar_is_prepared() -> None:
+async def test_the_first_tick_waits_for_the_avatar_and_no_speech_is_lost() -> None:
     render = Recorder()
     clock: FrameClock[MockRenderer] = FrameClock(TIER.fps, render, name="lite")
     preparing: asyncio.Future[MockRenderer] = asyncio.get_running_loop().create_future()
-    asyncio.get_running_loop().call_later(0.3, preparing.set_result, MockRenderer(256, 256))
+    asyncio.get_running_loop().call_later(0.4, preparing.set_result, MockRenderer(256, 256))
     transport = MemoryTransport()
+    utterance = speech.load("numbers.wav")[:8_000]
+    await transport.incoming.put(SpeechIn(utterance))
     pipeline = Pipeline(transport, SharedRenderer(clock, preparing, 256, 256, render), TIER)
-    await run([(pipeline, transport)], 1.0)
-    shown = [f.frame is not None for f in transport.frames]
-    assert len(shown) >= 22 and not any(shown[:5])  # ~0.3 s of ticks without video …
-    assert sum(shown[10:]) >= len(shown[10:]) - 3  # … then (load permitting) every tick
+    await run([(pipeline, transport)], 1.2)
+    ticks = transport.frames
+    assert 12 <= len(ticks) <= 22  # ~0.8 s of ticks: none while the avatar was prepared
+    assert ticks[0].frame is not None  # the first tick already shows the avatar
+    played = np.concatenate([f.audio for f in ticks])
+    first = int(np.flatnonzero(utterance)[0])
+    start = int(np.flatnonzero(played)[0])
+    assert np.array_equal(played[start : start + 6_000], utterance[first : first + 6_000])
