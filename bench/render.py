@@ -71,7 +71,7 @@ def timed(fn: Callable[[], object], repeat: int) -> float:
 def costs(tier: Tier, model: TierModel, avatars: list[AvatarModel]) -> dict[str, float]:
     frame = np.zeros((tier.height, tier.width, 3), np.uint8)
     mock = MockRenderer(tier.width, tier.height)
-    talk = [FaceParams(0.3 + 0.6 * (i % 3) / 2, True, blink=float(i % 7 == 0),
+    talk = [FaceParams(0.3 + 0.6 * (i % 3) / 2, True, blink=float(i % 7 == 3),
                        head_yaw=1.5, head_roll=-1.0) for i in range(TARGETS[tier.name])]
     batch = [(avatars[i % len(avatars)], p) for i, p in enumerate(talk)]
     out = {

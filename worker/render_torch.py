@@ -34,7 +34,7 @@ from worker.rig import Landmarks, landmarks, load_asset, portrait_rgb
 from worker.tiers import Tier
 
 FACE_CENTRE_Y = 0.45  # the face box's centre, as a share of the frame height
-FACE_SHARE = {"lite": 0.40, "standard": 0.40, "pro": 0.46}  # face box height / frame height
+FACE_SHARE = {"lite": 0.40, "standard": 0.40, "pro": 0.40}  # face box height / frame height
 TEETH = (228.0, 222.0, 208.0)
 LASHES = (34.0, 24.0, 22.0)
 BASIS = ("open", "round", "press", "gaze_x", "gaze_y", "yaw", "pitch", "roll")
@@ -150,8 +150,8 @@ def _features(marks: Landmarks, s: float, tx: float, ty: float, geo: Geometry) -
     mx, my = at(*marks.mouth.centre)
     a = min(0.2 * geo.face, max(2.0, s * marks.mouth.w / 2))
     cx, cy = at(*marks.face.centre)
-    eyes = tuple((*at(*e.centre), max(1.5, s * e.w / 2), max(1.0, s * e.h / 2))
-                 for e in marks.eyes)
+    eyes = tuple((*at(*e.centre), min(0.12 * geo.face, max(1.5, s * e.w / 2)),
+                  min(0.06 * geo.face, max(1.0, s * e.h / 2))) for e in marks.eyes)
     return Features(
         mx=mx, my=my, a=a, lip=max(1.0, s * marks.mouth.h / 2), drop=0.8 * a, eyes=eyes,
         cx=cx, cy=cy, chin=cy + 0.6 * geo.face,
@@ -254,8 +254,10 @@ class TierModel:
         half, above = math.ceil(0.26 * self.geo.face), math.ceil(0.05 * self.geo.face) + 1
         self._patch = (above + math.ceil(0.19 * self.geo.face) + 2, 2 * half + 1, above, half)
         self._patch_uv = _uv(0, self._patch[0], 0, self._patch[1])
-        t, b, lft, rgt = self.geo.eyes
-        self._eye_uv = _uv(t, b, lft, rgt)
+        # The patch a closing eye is shaded on (eyes are at most 0.24 × 0.12 faces).
+        half_w, half_h = math.ceil(0.14 * self.geo.face) + 2, math.ceil(0.09 * self.geo.face) + 3
+        self._eye_patch = (2 * half_h + 1, 2 * half_w + 1, half_h, half_w)
+        self._eye_uv = _uv(0, self._eye_patch[0], 0, self._eye_patch[1])
         self._avatars: dict[str, AvatarModel] = {}
         self._lock = threading.Lock()
 
@@ -400,38 +402,42 @@ class TierModel:
 
     def _shade_lids(self, warped: torch.Tensor,
                     blinks: list[tuple[int, AvatarModel, FaceParams]]) -> None:
-        """Upper eyelids slide down over each eye by ``blink``; a lash line at their edge."""
+        """Upper eyelids slide down over each eye by ``blink``; a lash line at their edge.
+
+        Like the mouths: every closing eye of the batch on one small patch each.
+        """
         if not blinks:
             return
-        rows = []
-        for _, avatar, p in blinks:
-            eyes = []
+        ph, pw, half_h, half_w = self._eye_patch
+        rh, rw = self.geo.region
+        places, rows = [], []
+        for j, avatar, p in blinks:
             for x, y, rx, ry in avatar.features.eyes:  # the lids follow the head's motion
                 dx, dy = head_offset(avatar.fields, p, x, y)
-                eyes += [x + dx, y + dy, rx, ry]
-            rows.append([min(1.0, p.blink), *avatar.features.skin, *eyes])
+                ox = min(max(0, round(x + dx) - half_w), rw - pw)
+                oy = min(max(0, round(y + dy) - half_h), rh - ph)
+                places.append((j, oy, ox))
+                rows.append([min(1.0, p.blink), *avatar.features.skin,
+                             x + dx - ox, y + dy - oy, rx * 1.15, ry * 1.35])
         prm = torch.tensor(rows, dtype=torch.float32)[:, :, None, None]
         closing, skin = prm[:, 0:1], prm[:, 1:4]
-        index = torch.tensor([j for j, _, _ in blinks])
-        t, b, lft, rgt = self.geo.eyes
+        ex, ey, rx, ry = (prm[:, i : i + 1] for i in range(4, 8))
         v, u = self._eye_uv
         on = (closing * 8).clamp(0, 1)  # blink = 0 leaves the portrait's own eye untouched
-        lashes = torch.tensor(LASHES).view(1, 3, 1, 1) + 0.5
-        region = warped[index, :, t:b, lft:rgt]
-        for e in (4, 8):
-            ex, ey = prm[:, e : e + 1], prm[:, e + 1 : e + 2]
-            rx, ry = prm[:, e + 2 : e + 3] * 1.15, prm[:, e + 3 : e + 4] * 1.35
-            arc = (1 - ((u - ex) / rx) ** 2).clamp(min=0).sqrt()
-            upper = ey - ry * arc
-            edge = upper + 2 * ry * arc * closing
-            inside = (rx - (u - ex).abs()).clamp(0, 1) * (v - (ey - ry) + 1).clamp(0, 1)
-            lid = (edge - v + 0.5).clamp(0, 1) * inside * on
-            lid_colour = skin * (0.8 + 0.12 * ((v - upper) / (2 * ry)).clamp(0, 1)) + 0.5
-            width = (0.2 * ry).clamp(min=0.8)
-            lash = (1 - ((v - edge).abs() / width)).clamp(0, 1) * inside * on * (arc > 0.05)
-            region.mul_(1 - lid).add_(lid_colour * lid)
-            region.mul_(1 - lash).add_(lashes * lash)
-        warped[index, :, t:b, lft:rgt] = region
+        arc = (1 - ((u - ex) / rx) ** 2).clamp(min=0).sqrt()
+        upper = ey - ry * arc
+        edge = upper + 2 * ry * arc * closing
+        # The lid covers the eye's opening from its upper contour down to its edge.
+        inside = (rx - (u - ex).abs()).clamp(0, 1) * (v - upper + 1).clamp(0, 1)
+        lid = (edge - v + 0.5).clamp(0, 1) * inside * on
+        lid_colour = skin * (0.86 + 0.1 * ((v - upper) / (2 * ry)).clamp(0, 1)) + 0.5
+        width = (0.2 * ry).clamp(min=0.8)
+        lash = (1 - ((v - edge).abs() / width)).clamp(0, 1) * inside * on * (arc > 0.05)
+        # lid then lash, as one blend: out = (x(1-lid) + c·lid)(1-lash) + k·lash
+        keep = (1 - lid) * (1 - lash)
+        paint = lid_colour * lid * (1 - lash) + (torch.tensor(LASHES).view(1, 3, 1, 1) + 0.5) * lash
+        for i, (j, oy, ox) in enumerate(places):
+            warped[j, :, oy : oy + ph, ox : ox + pw].mul_(keep[i]).add_(paint[i])
 
 
 def head_offset(f: Fields, p: FaceParams, x: float, y: float) -> tuple[float, float]:
