@@ -300,6 +300,7 @@ class TierModel:
         lips_at = [(a.features.mx, a.features.my + round(head_offset(a.fields, p, a.features.mx,
                                                                      a.features.my)[1]))
                    for a, p in ordered]
+        views: list[torch.Tensor] = []  # each frame's warped region, [3, rh, rw]
         warps, start = [], 0
         for avatar, rows in groups.items():  # one field blend and one warp per distinct avatar
             end = start + len(rows)
@@ -310,19 +311,20 @@ class TierModel:
             # height and warp them in one call, without copying the source per frame.
             warped = F.grid_sample(avatar.source[None], grid.view(1, -1, rw, 2), mode="bilinear",
                                    padding_mode="border", align_corners=False)
-            warps.append(warped.view(3, end - start, rh, rw).transpose(0, 1))
+            warps.append((start, end, warped.view(3, end - start, rh, rw).transpose(0, 1)))
+            views.extend(warps[-1][2].unbind(0))
             start = end
-        warped = warps[0] if len(warps) == 1 else torch.cat(warps)
         opening = coef[:, OPEN].tolist()
-        self._shade_mouths(warped, [(j, ordered[j][0], lips_at[j], opening[j],
+        self._shade_mouths(views, [(j, ordered[j][0], lips_at[j], opening[j],
                                      ordered[j][1].lip_round)
                                     for j in range(len(ordered)) if opening[j] > 0])
-        self._shade_lids(warped, [(j, a, p) for j, (a, p) in enumerate(ordered) if p.blink > 0])
+        self._shade_lids(views, [(j, a, p) for j, (a, p) in enumerate(ordered) if p.blink > 0])
         out = torch.stack([a.background for a, _ in ordered])
         g = self.geo
         # Every colour is a blend of portrait pixels and shades within 0…255, offset by
         # +0.5: the conversion's truncation rounds, and no clamp is needed.
-        out[:, g.y0 : g.y1, g.x0 : g.x1].copy_(warped.permute(0, 2, 3, 1))
+        for first, last, region in warps:  # pasted group by group: no concatenation
+            out[first:last, g.y0 : g.y1, g.x0 : g.x1].copy_(region.permute(0, 2, 3, 1))
         frames: list[torch.Tensor] = [out[0]] * len(items)
         for j, i in enumerate(order):
             frames[i] = out[j]
@@ -356,7 +358,7 @@ class TierModel:
                                -1)
             out[:, self.geo.eyes[0] : self.geo.eyes[1]].addcmul_(gaze[:, None, None, :], f.gaze)
 
-    def _shade_mouths(self, warped: torch.Tensor,
+    def _shade_mouths(self, warped: list[torch.Tensor],
                       mouths: list[tuple[int, AvatarModel, tuple[float, float], float, float]],
                       ) -> None:
         """Fill the gap the jaw warp opened: inner mouth, teeth, tongue (anti-aliased).
@@ -397,10 +399,10 @@ class TierModel:
         paint = (colour * (1 - show) + teeth * show + 0.5) * alpha  # +0.5: see _source
         keep = 1 - alpha
         for i, ((j, *_), (oy, ox)) in enumerate(zip(mouths, places, strict=True)):
-            region = warped[j, :, oy : oy + ph, ox : ox + pw]
+            region = warped[j][:, oy : oy + ph, ox : ox + pw]
             region.mul_(keep[i]).add_(paint[i])
 
-    def _shade_lids(self, warped: torch.Tensor,
+    def _shade_lids(self, warped: list[torch.Tensor],
                     blinks: list[tuple[int, AvatarModel, FaceParams]]) -> None:
         """Upper eyelids slide down over each eye by ``blink``; a lash line at their edge.
 
@@ -437,7 +439,7 @@ class TierModel:
         keep = (1 - lid) * (1 - lash)
         paint = lid_colour * lid * (1 - lash) + (torch.tensor(LASHES).view(1, 3, 1, 1) + 0.5) * lash
         for i, (j, oy, ox) in enumerate(places):
-            warped[j, :, oy : oy + ph, ox : ox + pw].mul_(keep[i]).add_(paint[i])
+            warped[j][:, oy : oy + ph, ox : ox + pw].mul_(keep[i]).add_(paint[i])
 
 
 def head_offset(f: Fields, p: FaceParams, x: float, y: float) -> tuple[float, float]:
