@@ -25,7 +25,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 import numpy as np
 
@@ -177,13 +177,16 @@ class SharedRenderer(Generic[Item]):
         return self.frame_clock.due_at(self._first_tick)
 
     async def frame(self, index: int, params: FaceParams, until: float) -> np.ndarray | None:
-        if isinstance(self._item, asyncio.Future):
+        item = self._item
+        if isinstance(item, asyncio.Future):
             try:
-                self._item = await asyncio.wait_for(
-                    asyncio.shield(self._item), max(0.0, until - self.frame_clock.clock()))
+                item = await asyncio.wait_for(
+                    asyncio.shield(item), max(0.0, until - self.frame_clock.clock()))
             except TimeoutError:
                 return None  # still preparing the avatar
-        return await self.frame_clock.frame(self._first_tick + index, self._item, params, until)
+            self._item = item
+        ready = cast(Item, item)  # a Future was awaited above
+        return await self.frame_clock.frame(self._first_tick + index, ready, params, until)
 
     @property
     def item(self) -> Item:

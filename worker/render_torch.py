@@ -371,12 +371,12 @@ class TierModel:
         ph, pw, above, half = self._patch
         rh, rw = self.geo.region
         places, rows = [], []
-        for _, avatar, (mx, my), opening, rounding in mouths:
-            ox = min(max(0, round(mx) - half), rw - pw)
-            oy = min(max(0, round(my) - above), rh - ph)
+        for _, avatar, (at_x, at_y), amount, rounded in mouths:
+            ox = min(max(0, round(at_x) - half), rw - pw)
+            oy = min(max(0, round(at_y) - above), rh - ph)
             places.append((oy, ox))
             f = avatar.features
-            rows.append([mx - ox, my - oy, f.a, f.drop, opening, rounding, *f.inner, *f.lips])
+            rows.append([at_x - ox, at_y - oy, f.a, f.drop, amount, rounded, *f.inner, *f.lips])
         prm = torch.tensor(rows, dtype=torch.float32)[:, :, None, None]
         mx, my, a, drop, opening, rounding = (prm[:, i : i + 1] for i in range(6))
         inner, lips = prm[:, 6:9], prm[:, 9:12]
@@ -414,13 +414,13 @@ class TierModel:
         rh, rw = self.geo.region
         places, rows = [], []
         for j, avatar, p in blinks:
-            for x, y, rx, ry in avatar.features.eyes:  # the lids follow the head's motion
+            for x, y, half_x, half_y in avatar.features.eyes:  # lids follow the head's motion
                 dx, dy = head_offset(avatar.fields, p, x, y)
                 ox = min(max(0, round(x + dx) - half_w), rw - pw)
                 oy = min(max(0, round(y + dy) - half_h), rh - ph)
                 places.append((j, oy, ox))
                 rows.append([min(1.0, p.blink), *avatar.features.skin,
-                             x + dx - ox, y + dy - oy, rx * 1.15, ry * 1.35])
+                             x + dx - ox, y + dy - oy, half_x * 1.15, half_y * 1.35])
         prm = torch.tensor(rows, dtype=torch.float32)[:, :, None, None]
         closing, skin = prm[:, 0:1], prm[:, 1:4]
         ex, ey, rx, ry = (prm[:, i : i + 1] for i in range(4, 8))

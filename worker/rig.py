@@ -89,7 +89,7 @@ class Landmarks:
 
 @cache
 def _cascade(name: str) -> cv2.CascadeClassifier:
-    return cv2.CascadeClassifier(cv2.data.haarcascades + name)
+    return cv2.CascadeClassifier(cv2.data.haarcascades + name)  # type: ignore[attr-defined]
 
 
 def _detect(name: str, gray: np.ndarray, neighbours: int, min_side: int) -> list[Box]:
@@ -185,7 +185,7 @@ def jaw_of(face: Box, mouth: Box) -> Box:
 def _median(rgb: np.ndarray, box: Box) -> np.ndarray:
     h, w = rgb.shape[:2]
     patch = rgb[max(0, box.y) : min(h, box.y + box.h), max(0, box.x) : min(w, box.x + box.w)]
-    return np.median(patch.reshape(-1, 3), axis=0)
+    return np.asarray(np.median(patch.reshape(-1, 3), axis=0), np.float64)
 
 
 def skin_of(rgb: np.ndarray, face: Box) -> RGB:
@@ -278,6 +278,8 @@ def load_asset(data: bytes) -> Asset:
 
 def portrait_rgb(asset: Asset) -> np.ndarray:
     bgr = cv2.imdecode(np.frombuffer(asset.portrait_png, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise RigError("The avatar's stored portrait could not be decoded.")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 

@@ -106,7 +106,7 @@ def draw(look: Look) -> np.ndarray:
     _shade(img, _ellipse(ys, xs, mouth_y + ry * 0.22, cx, ry * 0.06, rx * 0.18, 8), 0.92)  # chin
     grain = np.random.default_rng(look.seed).normal(0, 3.0, img.shape).astype(np.float32)
     img = cv2.GaussianBlur(img, (3, 3), 0.7) + grain
-    return np.clip(img, 0, 255).round().astype(np.uint8)
+    return np.asarray(np.clip(img, 0, 255).round(), np.uint8)
 
 
 def main() -> None:
