@@ -6,9 +6,10 @@ geometry and can be stacked into one batch), the background frame is prepared, a
 displacement *basis fields* of the face region are precomputed: jaw drop, upper-lip lift,
 lip rounding, lip press, gaze x/y, head yaw/pitch/roll (roll linearised: angles are a
 few degrees). Per frame a sampling grid is the base grid plus the fields weighted by the
-frame's FaceParams; one ``grid_sample`` warps the face regions of the whole batch, then
-the opened mouth (inner mouth, upper and lower teeth, tongue) and the eyelids are shaded
-into the gap the warp opened, and the region is pasted into the background. uint8 out.
+frame's FaceParams; one ``grid_sample`` per distinct avatar of the batch warps all its
+frames' face regions (their grids stacked), then the opened mouth (inner mouth, upper and
+lower teeth, tongue) and the eyelids are shaded on small patches, and the region is
+pasted into the background. uint8 out.
 
 Every step is element-wise per frame (no reduction across the batch), so a frame is the
 same bytes whether it is rendered alone or in a batch.
@@ -34,7 +35,7 @@ from worker.rig import Landmarks, landmarks, load_asset, portrait_rgb
 from worker.tiers import Tier
 
 FACE_CENTRE_Y = 0.45  # the face box's centre, as a share of the frame height
-FACE_SHARE = {"lite": 0.40, "standard": 0.40, "pro": 0.40}  # face box height / frame height
+FACE_SHARE = 0.40  # face box height / frame height, every tier
 TEETH = (228.0, 222.0, 208.0)
 LASHES = (34.0, 24.0, 22.0)
 BASIS = ("open", "round", "press", "gaze_x", "gaze_y", "yaw", "pitch", "roll")
@@ -75,7 +76,7 @@ class Geometry:
 @cache
 def geometry(tier: Tier) -> Geometry:
     w, h = tier.width, tier.height
-    face = FACE_SHARE.get(tier.name, 0.40) * h
+    face = FACE_SHARE * h
     cx, top = w / 2, FACE_CENTRE_Y * h - face / 2
     x0, x1 = max(0, round(cx - 0.72 * face)), min(w, round(cx + 0.72 * face))
     y0, y1 = max(0, round(top - 0.3 * face)), min(h, round(top + 1.4 * face))
