@@ -10,6 +10,7 @@ from functools import cache
 from domain.avatar import STOCK_AVATARS
 from domain.session import Session
 from worker.batcher import SharedRenderer, frame_clock
+from worker.features import FaceParams
 from worker.pipeline import Renderer
 from worker.render_mock import MockRenderer
 from worker.render_torch import AvatarModel, TierModel, tier_model
@@ -28,7 +29,11 @@ def _preparing() -> Executor:
 
 
 def _prepare(model: TierModel, avatar_id: str, asset: bytes | None) -> AvatarModel:
-    return model.avatar(asset if asset is not None else stock_asset(avatar_id))
+    avatar = model.avatar(asset if asset is not None else stock_asset(avatar_id))
+    # One frame rendered here warms torch's first-call paths, so the session's first
+    # tick is not the slow one.
+    model.render_many([(avatar, FaceParams(0.0, False))])
+    return avatar
 
 
 def renderer_for(state: Session, asset: bytes | None = None) -> Renderer:
