@@ -13,6 +13,10 @@ RENDER_SECONDS = Histogram(
     "protoface_frame_render_seconds", "Time to render and encode one frame.", ["quality"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16),
 )
+RENDER_BATCH = Histogram(
+    "protoface_render_batch_frames", "Frames rendered together in one batched step.",
+    ["quality"], buckets=(1, 2, 4, 8, 12, 16, 24, 32, 48),
+)
 LATE_FRAMES = Counter(
     "protoface_late_frames_total", "Video frames dropped because a tick ran late.", ["quality"]
 )

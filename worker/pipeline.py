@@ -13,7 +13,7 @@ import logging
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -39,6 +39,28 @@ class Renderer(Protocol):
     height: int
 
     def render(self, batch: Sequence[FaceParams]) -> list[np.ndarray]: ...
+
+
+@runtime_checkable
+class SharedRenderer(Protocol):
+    """A renderer that batches across sessions on a shared frame grid (worker.batcher)."""
+
+    width: int
+    height: int
+
+    def render(self, batch: Sequence[FaceParams]) -> list[np.ndarray]: ...
+
+    async def prepared(self) -> None:
+        """Return once the avatar is ready to render (it is prepared off the event loop)."""
+        ...
+
+    def align(self, now: float) -> float:
+        """When tick 0 is due: ticks must fall on the grid the other sessions share."""
+        ...
+
+    async def frame(self, index: int, params: FaceParams, until: float) -> np.ndarray | None:
+        """Tick ``index``'s frame, or ``None`` if it is not rendered by ``until``."""
+        ...
 
 
 class Pipeline:
@@ -94,7 +116,13 @@ class Pipeline:
 
     async def _ticks(self, stop: asyncio.Event, drain_seconds: float) -> None:
         period = 1.0 / self.tier.fps
-        start = self.clock()
+        if isinstance(self.renderer, SharedRenderer):
+            # The first tick waits for the avatar, so the first frame is the avatar's;
+            # speech arriving meanwhile queues (nothing is lost).
+            await self.renderer.prepared()
+            start = self.renderer.align(self.clock())
+        else:
+            start = self.clock()
         index = 0
         drain_deadline: float | None = None
         while True:
@@ -110,19 +138,18 @@ class Pipeline:
             if delay > 0:
                 await asyncio.sleep(delay)
             late = self.clock() - deadline > period
-            await self._tick(index, late)
+            await self._tick(index, late, deadline + period)
             index += 1
 
-    async def _tick(self, index: int, late: bool) -> None:
+    async def _tick(self, index: int, late: bool, until: float) -> None:
+        """One tick: its audio always goes out; its frame only if rendered by ``until``."""
         chunk, _ = self.speech.take(self.tier.samples_per_frame)
         params = self.face.step(chunk, self.speech.peek(self.face.lookahead_samples))
         frame = None
-        if late:
+        if not late:
+            frame = await self._render(index, params, until)
+        if frame is None:
             metrics.LATE_FRAMES.labels(self.tier.name).inc()
-        else:
-            started = time.perf_counter()
-            frame = self.renderer.render([params])[0]
-            metrics.RENDER_SECONDS.labels(self.tier.name).observe(time.perf_counter() - started)
         await self.transport.send(FrameOut(
             index=index, timestamp_ms=index * 1000 // self.tier.fps, frame=frame, audio=chunk,
         ))
@@ -131,6 +158,14 @@ class Pipeline:
             if self.first_frame_at is None:
                 self.first_frame_at = self.clock()
                 self.first_frame.set()
+
+    async def _render(self, index: int, params: FaceParams, until: float) -> np.ndarray | None:
+        if isinstance(self.renderer, SharedRenderer):
+            return await self.renderer.frame(index, params, until)
+        started = time.perf_counter()
+        frame = self.renderer.render([params])[0]
+        metrics.RENDER_SECONDS.labels(self.tier.name).observe(time.perf_counter() - started)
+        return frame
 
     def billable_seconds(self) -> int:
         """Whole seconds since the first frame."""

@@ -1,0 +1,251 @@
+"""The avatar model's cost and capacity per tier, on this machine (torch on CPU).
+
+    python -m bench.render [--tiers lite,standard,pro] [--seconds 4] [--no-encode]
+
+Per tier, all in this one process (the machine is shared and noisy, so every figure is
+also given as a ratio against baselines measured in the same run, just before it):
+
+* **baselines**: a plain copy of one output frame (``np.copy``), and the ``mock``
+  renderer drawing a frame of the tier's size;
+* **ms per frame**: the torch model rendering one session's frame alone (batch of 1),
+  and batched (the tier's target session count in one call), median of repeated calls
+  after a warm-up; the JPEG encode of one frame at the tier's quality, separately;
+* **sessions sustained**: N sessions run for real on the worker's own code (Pipeline,
+  the tier's FrameClock, the render thread), each frame JPEG-encoded in the event loop
+  as the relay transport does (``--no-encode`` leaves that out); N grows until more
+  than 1 % of frames are late (dropped); the largest N under 1 % is reported;
+* **first lip-synced frame**: at the tier's target load, one session gets bursts of
+  speech after silence at random phases of the frame grid; the time from the chunk
+  reaching the pipeline to the send of the first frame that carries (and is drawn
+  from) that speech.
+
+Targets on 2 cores: lite >= 20 sessions, standard >= 8, pro >= 2; first lip-synced
+frame <= 60 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from worker.batcher import FrameClock, SharedRenderer
+from worker.encode import jpeg
+from worker.features import FaceParams
+from worker.pipeline import Pipeline
+from worker.render_mock import MockRenderer
+from worker.render_torch import AvatarModel, TierModel, configure_threads
+from worker.rig import STOCK_PORTRAITS, stock_asset
+from worker.tiers import TIERS, Tier
+from worker.transport import Closed, FrameOut, Inbound, Playback, SpeechIn
+
+TARGETS = {"lite": 20, "standard": 8, "pro": 2}
+STEPS = {"lite": (12, 16, 20, 24, 28, 32), "standard": (4, 6, 8, 10, 12),
+         "pro": (1, 2, 3, 4)}
+FIRST_FRAME_BUDGET_MS = 60
+
+
+def timed(fn: Callable[[], object], repeat: int) -> float:
+    """Median milliseconds of ``fn`` over ``repeat`` calls, after two warm-up calls."""
+    fn()
+    fn()
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+# ── Per-frame costs ─────────────────────────────────────────────────────────────
+
+
+def costs(tier: Tier, model: TierModel, avatars: list[AvatarModel]) -> dict[str, float]:
+    frame = np.zeros((tier.height, tier.width, 3), np.uint8)
+    mock = MockRenderer(tier.width, tier.height)
+    talk = [FaceParams(0.3 + 0.6 * (i % 3) / 2, True, blink=float(i % 7 == 3),
+                       head_yaw=1.5, head_roll=-1.0) for i in range(TARGETS[tier.name])]
+    batch = [(avatars[i % len(avatars)], p) for i, p in enumerate(talk)]
+    out = {
+        "copy": timed(lambda: np.copy(frame), 200),
+        "mock": timed(lambda: mock.render(talk[:1]), 50),
+        "single": timed(lambda: model.render_many(batch[:1]), 30),
+        "batched": timed(lambda: model.render_many(batch), 10) / len(batch),
+    }
+    rendered = model.render_many(batch[:1])[0]
+    out["jpeg"] = timed(lambda: jpeg(rendered, tier.jpeg_quality), 30)
+    return out
+
+
+# ── Real-time sessions ──────────────────────────────────────────────────────────
+
+
+@dataclass
+class Sink:
+    """A transport that only consumes: speech fed by the bench, frames encoded and counted."""
+
+    tier: Tier
+    encode: bool
+    observes_audio: bool = True
+    incoming: asyncio.Queue[Inbound] = field(default_factory=asyncio.Queue)
+    ticks: int = 0
+    shown: int = 0
+    speech_at: float | None = None  # when the probe's burst was handed to the pipeline
+    latencies: list[float] = field(default_factory=list)
+
+    async def connect(self) -> None:
+        return None
+
+    async def inbound(self) -> AsyncIterator[Inbound]:
+        while True:
+            item = await self.incoming.get()
+            yield item
+            if isinstance(item, Closed):
+                return
+
+    async def ready(self, info: dict[str, object]) -> None:
+        return None
+
+    async def send(self, frame: FrameOut) -> None:
+        self.ticks += 1
+        if self.speech_at is not None and frame.audio.any():  # the frame drawn from it
+            if frame.frame is not None:
+                self.latencies.append((time.perf_counter() - self.speech_at) * 1000)
+            self.speech_at = None
+        if frame.frame is not None:
+            self.shown += 1
+            if self.encode:
+                jpeg(frame.frame, self.tier.jpeg_quality)
+
+    def playback(self, event: Playback) -> None:
+        return None
+
+    async def error(self, code: str, message: str) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+async def sustain(tier: Tier, model: TierModel, avatars: list[AvatarModel], sessions: int,
+                  seconds: float, encode: bool, probe: bool = False) -> tuple[float, list[float]]:
+    """Late share of frames with ``sessions`` running for ``seconds``; the probe's latencies."""
+    clock = FrameClock(tier.fps, model.render_many, name=tier.name)
+    sinks = [Sink(tier, encode) for _ in range(sessions)]
+    talk = (np.sin(np.arange(16_000 * 60) * 0.07) * 9_000).astype(np.int16)
+    for sink in sinks[1:] if probe else sinks:  # everyone talks; the probe waits for bursts
+        await sink.incoming.put(SpeechIn(talk))
+    pipelines = [Pipeline(s, SharedRenderer(clock, avatars[i % len(avatars)], tier.width,
+                                            tier.height, model.render_many), tier)
+                 for i, s in enumerate(sinks)]
+    stop = asyncio.Event()
+    pumps = [asyncio.create_task(p.pump_inbound()) for p in pipelines]
+    outputs = [asyncio.create_task(p.run_output(stop, drain_seconds=0.0)) for p in pipelines]
+    await asyncio.sleep(0.5)  # warm-up: the first ticks align and fill the batch
+    for s in sinks:
+        s.ticks = s.shown = 0
+    if probe:
+        await _bursts(sinks[0], tier, seconds)
+    else:
+        await asyncio.sleep(seconds)
+    stop.set()
+    await asyncio.gather(*outputs)
+    for s in sinks:
+        await s.incoming.put(Closed())
+    await asyncio.gather(*pumps)
+    ticks = sum(s.ticks for s in sinks)
+    return 1 - sum(s.shown for s in sinks) / max(1, ticks), sinks[0].latencies
+
+
+async def _bursts(sink: Sink, tier: Tier, seconds: float) -> None:
+    """Speech bursts of 200 ms, each after ≥ 300 ms of silence, at random grid phases."""
+    rng = random.Random(7)
+    burst = (np.sin(np.arange(3_200) * 0.07) * 9_000).astype(np.int16)
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        await asyncio.sleep(0.3 + rng.random() / tier.fps)
+        sink.speech_at = time.perf_counter()
+        await sink.incoming.put(SpeechIn(burst))
+        await asyncio.sleep(0.2)
+
+
+def capacity(tier: Tier, model: TierModel, avatars: list[AvatarModel], seconds: float,
+             encode: bool) -> tuple[int, dict[int, float]]:
+    late: dict[int, float] = {}
+    best = 0
+    for n in STEPS[tier.name]:
+        late[n] = asyncio.run(sustain(tier, model, avatars, n, seconds, encode))[0]
+        if late[n] >= 0.01:
+            break
+        best = n
+    return best, late
+
+
+# ── Report ──────────────────────────────────────────────────────────────────────
+
+
+def report_tier(tier: Tier, seconds: float, encode: bool) -> None:
+    model = TierModel(tier)
+    avatars = [model.avatar(stock_asset(a)) for a in sorted(STOCK_PORTRAITS)]
+    c = costs(tier, model, avatars)
+    target = TARGETS[tier.name]
+    print(f"\n{tier.name}: {tier.width}×{tier.height} @ {tier.fps} fps, "
+          f"{len(avatars)} avatars mixed in each batch")
+    print(f"  baselines       frame copy {c['copy']:.3f} ms · mock renderer {c['mock']:.3f} ms")
+    for key, label in (("single", "torch, alone"), ("batched", f"torch, batch of {target}"),
+                       ("jpeg", f"JPEG q{tier.jpeg_quality}")):
+        print(f"  {label:<16}{c[key]:7.2f} ms/frame  = {c[key] / c['mock']:6.1f}× mock, "
+              f"{c[key] / c['copy']:7.0f}× copy")
+    budget = 2 * 1000 / tier.fps  # two cores' worth of ms per frame period
+    per_frame = c["batched"] + (c["jpeg"] if encode else 0.0)
+    print(f"  compute bound   {budget / per_frame:.0f} sessions (2 cores, render"
+          f"{' + JPEG' if encode else ''} {per_frame:.2f} ms/frame)")
+    best, late = capacity(tier, model, avatars, seconds, encode)
+    trials = ", ".join(f"{n}: {share:.2%}" for n, share in late.items())
+    verdict = "meets" if best >= target else "MISSES"
+    print(f"  sustained       {best} sessions with < 1 % late frames ({verdict} target "
+          f"{target}; late share by sessions — {trials})")
+    _, latencies = asyncio.run(sustain(tier, model, avatars, max(1, target), seconds, encode,
+                                       probe=True))
+    if latencies:
+        latencies.sort()
+        worst = latencies[-1]
+        print(f"  first lip-synced frame after the audio reaches the worker "
+              f"({len(latencies)} bursts at load {target}): median "
+              f"{statistics.median(latencies):.1f} ms, max {worst:.1f} ms "
+              f"({'within' if worst <= FIRST_FRAME_BUDGET_MS else 'OVER'} "
+              f"{FIRST_FRAME_BUDGET_MS} ms)")
+
+
+# Lip-sync figures (audio → FaceParams accuracy and timing) are added here by the
+# features work: each entry is called once with the parsed arguments after the tiers.
+EXTRA_REPORTS: list[Callable[[argparse.Namespace], None]] = []
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tiers", default="lite,standard,pro")
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--no-encode", action="store_true")
+    args = parser.parse_args()
+    threads = configure_threads()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"torch {torch.__version__}, {threads} intra-op thread(s) on the render thread; "
+          f"event loop + JPEG on the main thread; load average {load} on "
+          f"{os.cpu_count()} cores")
+    for name in args.tiers.split(","):
+        report_tier(TIERS[name], args.seconds, not args.no_encode)
+    for extra in EXTRA_REPORTS:
+        extra(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Batching across sessions: one render call per tick for all sessions of a tier."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from domain.session import PipecatTransport, Session
+from tests import speech
+from tests.worker.memory_transport import MemoryTransport
+from worker.avatars import AvatarNotAvailable, renderer_for
+from worker.batcher import FrameClock, SharedRenderer
+from worker.features import FaceParams
+from worker.pipeline import Pipeline
+from worker.render_mock import MockRenderer
+from worker.render_torch import TierModel
+from worker.rig import stock_asset
+from worker.tiers import TIERS
+from worker.transport import Closed, SpeechIn
+
+TIER = TIERS["lite"]
+
+
+class Recorder:
+    """Renders with the mock renderer of each session, and records every call's batch."""
+
+    def __init__(self, delay: float = 0.0, every: int = 1) -> None:
+        self.delay = delay
+        self.every = every
+        self.batches: list[int] = []
+
+    def __call__(self, items: Sequence[tuple[MockRenderer, FaceParams]]) -> list[np.ndarray]:
+        self.batches.append(len(items))
+        if len(self.batches) % self.every == 0:
+            time.sleep(self.delay)  # on the render thread: the event loop keeps pacing
+        return [r.render([p])[0] for r, p in items]
+
+
+def session(clock: FrameClock[MockRenderer], render: Recorder) -> SharedRenderer[MockRenderer]:
+    return SharedRenderer(clock, MockRenderer(256, 256), 256, 256, render)
+
+
+async def run(pipelines: list[tuple[Pipeline, MemoryTransport]], seconds: float) -> None:
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(p.pump_inbound()) for p, _ in pipelines]
+    outputs = [asyncio.create_task(p.run_output(stop, drain_seconds=0.0)) for p, _ in pipelines]
+    await asyncio.sleep(seconds)
+    stop.set()
+    await asyncio.wait_for(asyncio.gather(*outputs), 3)
+    for _, transport in pipelines:
+        await transport.incoming.put(Closed())
+    await asyncio.wait_for(asyncio.gather(*tasks), 3)
+
+
+async def test_two_sessions_share_one_render_call_per_tick() -> None:
+    render = Recorder()
+    clock: FrameClock[MockRenderer] = FrameClock(TIER.fps, render, name="lite")
+    pipelines = [(Pipeline(t, session(clock, render), TIER), t)
+                 for t in (MemoryTransport(), MemoryTransport())]
+    await run(pipelines, 1.0)
+    # Given two sessions on one tier, when they run for 25 ticks, then (after the first
+    # tick, which waits out its grace) each tick is one call rendering both frames.
+    assert clock.renders == len(render.batches)
+    assert render.batches[1:-1] and set(render.batches[1:-1]) == {2}
+    sent = [sum(f.frame is not None for f in t.frames) for _, t in pipelines]
+    assert min(sent) >= 20
+    assert clock.renders <= max(len(t.frames) for _, t in pipelines) + 1
+
+
+async def test_a_slow_render_drops_frames_but_the_audio_stays_continuous() -> None:
+    render = Recorder(delay=0.1, every=3)  # every third batch takes 2.5 frame periods
+    clock: FrameClock[MockRenderer] = FrameClock(TIER.fps, render, name="lite")
+    transport = MemoryTransport()
+    utterance = speech.load("numbers.wav")[:16_000]
+    await transport.incoming.put(SpeechIn(utterance))
+    pipeline = Pipeline(transport, session(clock, render), TIER)
+    await run([(pipeline, transport)], 1.2)
+    ticks = transport.frames
+    assert [f.timestamp_ms for f in ticks] == [40 * i for i in range(len(ticks))]
+    assert len(ticks) >= 25  # the pacer kept wall-clock time
+    shown = sum(f.frame is not None for f in ticks)
+    assert len(ticks) / 3 < shown < len(ticks) - 5  # slow ticks' frames dropped
+    played = np.concatenate([f.audio for f in ticks])
+    first = int(np.flatnonzero(utterance)[0])
+    start = int(np.flatnonzero(played)[0])
+    n = min(len(played) - start, 12_000)
+    assert np.array_equal(played[start : start + n], utterance[first : first + n])
+    assert len(render.batches) < len(ticks)  # no backlog: stale batches are skipped
+
+
+async def test_sessions_of_different_avatars_render_in_one_torch_batch() -> None:
+    model = TierModel(TIER)
+    clock = FrameClock(TIER.fps, model.render_many, name="lite")
+    transports = [MemoryTransport() for _ in range(3)]
+    for t in transports:
+        await t.incoming.put(SpeechIn(speech.load()[8_000:24_000]))
+    pipelines = [
+        (Pipeline(t, SharedRenderer(clock, model.avatar(stock_asset(a)), 256, 256,
+                                    model.render_many), TIER), t)
+        for t, a in zip(transports, ("av_stock_001", "av_stock_002", "av_stock_003"),
+                        strict=True)]
+    await run(pipelines, 1.0)
+    for t in transports:
+        frames = [f.frame for f in t.frames if f.frame is not None]
+        assert len(frames) >= 15 and frames[0].shape == (256, 256, 3)
+        assert any(not np.array_equal(frames[0], f) for f in frames)  # the mouth moves
+    assert clock.renders <= max(len(t.frames) for t in transports) + 2
+
+
+def state_of(quality: str, avatar_id: str = "av_stock_001") -> Session:
+    return Session(
+        id="sess_test", org_id="org_test", avatar_id=avatar_id,
+        quality=quality,  # type: ignore[arg-type]
+        idle_timeout_seconds=30, max_duration_seconds=60, metadata={},
+        transport=PipecatTransport(), status="running", created_at=datetime.now(UTC),
+    )
+
+
+async def test_a_worker_renders_lite_sessions_with_the_model_on_the_tier_clock() -> None:
+    first = renderer_for(state_of("lite"))
+    second = renderer_for(state_of("lite", "av_stock_003"))
+    assert isinstance(first, SharedRenderer) and isinstance(second, SharedRenderer)
+    assert first.frame_clock is second.frame_clock  # one batch per tick for the tier
+    assert (first.width, first.height) == (256, 256)
+    assert isinstance(renderer_for(state_of("mock")), MockRenderer)
+    with pytest.raises(AvatarNotAvailable):
+        renderer_for(state_of("lite", "av_nope"))
+
+
+async def test_the_first_tick_waits_for_the_avatar_and_no_speech_is_lost() -> None:
+    render = Recorder()
+    clock: FrameClock[MockRenderer] = FrameClock(TIER.fps, render, name="lite")
+    preparing: asyncio.Future[MockRenderer] = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_later(0.4, preparing.set_result, MockRenderer(256, 256))
+    transport = MemoryTransport()
+    utterance = speech.load("numbers.wav")[:8_000]
+    await transport.incoming.put(SpeechIn(utterance))
+    pipeline = Pipeline(transport, SharedRenderer(clock, preparing, 256, 256, render), TIER)
+    await run([(pipeline, transport)], 1.2)
+    ticks = transport.frames
+    assert 12 <= len(ticks) <= 22  # ~0.8 s of ticks: none while the avatar was prepared
+    assert ticks[0].frame is not None  # the first tick already shows the avatar
+    played = np.concatenate([f.audio for f in ticks])
+    first = int(np.flatnonzero(utterance)[0])
+    start = int(np.flatnonzero(played)[0])
+    assert np.array_equal(played[start : start + 6_000], utterance[first : first + 6_000])

@@ -1,0 +1,123 @@
+"""The torch avatar model, judged on its pixels."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import pytest
+
+from worker.features import FaceParams
+from worker.render_torch import TierModel, TorchRenderer
+from worker.rig import stock_asset
+from worker.tiers import TIERS
+
+SILENCE = FaceParams(0.0, False)
+SPEECH = FaceParams(0.8, True)
+
+
+@cache
+def lite() -> TierModel:
+    return TierModel(TIERS["lite"])
+
+
+def renderer(avatar_id: str = "av_stock_002", model: TierModel | None = None) -> TorchRenderer:
+    return TorchRenderer(model or lite(), stock_asset(avatar_id))
+
+
+def mouth_box(r: TorchRenderer) -> tuple[slice, slice]:
+    f, g = r.avatar.features, r.model.geo
+    x, y, a = f.mx + g.x0, f.my + g.y0, f.a
+    return slice(round(y - a), round(y + 1.5 * a)), slice(round(x - 1.3 * a), round(x + 1.3 * a))
+
+
+def eye_boxes(r: TorchRenderer) -> list[tuple[slice, slice]]:
+    g = r.model.geo
+    return [(slice(round(y + g.y0 - ry), round(y + g.y0 + ry)),
+             slice(round(x + g.x0 - rx), round(x + g.x0 + rx)))
+            for x, y, rx, ry in r.avatar.features.eyes]
+
+
+def darkest_share(region: np.ndarray, colour: tuple[float, float, float]) -> float:
+    """Share of pixels within 45 (RGB distance) of ``colour``."""
+    distance = np.linalg.norm(region.astype(np.float32) - np.asarray(colour), axis=-1)
+    return float((distance < 45).mean())
+
+
+@pytest.mark.parametrize("avatar_id", ["av_stock_001", "av_stock_002", "av_stock_003"])
+def test_silence_keeps_the_mouth_closed_and_speech_opens_it(avatar_id: str) -> None:
+    r = renderer(avatar_id)
+    silent, speaking = r.render([SILENCE, SPEECH])
+    rest = r.avatar.background.numpy()
+    assert silent.dtype == np.uint8 and silent.shape == (256, 256, 3)
+    # Given silence, the face is the portrait at rest: the mouth is closed as drawn.
+    assert np.abs(silent.astype(int) - rest).max() <= 1
+    # Given speech, the mouth region changes and shows the dark inside of the mouth.
+    box = mouth_box(r)
+    assert np.abs(speaking[box].astype(int) - silent[box]).mean() > 8
+    inner = r.avatar.features.inner
+    assert darkest_share(speaking[box], inner) > darkest_share(silent[box], inner) + 0.03
+    # Outside the lower face nothing moves.
+    assert np.array_equal(speaking[: box[0].start - 20], silent[: box[0].start - 20])
+
+
+def test_a_wider_opening_shows_more_of_the_inner_mouth() -> None:
+    r = renderer()
+    box, inner = mouth_box(r), r.avatar.features.inner
+    shares = [darkest_share(f[box], inner)
+              for f in r.render([FaceParams(x, True) for x in (0.2, 0.5, 1.0)])]
+    assert shares[0] < shares[1] < shares[2]
+
+
+def test_pressed_lips_stay_shut_whatever_the_opening() -> None:
+    r = renderer()
+    pressed, rest = r.render([FaceParams(0.9, True, lip_press=1.0), SILENCE])
+    box, inner = mouth_box(r), r.avatar.features.inner
+    assert darkest_share(pressed[box], inner) <= darkest_share(rest[box], inner) + 0.01
+
+
+def test_eyelids_close_on_blink() -> None:
+    r = renderer()
+    open_eyes, closed = r.render([SILENCE, FaceParams(0.0, False, blink=1.0)])
+    skin = np.asarray(r.avatar.features.skin)
+    for box in eye_boxes(r):
+        before = np.linalg.norm(open_eyes[box].astype(np.float32) - skin, axis=-1).mean()
+        after = np.linalg.norm(closed[box].astype(np.float32) - skin, axis=-1).mean()
+        assert after < 0.6 * before  # the eye is covered by skin-coloured lid
+
+
+@pytest.mark.parametrize("params", [
+    FaceParams(0.0, False, gaze_x=1.0), FaceParams(0.0, False, lip_round=1.0),
+    FaceParams(0.0, False, head_yaw=4.0), FaceParams(0.0, False, head_pitch=3.0),
+    FaceParams(0.0, False, head_roll=3.0), FaceParams(0.0, False, gaze_y=1.0),
+])
+def test_every_face_parameter_moves_pixels(params: FaceParams) -> None:
+    r = renderer()
+    rest, moved = r.render([SILENCE, params])
+    assert np.abs(moved.astype(int) - rest).sum() > 500
+
+
+def test_the_same_inputs_render_the_same_frames() -> None:
+    params = [FaceParams(x / 7, x % 2 == 0, blink=x / 10, head_roll=x - 3.0) for x in range(8)]
+    first = renderer(model=TierModel(TIERS["lite"])).render(params)
+    again = renderer(model=TierModel(TIERS["lite"])).render(params)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+
+
+def test_a_batch_of_sessions_equals_their_frames_rendered_one_by_one() -> None:
+    model = lite()
+    avatars = [model.avatar(stock_asset(a)) for a in ("av_stock_001", "av_stock_002",
+                                                      "av_stock_003", "av_stock_002")]
+    params = [FaceParams(0.7, True, blink=1.0), FaceParams(0.0, False, head_pitch=3.0),
+              FaceParams(0.4, True, lip_round=0.5, head_yaw=-2.0), FaceParams(0.9, True)]
+    batched = model.render_many(list(zip(avatars, params, strict=True)))
+    alone = [model.render_many([(a, p)])[0] for a, p in zip(avatars, params, strict=True)]
+    assert all(np.array_equal(b, a) for b, a in zip(batched, alone, strict=True))
+
+
+@pytest.mark.parametrize("tier", ["standard", "pro"])
+def test_every_tier_renders_its_own_frame_size(tier: str) -> None:
+    model = TierModel(TIERS[tier])
+    frame = TorchRenderer(model, stock_asset("av_stock_001")).render([SPEECH])[0]
+    assert frame.shape == (TIERS[tier].height, TIERS[tier].width, 3)
+    assert frame.dtype == np.uint8
