@@ -37,6 +37,7 @@ from api.config import Settings, load_keyring
 from api.orgs import create_key, grant_credits
 from api.schemas import session_view
 from api.services import Services
+from domain.avatar import STOCK_AVATARS
 from domain.errors import Rejected
 from domain.plans import PLANS
 from domain.sealing import Keyring
@@ -45,7 +46,8 @@ from projections.runner import Projector
 from projections.sessions import SessionsModel
 from projections.usage import UsageModel
 from projections.webhooks import Dispatcher, DispatchSettings, dispatch_while_holding
-from streams.eventlog import EventLog
+from streams.avatars import AvatarStore
+from streams.eventlog import EventLog, LogUnavailable
 from streams.lease import webhook_dispatcher_lease
 from streams.server import EmbeddedNats
 from streams.snapshots import SnapshotStore
@@ -114,7 +116,8 @@ def _parser() -> argparse.ArgumentParser:
     audit_cli.add_commands(commands, DEFAULT_NATS_URL)
 
     render = commands.add_parser("render", help="render an avatar speaking a WAV to an MP4")
-    render.add_argument("--avatar", required=True, help="a stock avatar id (av_stock_001)")
+    render.add_argument("--avatar", required=True,
+                        help="a stock avatar (av_stock_001) or a ready custom one (from NATS)")
     render.add_argument("--audio", type=Path, required=True, help="speech (WAV; any rate)")
     render.add_argument("--quality", choices=sorted(TIERS), default="standard")
     render.add_argument("-o", "--out", type=Path, required=True, help="the MP4 to write")
@@ -122,6 +125,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="also write a PNG of the most closed and most open frames")
     render.add_argument("--seed", type=int, default=None,
                         help="blinks, head motion and gaze (default: from the avatar id)")
+    render.add_argument("--nats-url", default=DEFAULT_NATS_URL,
+                        help="where a custom avatar's built asset is (stock ones need none)")
     render.set_defaults(run=_render)
     return parser
 
@@ -304,15 +309,39 @@ def _render(args: argparse.Namespace) -> int:
     # Imported here: PyAV and OpenCV are not for the long-running commands to load.
     from worker import offline
 
+    def assets(avatar_id: str) -> bytes:
+        if avatar_id in STOCK_AVATARS:
+            return offline.stock_only(avatar_id)
+        return serving.run(_custom_asset(args.nats_url, avatar_id))
+
     try:
         result = offline.render_file(args.avatar, args.audio, TIERS[args.quality], args.out,
-                                     seed=args.seed, strip=args.strip)
+                                     seed=args.seed, strip=args.strip, assets=assets)
     except (offline.UnknownAvatar, offline.UnreadableAudio) as refused:
         print(f"protoface: {refused}", file=sys.stderr)
         return 1
     print(f"wrote {args.out}: {result.frames} frames, {result.seconds:.2f} s, "
           f"{result.video_codec} + aac")
     return 0
+
+
+async def _custom_asset(nats_url: str, avatar_id: str) -> bytes:
+    """A ready custom avatar's built asset, as a worker loads it (digest checked)."""
+    from worker import offline
+    from worker.avatars import AvatarNotAvailable, load_asset
+
+    try:
+        log_ = await asyncio.wait_for(EventLog.connect(nats_url, name="protoface-render"), 10.0)
+    except (LogUnavailable, TimeoutError) as down:
+        raise offline.UnknownAvatar(
+            f"{avatar_id} is not a stock avatar, and NATS at {nats_url} is unreachable "
+            f"to load it ({type(down).__name__})") from None
+    try:
+        return await load_asset(log_, await AvatarStore.open(log_), avatar_id)
+    except AvatarNotAvailable as missing:
+        raise offline.UnknownAvatar(str(missing)) from None
+    finally:
+        await log_.close()
 
 
 def _keys_create(args: argparse.Namespace) -> int:

@@ -1,6 +1,6 @@
 """Lip-sync score per signal and tier: r and the audio–video lag, from rendered pixels.
 
-    python -m bench.lipsync [--tiers mock,lite,standard,pro] [--renderers mock] [--json]
+    python -m bench.lipsync [--tiers mock,lite,standard,pro] [--renderers mock,model] [--json]
 
 For each signal — two speech-like synthetics (vowels in syllables at ≈ 4 Hz with pauses;
 noise amplitude-modulated at 3–6 Hz) and each real utterance in ``tests/data/speech`` —
@@ -37,7 +37,8 @@ SPEECH_DIR = Path(__file__).resolve().parent.parent / "tests" / "data" / "speech
 AVATAR = "av_stock_001"
 SEED = 1
 CONTROL_DELAY_FRAMES = 4
-RENDERERS: dict[str, offline.RendererFactory] = {"mock": offline.mock_renderer}
+RENDERERS: dict[str, offline.RendererFactory] = {
+    "mock": offline.mock_renderer, "model": offline.model_renderer}
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     for renderer_name in args.renderers.split(","):
         for tier_name in args.tiers.split(","):
             tier = TIERS[tier_name]
+            if renderer_name == "model" and tier.name == "mock":
+                continue  # the mock tier is the test pattern, not the model
             rows += [measure(n, s, tier, renderer_name) for n, s in speech.items()]
             rows.append(measure("greeting.wav", speech["greeting.wav"], tier, renderer_name,
                                 delay=CONTROL_DELAY_FRAMES))

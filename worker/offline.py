@@ -5,9 +5,9 @@ into frames at the tier's rate, the ``FaceDriver`` sees each frame with its look
 the renderer draws it, and PyAV muxes H.264 video with AAC audio. Frame ``i`` shows the
 face for the audio from ``i / fps`` on, exactly as the pacer sends them together.
 
-Where an avatar comes from (``AssetSource``) and which renderer draws it
-(``RendererFactory``) are parameters: stock avatars and the ``mock`` pattern today; a
-custom avatar's asset from the object store and the model renderer plug in unchanged.
+Where an avatar comes from (``AssetSource``: the stock portraits, or a custom avatar's
+asset from the object store) and which renderer draws it (``RendererFactory``: the
+avatar model, or the ``mock`` pattern for the ``mock`` tier) are parameters.
 """
 
 from __future__ import annotations
@@ -46,8 +46,19 @@ RendererFactory = Callable[[bytes, Tier, int], FaceRenderer]  # asset, tier, see
 
 
 def mock_renderer(asset: bytes, tier: Tier, seed: int) -> FaceRenderer:
-    """The test pattern, as ``worker.avatars`` serves sessions until the model lands."""
+    """The test pattern (the ``mock`` tier)."""
     return MockRenderer(tier.width, tier.height, seed=seed)
+
+
+def model_renderer(asset: bytes, tier: Tier, seed: int) -> FaceRenderer:
+    """The avatar model (torch) for ``lite`` / ``standard`` / ``pro``; ``mock`` stays the
+    test pattern, as in live sessions. The model has no randomness: the seed drives the
+    face's life (blinks, head, gaze) through the ``FaceDriver``."""
+    if tier.name == "mock":
+        return mock_renderer(asset, tier, seed)
+    from worker.render_torch import TorchRenderer, tier_model  # torch loads only here
+
+    return TorchRenderer(tier_model(tier), asset)
 
 
 class UnknownAvatar(Exception):
@@ -149,7 +160,7 @@ class RenderResult:
 def render_file(
     avatar_id: str, audio: Path, tier: Tier, out: Path, *, seed: int | None = None,
     strip: Path | None = None, assets: AssetSource = stock_only,
-    renderers: RendererFactory = mock_renderer,
+    renderers: RendererFactory = model_renderer,
 ) -> RenderResult:
     """Render ``avatar_id`` speaking ``audio`` at ``tier`` into the MP4 ``out``."""
     samples = read_speech(audio)

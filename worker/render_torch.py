@@ -497,6 +497,20 @@ class TorchRenderer:
         self.avatar = model.avatar(asset)
         self.width = model.width
         self.height = model.height
+        self.mouth_box = mouth_box(self.avatar)
 
     def render(self, batch: Sequence[FaceParams]) -> list[np.ndarray]:
         return self.model.render_many([(self.avatar, p) for p in batch])
+
+
+def mouth_box(avatar: AvatarModel) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) in the output frame where this avatar's mouth can open:
+    the lips' width and from above the lip line to below the furthest jaw drop (plus the
+    head's small motion), for scoring lip-sync from pixels."""
+    f, geo = avatar.features, avatar.geo
+    pad = geo.margin
+    top = geo.y0 + f.my - f.lip - pad
+    bottom = geo.y0 + f.my + f.lip + f.drop + pad
+    left, right = geo.x0 + f.mx - f.a - pad, geo.x0 + f.mx + f.a + pad
+    return (max(0, round(top)), min(geo.height, round(bottom)),
+            max(0, round(left)), min(geo.width, round(right)))

@@ -9,7 +9,7 @@ import pytest
 
 from tests import speech
 from tests.worker import speechlike
-from worker import lipsync, offline
+from worker import lipsync, offline, rig
 from worker.features import FaceParams
 from worker.render_mock import MockRenderer
 from worker.tiers import TIERS
@@ -78,3 +78,20 @@ def test_a_mouth_that_ignores_the_speech_fails() -> None:
     utterance = speech.load("numbers.wav")
     frames, renderer = rendered(speechlike.syllables(utterance.size / 16_000, seed=5))
     assert not scored(utterance, frames, renderer).passes()
+
+
+@pytest.mark.parametrize("stock", ["av_stock_001", "av_stock_002"])
+def test_the_avatar_model_scores_above_half_on_real_speech_measured_from_its_pixels(
+    stock: str,
+) -> None:
+    """The torch renderer, not the test pattern: r and lag from the rendered mouth."""
+    tier = TIERS["lite"]
+    renderer = offline.model_renderer(rig.stock_asset(stock), tier, 0)
+    utterance = speech.load("greeting.wav")
+    frames = [item.frame for item in offline.drive(utterance, tier, renderer, 0)]
+    result = lipsync.score(utterance, frames, renderer.mouth_box, tier.fps,
+                           tier.samples_per_frame)
+    assert result.passes(), result
+    late = lipsync.score(utterance, [frames[0]] * 4 + frames[:-4], renderer.mouth_box,
+                         tier.fps, tier.samples_per_frame)
+    assert not late.passes(), late

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import wave
 from pathlib import Path
 
 import av
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
 from api.cli import main
+from api.services import Services
+from streams.server import EmbeddedNats
 from tests import speech
+from tests.avatars import upload_ok
+from tests.conftest import KeyFactory
 from worker import offline
+from worker.builds import Builder
 from worker.lipsync import mouth_opening
 from worker.render_mock import MockRenderer
 from worker.tiers import TIERS
@@ -86,13 +93,29 @@ def test_the_cli_renders_a_stock_avatar(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_the_cli_refuses_an_avatar_it_has_no_asset_for(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], nats_server: EmbeddedNats,
 ) -> None:
     write_wav(tmp_path / "speech.wav", np.zeros(1_600, np.int16), 16_000, 1)
     code = main(["render", "--avatar", "av_custom", "--audio", str(tmp_path / "speech.wav"),
-                 "-o", str(tmp_path / "out.mp4")])
-    assert code == 1 and "av_custom is not a stock avatar" in capsys.readouterr().err
+                 "-o", str(tmp_path / "out.mp4"), "--nats-url", nats_server.url])
+    assert code == 1 and "avatar av_custom is not ready" in capsys.readouterr().err
     assert not (tmp_path / "out.mp4").exists()
+
+
+async def test_the_cli_renders_a_ready_custom_avatar_from_the_object_store(
+    tmp_path: Path, client: httpx.AsyncClient, services: Services, new_key: KeyFactory,
+    nats_server: EmbeddedNats,
+) -> None:
+    created = await upload_ok(client, await new_key())
+    await Builder(services.log, services.avatars.store, "wrk_test").build(created["id"])
+    write_wav(tmp_path / "speech.wav", speech.load("fast.wav")[:8_000], 16_000, 1)
+    code = await asyncio.to_thread(main, [
+        "render", "--avatar", created["id"], "--audio", str(tmp_path / "speech.wav"),
+        "--quality", "lite", "-o", str(tmp_path / "out.mp4"), "--nats-url", nats_server.url])
+    assert code == 0
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == 13 and frames[0].shape == (256, 256, 3)
 
 
 def test_the_cli_refuses_a_file_that_is_not_audio(
