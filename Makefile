@@ -43,7 +43,8 @@ chromium:
 # docs/playground.png and docs/dashboard.png (the README's), from a real session.
 screenshots: $(STAMP) chromium
 	PROTOFACE_SCREENSHOTS_DIR=docs $(BIN)/python -m pytest -q \
-	  tests/browser/test_dashboard.py::test_the_dashboard_shows_the_session_that_just_ran
+	  tests/browser/test_dashboard.py::test_the_dashboard_shows_the_session_that_just_ran \
+	  tests/browser/test_playground.py::test_the_avatar_model_talks_in_the_browser
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.api_create

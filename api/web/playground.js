@@ -54,7 +54,8 @@ async function load() {
       loadAvatars();
     });
   }
-  fill($("quality"), state.config.qualities.map((q) => [q, q]));
+  // The avatar model by default: the first impression is a face, not the test pattern.
+  fill($("quality"), state.config.qualities.map((q) => [q, q]), "standard");
   fill($("sample"), state.config.samples.map((s) => [s.url, s.name]));
   $("upload").hidden = !state.config.avatars_api;
   $("upload-off").hidden = state.config.avatars_api;
