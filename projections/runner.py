@@ -18,7 +18,7 @@ from prometheus_client import Gauge
 
 from domain.events import Event
 from streams import subjects
-from streams.eventlog import EventLog, Stored
+from streams.eventlog import EventLog, LogUnavailable, Stored
 
 APPLIED_SEQ = Gauge("protoface_projection_applied_seq", "Last event log sequence applied.")
 LAG_SECONDS = Gauge(
@@ -83,4 +83,9 @@ class Projector:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (seq, next(self._tie), future))
-        await asyncio.wait_for(future, timeout)
+        try:
+            await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            # The feed stopped (the log is unreachable or restarting): callers answer
+            # 503 and the client retries, rather than a 500 for a bare timeout.
+            raise LogUnavailable(f"projection did not reach sequence {seq} in {timeout}s") from None

@@ -117,12 +117,12 @@ def decode(data: bytes) -> Event:
     return event
 
 
-def stream_config(replicas: int = 1) -> StreamConfig:
+def stream_config(replicas: int | None = None) -> StreamConfig:
     return StreamConfig(
         name=subjects.STREAM,
         subjects=[subjects.ALL_EVENTS],
         storage=StorageType.FILE,
-        num_replicas=replicas,
+        num_replicas=replicas or subjects.replicas(),
         deny_delete=True,
         deny_purge=True,
         allow_direct=True,
@@ -142,7 +142,7 @@ class EventLog:
 
     @classmethod
     async def connect(
-        cls, url: str, *, name: str = "protoface", timeout: float = 2.0, replicas: int = 1
+        cls, url: str, *, name: str = "protoface", timeout: float = 2.0, replicas: int | None = None
     ) -> EventLog:
         nc = await nats.connect(
             url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.25,
@@ -152,7 +152,7 @@ class EventLog:
         await log.ensure_stream(replicas)
         return log
 
-    async def ensure_stream(self, replicas: int = 1) -> None:
+    async def ensure_stream(self, replicas: int | None = None) -> None:
         config = stream_config(replicas)
         try:
             await self.js.stream_info(subjects.STREAM)

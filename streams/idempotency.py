@@ -52,14 +52,14 @@ class IdempotencyStore:
         self._kv = kv
 
     @classmethod
-    async def open(cls, js: JetStreamContext, replicas: int = 1) -> IdempotencyStore:
+    async def open(cls, js: JetStreamContext, replicas: int | None = None) -> IdempotencyStore:
         try:
             kv = await js.key_value(subjects.IDEMPOTENCY_BUCKET)
         except BucketNotFoundError:
             kv = await js.create_key_value(
                 KeyValueConfig(
                     bucket=subjects.IDEMPOTENCY_BUCKET, history=1, ttl=TTL_SECONDS,
-                    storage=StorageType.FILE, replicas=replicas,
+                    storage=StorageType.FILE, replicas=replicas or subjects.replicas(),
                 )
             )
         return cls(kv)
