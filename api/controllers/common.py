@@ -49,3 +49,16 @@ def query_datetime(raw: str | None, name: str) -> datetime | None:
     except ValueError:
         raise invalid("invalid_type", f"{name} must be an ISO-8601 date-time.", name) from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def check_query(
+    params: Any, single: frozenset[str], multi: frozenset[str] = frozenset()
+) -> None:
+    """Refuse query parameters the operation does not take, and a single-valued one
+    given twice: silently ignoring them would answer a question nobody asked.
+    ``params`` is Litestar's multi-dict of the query string."""
+    for name in params:
+        if name not in single and name not in multi:
+            raise invalid("unknown_parameter", f"Unknown query parameter {name!r}.", name)
+        if name in single and len(params.getall(name)) > 1:
+            raise invalid("repeated_parameter", f"{name} may be given only once.", name)

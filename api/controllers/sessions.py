@@ -8,7 +8,14 @@ from litestar.params import FromPath
 
 from api import body, validation
 from api.controllers import creating
-from api.controllers.common import encode, json_response, now, query_datetime, query_int
+from api.controllers.common import (
+    check_query,
+    encode,
+    json_response,
+    now,
+    query_datetime,
+    query_int,
+)
 from api.errors import invalid
 from api.schemas import SessionCreateRequest, SessionList, session_view
 from api.services import Services
@@ -22,6 +29,10 @@ Svc = NamedDependency[Services]
 Caller = NamedDependency[Principal]
 
 STATUS_ALIASES = {"active": ACTIVE, "terminal": TERMINAL}
+
+
+LIST_PARAMS = frozenset({"avatar_id", "created_after", "created_before", "starting_after",
+                         "limit"})
 
 
 class SessionsController(Controller):
@@ -46,6 +57,7 @@ class SessionsController(Controller):
         self, request: Request, services: Svc, principal: Caller  # type: ignore[type-arg]
     ) -> Response[bytes]:
         params = request.query_params
+        check_query(params, LIST_PARAMS, frozenset({"status"}))
         statuses: set[str] | None = None
         for value in params.getall("status", []):
             for item in value.split(","):

@@ -127,3 +127,7 @@ async def sessions_in_log(nats_url: str) -> dict[str, s.Session]:
     finally:
         await log.close()
     return states
+
+
+# The e2e deployment (api, supervisor, workers as processes) for the relay fuzz.
+from tests.e2e.conftest import stack, workers  # noqa: E402,F401
