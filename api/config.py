@@ -60,6 +60,8 @@ class Settings:
             values["heartbeat_seconds"] = float(env["PROTOFACE_HEARTBEAT_SECONDS"])
         if "PROTOFACE_STUCK_CREATED_SECONDS" in env:
             values["stuck_created_seconds"] = float(env["PROTOFACE_STUCK_CREATED_SECONDS"])
+        if "PROTOFACE_SNAPSHOT_SECONDS" in env:
+            values["snapshot_seconds"] = float(env["PROTOFACE_SNAPSHOT_SECONDS"])
         if "PROTOFACE_WHEN_AT_CAPACITY" in env:
             values["when_at_capacity"] = env["PROTOFACE_WHEN_AT_CAPACITY"]
         if "PROTOFACE_PUBLIC_URL" in env:

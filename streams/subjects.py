@@ -53,6 +53,8 @@ MSG_ID = "Nats-Msg-Id"
 EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
 EXPECTED_LAST_SUBJECT_SEQ_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
 WRONG_LAST_SEQUENCE = 10071  # JetStream err_code of a stale conditional append
+# ... and the same refusal as a clustered stream's leader words it (no number in it).
+WRONG_LAST_SEQUENCES = frozenset({WRONG_LAST_SEQUENCE, 10164})
 
 
 def event_kind(event_type: str) -> str:

@@ -42,7 +42,9 @@ class Deployment:
             **os.environ, "PROTOFACE_HEARTBEAT_SECONDS": str(HEARTBEAT),
             "PROTOFACE_WHEN_AT_CAPACITY": "queue", "PROTOFACE_LOG_LEVEL": "DEBUG",
             "PROTOFACE_STUCK_CREATED_SECONDS": str(STUCK_CREATED_SECONDS),
-            "PROTOFACE_CREATE_RATE_PER_MINUTE": "1000000", **(env or {}),
+            "PROTOFACE_CREATE_RATE_PER_MINUTE": "1000000",
+            # Snapshots early, so `audit verify` has something to compare.
+            "PROTOFACE_SNAPSHOT_SECONDS": "2", **(env or {}),
         }
         self.processes: list[subprocess.Popen[bytes]] = []
 
@@ -113,9 +115,9 @@ def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-async def sessions_in_log(nats_url: str) -> dict[str, s.Session]:
+async def sessions_in_log(nats_url: str, replicas: int = 1) -> dict[str, s.Session]:
     """Every session folded from the raw log, independently of any projection."""
-    log = await EventLog.connect(nats_url)
+    log = await EventLog.connect(nats_url, replicas=replicas)
     states: dict[str, s.Session] = {}
     try:
         async for stored in log.replay(1):
