@@ -27,6 +27,9 @@ from domain.events import Event
 from domain.plans import PLANS
 from streams import subjects
 from streams.eventlog import EventLog
+from streams.idempotency import IdempotencyStore
+from streams.snapshots import SnapshotStore
+from streams.work import WorkerRegistry
 from tests.faults.cluster import Cluster
 from tests.faults.conftest import Deployment, auth
 
@@ -44,12 +47,18 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 
 
 async def wait_for_jetstream(url: str, within: float = 30.0) -> None:
-    """Until the nodes have elected a meta leader and the R3 log exists."""
+    """Until the nodes have elected a meta leader and the R3 log, buckets and object
+    store exist and answer (a process starting before that would time out)."""
     deadline = time.monotonic() + within
     while True:
         try:
             log = await EventLog.connect(url, replicas=3)
-            await log.close()
+            try:
+                await IdempotencyStore.open(log.js, 3)
+                await WorkerRegistry.open(log, 3)
+                await (await SnapshotStore.open(log, 3)).load("probe")
+            finally:
+                await log.close()
             return
         except Exception:
             if time.monotonic() > deadline:

@@ -87,7 +87,7 @@ async def test_sigkill_of_nats_under_load_loses_no_acknowledged_write(
         # When it comes back on the same store, the API recovers by itself.
         own_nats.start()
         restarted_at = time.monotonic()
-        recovered_at = await wait_for_success(ledger, restarted_at, within=20)
+        recovered_at = await wait_for_success(ledger, restarted_at, within=8)
         await asyncio.sleep(2)
         stop.set()
         await asyncio.gather(*clients)
