@@ -153,12 +153,19 @@ def test_text_frames_oversized_records_and_floods_close_with_a_code(
     stack: Stack, fuzz_worker: subprocess.Popen[bytes]
 ) -> None:
     key = stack.new_key("internal")  # no create-rate limit
-    text = asyncio.run(converse(start_session(stack, key)["relay"], ["{\"type\": \"audio\"}"]))
-    assert text[1] == 1003
+
+    def one(payloads: list[bytes | str]) -> tuple[int, int | None, int]:
+        created = start_session(stack, key)
+        try:
+            return asyncio.run(converse(created["relay"], payloads))
+        finally:
+            end_session(stack, key, created)  # free the slot for the next one
+
+    assert one(["{\"type\": \"audio\"}"])[1] == 1003
     huge = _audio({"sample_rate": 16000}, bytes(records.MAX_RECORD_BYTES + 2))
-    assert asyncio.run(converse(start_session(stack, key)["relay"], [huge]))[1] == 1009
+    assert one([huge])[1] == 1009
     # A flood of small garbage and real audio: answered in order, no crash.
     flood: list[bytes | str] = [b"\x00" * 9, _audio({"sample_rate": 16000}, PCM)] * 1500
-    errors, code, videos = asyncio.run(converse(start_session(stack, key)["relay"], flood))
+    errors, code, videos = one(flood)
     assert code is None and errors >= 1500 and videos >= 3
     assert fuzz_worker.poll() is None
