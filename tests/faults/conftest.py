@@ -67,6 +67,7 @@ class Deployment:
                     return self
             except httpx.HTTPError:
                 time.sleep(0.1)
+        self.stop()  # never leave the supervisor behind a failed start
         raise RuntimeError((self.logs / "api.log").read_text()[-3000:])
 
     def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
