@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 TORCH  := torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test lint typecheck bench clean install chromium screenshots
+.PHONY: up test lint typecheck bench fuzz soak clean install chromium screenshots
 
 install: $(STAMP)
 
@@ -48,6 +48,15 @@ screenshots: $(STAMP) chromium
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.api_create
+
+# Schemathesis with 1,000 valid + 1,000 invalid generated requests per operation
+# (make test runs 25 + 25) and the relay socket fuzz; a few minutes.
+fuzz: $(STAMP)
+	PROTOFACE_FUZZ_CASES=1000 $(BIN)/python -m pytest tests/faults/test_schemathesis.py tests/faults/test_relay_fuzz.py -p no:randomly -s
+
+# N relay sessions churning for 10 minutes: RSS growth, lost events, frame jitter.
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak
 
 clean:
 	rm -rf $(VENV) .protoface .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -26,6 +26,7 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import prometheus_client
@@ -209,7 +210,9 @@ def _supervisor(args: argparse.Namespace) -> int:
         projector = Projector(log_, [model, usage])
         await projector.start()
         try:
-            await Supervisor(log_, model, settings.heartbeat_seconds, usage).run(stop)
+            await Supervisor(
+                log_, model, settings.heartbeat_seconds, usage,
+                timedelta(seconds=settings.stuck_created_seconds)).run(stop)
         finally:
             await projector.stop()
             await log_.close()
@@ -271,7 +274,8 @@ async def _serve(settings: Settings, *, create_keys: bool, everything: bool = Fa
             Worker(services.log, keyring, _worker_settings(settings)).run(stop_workers)))
         background.append(asyncio.create_task(Supervisor(
             services.log, services.sessions_model, settings.heartbeat_seconds,
-            services.usage).run(stop_workers)))
+            services.usage, timedelta(seconds=settings.stuck_created_seconds),
+        ).run(stop_workers)))
         background.append(asyncio.create_task(
             _dispatch(services.log, keyring, settings, stop_workers)))
     server = serving.server(create_app(services), settings.host, settings.port)

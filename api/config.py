@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from domain.sealing import Keyring
+from streams import subjects
 
 
 @dataclass(frozen=True)
@@ -20,12 +21,15 @@ class Settings:
     data_dir: Path = Path(".protoface")
     # Overrides every plan's create rate limit (None: the plan decides).
     create_rate_per_minute: int | None = None
-    replicas: int = 1
+    # Copies of each stream and bucket (PROTOFACE_REPLICAS, read by streams/).
+    replicas: int = field(default_factory=subjects.replicas)
     max_body_bytes: int = 1024 * 1024
     seal_keys_file: Path | None = None
     log_level: str = "INFO"
     # Workers announce themselves (and report usage) this often; liveness is judged by it.
     heartbeat_seconds: float = 5.0
+    # A session left in ``created`` (its API died between appends) is failed after this.
+    stuck_created_seconds: float = 30.0
     # With no free worker slot: "reject" (503 at_capacity) or "queue" (wait for one).
     when_at_capacity: str = "reject"
     # Base URL clients reach this API at (for relay media URLs); default: the request's.
@@ -60,6 +64,10 @@ class Settings:
             values["log_level"] = env["PROTOFACE_LOG_LEVEL"]
         if "PROTOFACE_HEARTBEAT_SECONDS" in env:
             values["heartbeat_seconds"] = float(env["PROTOFACE_HEARTBEAT_SECONDS"])
+        if "PROTOFACE_STUCK_CREATED_SECONDS" in env:
+            values["stuck_created_seconds"] = float(env["PROTOFACE_STUCK_CREATED_SECONDS"])
+        if "PROTOFACE_SNAPSHOT_SECONDS" in env:
+            values["snapshot_seconds"] = float(env["PROTOFACE_SNAPSHOT_SECONDS"])
         if "PROTOFACE_WHEN_AT_CAPACITY" in env:
             values["when_at_capacity"] = env["PROTOFACE_WHEN_AT_CAPACITY"]
         if "PROTOFACE_PUBLIC_URL" in env:

@@ -15,6 +15,7 @@ import logging
 
 from litestar import Request, WebSocket
 
+from api.errors import ApiError, envelope_bytes, not_found
 from api.services import Services
 from streams.media import MediaChannel
 from worker import records
@@ -54,15 +55,19 @@ async def serve(socket: WebSocket, session_id: str, services: Services) -> None:
     token = offered_token(socket)
     grant = services.media_tokens.verify(token) if token else None
     if grant is None:
-        await socket.close(code=CLOSE_UNAUTHORIZED, reason="invalid or expired media token")
+        await refuse(socket, ApiError("authentication", "invalid_media_token",
+                                      "The media token is invalid or expired."),
+                     CLOSE_UNAUTHORIZED)
         return
     state = services.sessions_model.get(grant.org_id, session_id)
     if grant.session_id != session_id or state is None:
-        # Another session's token looks exactly like no session at all.
-        await socket.close(code=CLOSE_NOT_FOUND, reason="no such session")
+        # Another session's (or org's) token looks exactly like no session at all.
+        await refuse(socket, not_found("session", session_id), CLOSE_NOT_FOUND)
         return
     if state.terminal:
-        await socket.close(code=CLOSE_GONE, reason=f"session is {state.status}")
+        await refuse(socket, ApiError("conflict", "session_terminal",
+                                      f"The session is {state.status}.", status=410),
+                     CLOSE_GONE)
         return
     offered = socket.scope.get("subprotocols", [])
     await socket.accept(subprotocols=PROTOCOL if PROTOCOL in offered else None)
@@ -74,6 +79,24 @@ async def serve(socket: WebSocket, session_id: str, services: Services) -> None:
         with contextlib.suppress(Exception):
             await channel.signal("closed")
         await channel.close()
+
+
+async def refuse(socket: WebSocket, error: ApiError, close_code: int) -> None:  # type: ignore[type-arg]
+    """Turn the handshake down with the HTTP status and error envelope an HTTP request
+    would get (so another org's session is a 404, not the 403 a bare close becomes),
+    where the server supports denial responses; else close with ``close_code``."""
+    if "websocket.http.response" not in socket.scope.get("extensions", {}):
+        await socket.close(code=close_code, reason=error.code)
+        return
+    rid = socket.scope.get("state", {}).get("request_id") or "req_unknown"
+    body = envelope_bytes(error, str(rid))
+    await socket.send({  # type: ignore[arg-type]
+        "type": "websocket.http.response.start", "status": error.status,
+        "headers": [(b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"x-request-id", str(rid).encode())],
+    })
+    await socket.send({"type": "websocket.http.response.body", "body": body})  # type: ignore[arg-type]
 
 
 class _Bridge:

@@ -7,8 +7,10 @@ returned, so a read right after a write sees that write (read-your-writes).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC
@@ -18,7 +20,9 @@ from prometheus_client import Gauge
 
 from domain.events import Event
 from streams import subjects
-from streams.eventlog import EventLog, Stored
+from streams.eventlog import EventLog, LogUnavailable, Stored
+
+log = logging.getLogger("protoface.projections")
 
 APPLIED_SEQ = Gauge("protoface_projection_applied_seq", "Last event log sequence applied.")
 LAG_SECONDS = Gauge(
@@ -48,9 +52,46 @@ class Projector:
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._tie = itertools.count()
         self._stop: Callable[[], Awaitable[None]] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._stop = await self.log.follow(self.last_seq + 1, self._on_event, self.subject)
+        self._watchdog = asyncio.create_task(self._watch())
+
+    async def _watch(self, every: float = 1.0, patience: int = 2) -> None:
+        """Resubscribe when the log is ahead and nothing has arrived for ``patience``
+        checks. After a server restart or a cluster leader change the ordered consumer
+        only notices it is gone on its own heartbeat timer (10–15 s here); until then
+        every write would wait for its projection and answer 503."""
+        stalled, previous = 0, self.last_seq
+        while True:
+            await asyncio.sleep(every)
+            progressed, previous = self.last_seq != previous, self.last_seq
+            try:
+                behind = await self._end() > self.last_seq
+            except Exception:  # unreachable, or between leaders: look again next time
+                continue
+            stalled = stalled + 1 if behind and not progressed else 0
+            if stalled >= patience:
+                stalled = 0
+                await self._resubscribe()
+
+    async def _end(self) -> int:
+        if self.subject == subjects.ALL_EVENTS:
+            return await self.log.last_seq()
+        return await self.log.version(self.subject)
+
+    async def _resubscribe(self) -> None:
+        old, self._stop = self._stop, None
+        if old is not None:
+            with contextlib.suppress(Exception):  # the old consumer may be long gone
+                await old()
+        try:
+            self._stop = await self.log.follow(self.last_seq + 1, self._on_event, self.subject)
+        except Exception:  # the log is not back yet: try again on the next check
+            log.debug("projection resubscribe failed", exc_info=True)
+            return
+        log.warning("projection resubscribed", extra={"from_seq": self.last_seq + 1})
 
     async def catch_up(self, timeout: float = 30.0) -> None:
         """Wait until everything in the log when this was called has been applied."""
@@ -61,11 +102,18 @@ class Projector:
         await self.wait_for(end, timeout)
 
     async def stop(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+            self._watchdog = None
         if self._stop is not None:
             await self._stop()
             self._stop = None
 
     async def _on_event(self, stored: Stored) -> None:
+        if stored.seq <= self.last_seq:
+            return  # delivered again after a resubscribe
         for model in self.models:
             model.apply(stored.seq, stored.event)
         self.last_seq = max(self.last_seq, stored.seq)
@@ -83,4 +131,9 @@ class Projector:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (seq, next(self._tie), future))
-        await asyncio.wait_for(future, timeout)
+        try:
+            await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            # The feed stopped (the log is unreachable or restarting): callers answer
+            # 503 and the client retries, rather than a 500 for a bare timeout.
+            raise LogUnavailable(f"projection did not reach sequence {seq} in {timeout}s") from None

@@ -293,7 +293,7 @@ class Dispatcher:
             )
             seq = await self._append(events)
             if seq:
-                with contextlib.suppress(TimeoutError):
+                with contextlib.suppress(TimeoutError, LogUnavailable):
                     await self.projector.wait_for(seq, timeout=10.0)
             attempted = events[0]
             assert isinstance(attempted, DeliveryAttempted)

@@ -23,7 +23,13 @@ from nats.errors import ConnectionClosedError, NoRespondersError, NoServersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
-from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, NotFoundError
+from nats.js.errors import (
+    APIError,
+    BadRequestError,
+    NoStreamResponseError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
 
 from domain.events import AvatarEvent, Event, OrgEvent, SessionEvent, WebhookEvent
 from domain.org import SessionsAdmitted
@@ -43,10 +49,12 @@ class _PubAck(msgspec.Struct):
 
 _ack_decoder = msgspec.json.Decoder(_PubAck)
 
-# Errors that mean "the log cannot be reached right now", as opposed to a refusal.
-_UNREACHABLE = (
+# Errors that mean "the log cannot be reached right now", as opposed to a refusal. In a
+# cluster, a stream between leaders answers "no response from stream" (no responders)
+# or 503 (JetStream not ready): both pass once a new leader is elected.
+UNREACHABLE = (
     NatsTimeout, asyncio.TimeoutError, ConnectionClosedError, NoServersError,
-    NoRespondersError, OSError,
+    NoRespondersError, NoStreamResponseError, ServiceUnavailableError, OSError,
 )
 
 
@@ -136,12 +144,12 @@ def decode(data: bytes) -> Event:
     return event
 
 
-def stream_config(replicas: int = 1) -> StreamConfig:
+def stream_config(replicas: int | None = None) -> StreamConfig:
     return StreamConfig(
         name=subjects.STREAM,
         subjects=[subjects.ALL_EVENTS],
         storage=StorageType.FILE,
-        num_replicas=replicas,
+        num_replicas=replicas or subjects.replicas(),
         deny_delete=True,
         deny_purge=True,
         allow_direct=True,
@@ -162,17 +170,20 @@ class EventLog:
 
     @classmethod
     async def connect(
-        cls, url: str, *, name: str = "protoface", timeout: float = 2.0, replicas: int = 1
+        cls, url: str, *, name: str = "protoface", timeout: float = 2.0, replicas: int | None = None
     ) -> EventLog:
+        # A cluster is given as comma-separated URLs (any one reachable will do; the
+        # client also learns the others from the server it reaches).
+        servers = [u.strip() for u in url.split(",") if u.strip()]
         nc = await nats.connect(
-            url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.25,
+            servers, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.25,
             connect_timeout=timeout,
         )
         log = cls(nc, nc.jetstream(timeout=timeout), timeout)
         await log.ensure_stream(replicas)
         return log
 
-    async def ensure_stream(self, replicas: int = 1) -> None:
+    async def ensure_stream(self, replicas: int | None = None) -> None:
         config = stream_config(replicas)
         try:
             await self.js.stream_info(subjects.STREAM)
@@ -211,10 +222,10 @@ class EventLog:
         try:
             seq = await self._publish_chain(events, expect)
         except BadRequestError as exc:
-            if exc.err_code == subjects.WRONG_LAST_SEQUENCE:
+            if exc.err_code in subjects.WRONG_LAST_SEQUENCES:
                 raise ConcurrencyConflict(str(exc.description)) from exc
             raise
-        except _UNREACHABLE as exc:
+        except UNREACHABLE as exc:
             raise LogUnavailable(type(exc).__name__) from exc
         APPEND_SECONDS.observe(time.perf_counter() - started)
         return seq
@@ -253,7 +264,7 @@ class EventLog:
             msg = await self.nc.request(
                 f"$JS.API.DIRECT.GET.{subjects.STREAM}", request, timeout=self.timeout
             )
-        except _UNREACHABLE as exc:
+        except UNREACHABLE as exc:
             raise LogUnavailable(type(exc).__name__) from exc
         headers = msg.headers or {}
         if headers.get("Status") == "404":
@@ -265,7 +276,7 @@ class EventLog:
     async def last_seq(self) -> int:
         try:
             info = await self.js.stream_info(subjects.STREAM)
-        except _UNREACHABLE as exc:
+        except UNREACHABLE as exc:
             raise LogUnavailable(type(exc).__name__) from exc
         return int(info.state.last_seq)
 
@@ -422,7 +433,7 @@ class EventLog:
     async def healthy(self) -> bool:
         try:
             await self.js.stream_info(subjects.STREAM)
-        except (APIError, *_UNREACHABLE):
+        except (APIError, *UNREACHABLE):
             return False
         return True
 

@@ -23,13 +23,14 @@ class SnapshotStore:
         self._store = store
 
     @classmethod
-    async def open(cls, log: EventLog, replicas: int = 1) -> SnapshotStore:
+    async def open(cls, log: EventLog, replicas: int | None = None) -> SnapshotStore:
         try:
             store = await log.js.object_store(subjects.SNAPSHOTS_BUCKET)
         except (BucketNotFoundError, NotFoundError):
             store = await log.js.create_object_store(
                 subjects.SNAPSHOTS_BUCKET,
-                config=ObjectStoreConfig(storage=StorageType.FILE, replicas=replicas),
+                config=ObjectStoreConfig(storage=StorageType.FILE,
+                                         replicas=replicas or subjects.replicas()),
             )
         return cls(store)
 

@@ -34,6 +34,8 @@ Avatar images and built assets: the ``AVATARS`` object store, one object per key
 
 from __future__ import annotations
 
+import os
+
 STREAM = "EVENTS"
 ALL_EVENTS = "events.>"
 SESSION_EVENTS = "events.session.>"
@@ -71,6 +73,8 @@ MSG_ID = "Nats-Msg-Id"
 EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
 EXPECTED_LAST_SUBJECT_SEQ_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
 WRONG_LAST_SEQUENCE = 10071  # JetStream err_code of a stale conditional append
+# ... and the same refusal as a clustered stream's leader words it (no number in it).
+WRONG_LAST_SEQUENCES = frozenset({WRONG_LAST_SEQUENCE, 10164})
 
 
 def event_kind(event_type: str) -> str:
@@ -150,3 +154,16 @@ def media_out(session_id: str) -> str:
 
 def media_control(session_id: str) -> str:
     return f"media.{session_id}.ctl"
+
+
+def replicas() -> int:
+    """How many servers hold each stream and bucket: ``PROTOFACE_REPLICAS`` (default 1).
+
+    Every process reads the same setting, because opening a stream also updates its
+    config: one process left at R1 would shrink a cluster's R3 log back to one copy.
+    Run 3 (with a 3-node cluster, see nats.conf) so a lost node loses no acknowledged write.
+    """
+    value = int(os.environ.get("PROTOFACE_REPLICAS", "1"))
+    if value not in (1, 3, 5):
+        raise ValueError(f"PROTOFACE_REPLICAS must be 1, 3 or 5, not {value}")
+    return value

@@ -90,13 +90,13 @@ class WorkerRegistry:
         self._kv = kv
 
     @classmethod
-    async def open(cls, log: EventLog, replicas: int = 1) -> WorkerRegistry:
+    async def open(cls, log: EventLog, replicas: int | None = None) -> WorkerRegistry:
         try:
             kv = await log.js.key_value(subjects.WORKERS_BUCKET)
         except BucketNotFoundError:
             kv = await log.js.create_key_value(KeyValueConfig(
                 bucket=subjects.WORKERS_BUCKET, history=1, storage=StorageType.MEMORY,
-                replicas=replicas, ttl=3600,
+                replicas=replicas or subjects.replicas(), ttl=3600,
             ))
         return cls(kv)
 

@@ -38,12 +38,13 @@ DRAIN_SECONDS = 2.0
 class Supervisor:
     def __init__(
         self, event_log: EventLog, model: SessionsModel, heartbeat_seconds: float = 5.0,
-        usage: UsageModel | None = None,
+        usage: UsageModel | None = None, stuck_created: timedelta = STUCK_CREATED,
     ) -> None:
         self.log = event_log
         self.model = model
         self.usage = usage  # None: this supervisor does not enforce credits
         self.heartbeat = heartbeat_seconds
+        self.stuck_created = stuck_created
         self._seen: dict[str, tuple[int, float]] = {}  # worker → (revision, when it changed)
         self._started = time.monotonic()
         self._registry: WorkerRegistry | None = None
@@ -76,7 +77,7 @@ class Supervisor:
                 if state.worker_id in self._seen or settled:
                     await self._fail(state.id, session.WORKER_LOST,
                                      "The worker running this session stopped responding.")
-            elif state.status == "created" and _age(state) > STUCK_CREATED:
+            elif state.status == "created" and _age(state) > self.stuck_created:
                 await self._fail(state.id, session.INTERNAL, "Session creation did not complete.")
         for worker_id in set(self._seen) - live:
             if worker_id in registered:

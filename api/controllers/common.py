@@ -66,3 +66,16 @@ def query_statuses(values: list[str]) -> frozenset[str] | None:
             else:
                 raise invalid("invalid_status_filter", f"Unknown status {item!r}.", "status")
     return frozenset(statuses) if statuses is not None else None
+
+
+def check_query(
+    params: Any, single: frozenset[str], multi: frozenset[str] = frozenset()
+) -> None:
+    """Refuse query parameters the operation does not take, and a single-valued one
+    given twice: silently ignoring them would answer a question nobody asked.
+    ``params`` is Litestar's multi-dict of the query string."""
+    for name in params:
+        if name not in single and name not in multi:
+            raise invalid("unknown_parameter", f"Unknown query parameter {name!r}.", name)
+        if name in single and len(params.getall(name)) > 1:
+            raise invalid("repeated_parameter", f"{name} may be given only once.", name)

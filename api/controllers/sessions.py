@@ -9,6 +9,7 @@ from litestar.params import FromPath
 from api import body, validation
 from api.controllers import creating
 from api.controllers.common import (
+    check_query,
     encode,
     json_response,
     now,
@@ -25,6 +26,10 @@ from projections.sessions import Query
 # Injected by the app (see api.app): the process's services and the caller.
 Svc = NamedDependency[Services]
 Caller = NamedDependency[Principal]
+
+
+LIST_PARAMS = frozenset({"avatar_id", "created_after", "created_before", "starting_after",
+                         "limit"})
 
 
 class SessionsController(Controller):
@@ -49,6 +54,7 @@ class SessionsController(Controller):
         self, request: Request, services: Svc, principal: Caller  # type: ignore[type-arg]
     ) -> Response[bytes]:
         params = request.query_params
+        check_query(params, LIST_PARAMS, frozenset({"status"}))
         query = Query(
             org_id=principal.org.id,
             statuses=query_statuses(params.getall("status", [])),

@@ -6,7 +6,7 @@ from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 
 from api import usage
-from api.controllers.common import json_response, now
+from api.controllers.common import check_query, json_response, now
 from api.services import Services
 from domain import billing
 from projections.orgs import Principal
@@ -15,11 +15,15 @@ Svc = NamedDependency[Services]
 Caller = NamedDependency[Principal]
 
 
+USAGE_PARAMS = frozenset({"period", "period_start", "period_end"})
+
+
 class UsageController(Controller):
     @get("/v1/usage")
     async def usage_summary(
         self, request: Request, services: Svc, principal: Caller  # type: ignore[type-arg]
     ) -> Response[bytes]:
+        check_query(request.query_params, USAGE_PARAMS)
         start, end = usage.window(request.query_params, now())
         summary = services.usage.summary(principal.org.id, start, end)
         return json_response(usage.summary_view(start, end, summary))

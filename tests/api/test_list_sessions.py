@@ -280,3 +280,30 @@ async def test_starting_after_the_oldest_session_is_an_empty_last_page(
     key, newest_first = many
     page = await list_sessions(client, key, {"starting_after": newest_first[-1]})
     assert page == {"object": "list", "data": [], "has_more": False, "next_cursor": None}
+
+
+# ── Query parameters the operation does not take (found by Schemathesis) ──────────
+
+
+@pytest.mark.parametrize(("path", "query", "code", "param"), [
+    ("/v1/sessions", "limit=5&colour=blue", "unknown_parameter", "colour"),
+    ("/v1/sessions", "avatar_id=a&avatar_id=b", "repeated_parameter", "avatar_id"),
+    ("/v1/sessions", "starting_after=x&starting_after=y", "repeated_parameter",
+     "starting_after"),
+    ("/v1/usage", "period=current_month&period=previous_month", "repeated_parameter",
+     "period"),
+    ("/v1/usage", "month=2026-01", "unknown_parameter", "month"),
+])
+async def test_an_unknown_or_repeated_query_parameter_is_refused(
+    client: httpx.AsyncClient, new_key: KeyFactory, path: str, query: str, code: str,
+    param: str,
+) -> None:
+    key = await new_key()
+    r = await client.get(f"{path}?{query}", headers=auth(key))
+    assert_error(r, 400, "invalid_request", code, param)
+
+
+async def test_status_may_repeat(client: httpx.AsyncClient, new_key: KeyFactory) -> None:
+    key = await new_key()
+    r = await client.get("/v1/sessions?status=queued&status=ended", headers=auth(key))
+    assert r.status_code == 200, r.text

@@ -25,7 +25,7 @@ from domain.org import ADMISSION_GRACE, OrgCreated, OrgEvent, SessionAdmitted, S
 from projections.runner import Projector
 from projections.sessions import Query, SessionsModel
 from streams import subjects
-from streams.eventlog import ConcurrencyConflict, EventLog, Expect
+from streams.eventlog import ConcurrencyConflict, EventLog, Expect, LogUnavailable
 from tests.projections import support
 from tests.streams.support import (
     Clock,
@@ -243,7 +243,7 @@ async def test_wait_for_returns_once_the_sequence_is_applied(event_log: EventLog
         found = model.get(org, sid)
         assert found is not None and found.status == "queued"
         await projector.wait_for(seq - 1)  # already applied: returns at once
-        with pytest.raises(TimeoutError):
+        with pytest.raises(LogUnavailable):  # the feed stopped: callers answer 503
             await projector.wait_for(seq + 10_000, timeout=0.2)
     finally:
         await projector.stop()

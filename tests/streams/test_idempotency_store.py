@@ -44,8 +44,10 @@ async def test_first_claim_wins_and_a_second_sees_it_pending(store: IdempotencyS
     assert first.revision > 0
 
     second = await store.claim(scope, "key-1", "fp-b")
-    assert second == Existing(Record(fingerprint="fp-a", state="pending"))
-    assert await store.get(scope, "key-1") == Record(fingerprint="fp-a", state="pending")
+    assert isinstance(second, Existing)
+    assert (second.record.fingerprint, second.record.state) == ("fp-a", "pending")
+    pending = await store.get(scope, "key-1")
+    assert pending is not None and (pending.fingerprint, pending.state) == ("fp-a", "pending")
 
 
 async def test_completed_claim_is_returned_with_its_response(store: IdempotencyStore) -> None:
@@ -71,7 +73,8 @@ async def test_release_frees_the_key_for_the_next_request(store: IdempotencyStor
     retried = await store.claim(scope, "key-1", "fp-b")
     assert isinstance(retried, Claimed)
     assert retried.revision > claimed.revision
-    assert await store.get(scope, "key-1") == Record(fingerprint="fp-b", state="pending")
+    again = await store.get(scope, "key-1")
+    assert again is not None and (again.fingerprint, again.state) == ("fp-b", "pending")
     # And the new owner's claim works like any other: complete, then Existing(done).
     await store.complete(retried, "fp-b", 200, b"ok")
     again = await store.claim(scope, "key-1", "fp-b")
@@ -145,3 +148,18 @@ def test_storage_keys_separate_scope_from_key() -> None:
     # "a" + "b\0c" must not collide with "a\0b" + "c"-like concatenations.
     assert IdempotencyStore.storage_key("ab", "c") != IdempotencyStore.storage_key("a", "bc")
     assert IdempotencyStore.storage_key("s", "k") == IdempotencyStore.storage_key("s", "k")
+
+
+async def test_a_pending_claim_past_its_lease_is_taken_over_by_one_retry(
+    store: IdempotencyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a claim whose request died (or could not release it while the log was down)
+    scope = fresh_scope()
+    assert isinstance(await store.claim(scope, "k", "fp"), Claimed)
+    assert isinstance(await store.claim(scope, "k", "fp"), Existing)  # within its lease
+    # When its lease has run out, then exactly one of two racing retries takes it over.
+    monkeypatch.setattr("streams.idempotency.PENDING_LEASE_SECONDS", 0.5)
+    await asyncio.sleep(0.6)
+    first, second = await asyncio.gather(store.claim(scope, "k", "fp"),
+                                         store.claim(scope, "k", "fp"))
+    assert sorted(type(c).__name__ for c in (first, second)) == ["Claimed", "Existing"]
