@@ -154,17 +154,18 @@ async def test_the_format_is_sniffed_not_taken_from_the_filename(
 async def test_form_fields_are_checked_by_name(
     client: httpx.AsyncClient, new_key: KeyFactory
 ) -> None:
+    # The avatars operations document 422 for every malformed request (not 400).
     key = await new_key()
-    assert_error(await upload(client, key, None), 400, "invalid_request", "unknown_field",
+    assert_error(await upload(client, key, None), 422, "unprocessable", "unknown_field",
                  "placeholder")
-    assert_error(await upload(client, key, FACE, colour="blue"), 400, "invalid_request",
+    assert_error(await upload(client, key, FACE, colour="blue"), 422, "unprocessable",
                  "unknown_field", "colour")
     r = await client.post("/v1/avatars", files={"name": (None, "x")}, headers=auth(key))
-    assert_error(r, 400, "invalid_request", "missing_field", "image")
+    assert_error(r, 422, "unprocessable", "missing_field", "image")
     assert_error(await upload(client, key, FACE, runtime_type="avtr9"), 422, "unprocessable",
                  "unsupported_runtime_type", "runtime_type")
     r = await client.post("/v1/avatars", json={"image": "x"}, headers=auth(key))
-    assert_error(r, 415, "invalid_request", "unsupported_media_type")
+    assert_error(r, 422, "unprocessable", "unsupported_media_type")
 
 
 # ── Slots ───────────────────────────────────────────────────────────────────────
@@ -231,9 +232,13 @@ async def test_list_scopes_search_and_pages(
     last = await listed(limit=2, starting_after="av_stock_001")
     assert (ids_of(last), last["has_more"], last["next_cursor"]) == (stock[1:], False, None)
     r = await client.get("/v1/avatars", params={"scope": "mine"}, headers=auth(key))
-    assert_error(r, 400, "invalid_request", "invalid_value", "scope")
+    assert_error(r, 422, "unprocessable", "invalid_value", "scope")
     r = await client.get("/v1/avatars", params={"limit": 101}, headers=auth(key))
-    assert_error(r, 400, "invalid_request", "out_of_range", "limit")
+    assert_error(r, 422, "unprocessable", "out_of_range", "limit")
+    r = await client.get("/v1/avatars", params={"limit": "ten"}, headers=auth(key))
+    assert_error(r, 422, "unprocessable", "invalid_type", "limit")
+    r = await client.get("/v1/avatars", params={"colour": "blue"}, headers=auth(key))
+    assert_error(r, 422, "unprocessable", "unknown_parameter", "colour")
 
 
 # ── Delete ──────────────────────────────────────────────────────────────────────
