@@ -14,6 +14,8 @@ also given as a ratio against baselines measured in the same run, just before it
   the tier's FrameClock, the render thread), each frame JPEG-encoded in the event loop
   as the relay transport does (``--no-encode`` leaves that out); N grows until more
   than 1 % of frames are late (dropped); the largest N under 1 % is reported;
+* **lip-sync**: the model's r and lag per tier (``bench.lipsync``: speech-like signal,
+  real speech, and a 4-frame-late control that must fail);
 * **first lip-synced frame**: at the tier's target load, one session gets bursts of
   speech after silence at random phases of the frame grid; the time from the chunk
   reaching the pipeline to the send of the first frame that carries (and is drawn
@@ -225,9 +227,27 @@ def report_tier(tier: Tier, seconds: float, encode: bool) -> None:
               f"{FIRST_FRAME_BUDGET_MS} ms)")
 
 
-# Lip-sync figures (audio → FaceParams accuracy and timing) are added here by the
-# features work: each entry is called once with the parsed arguments after the tiers.
-EXTRA_REPORTS: list[Callable[[argparse.Namespace], None]] = []
+def report_lipsync(args: argparse.Namespace) -> None:
+    """Per tier, the model's lip-sync score from its own pixels (``bench.lipsync``): on a
+    speech-like signal and on real speech, and a 4-frame-late control that must fail."""
+    from bench import lipsync as bench_lipsync  # torch-free until here; reuses its signals
+
+    speech = bench_lipsync.signals()
+    chosen = ("speech-like: vowel syllables (12 s)", "greeting.wav", "numbers.wav")
+    print("\nlip-sync (r ≥ 0.5, lag in [−40, +80] ms; from the rendered mouth's pixels)")
+    for name in args.tiers.split(","):
+        tier = TIERS[name]
+        rows = [bench_lipsync.measure(signal, speech[signal], tier, "model")
+                for signal in chosen]
+        rows.append(bench_lipsync.measure("greeting.wav", speech["greeting.wav"], tier,
+                                          "model", delay=4))
+        for row in rows:
+            print(f"  {name:9} {row.signal:38} r={row.r:+.3f}  lag={row.lag_ms:+6.1f} ms  "
+                  f"{'pass' if row.passes else 'FAIL'}")
+
+
+# Each entry is called once with the parsed arguments after the tiers.
+EXTRA_REPORTS: list[Callable[[argparse.Namespace], None]] = [report_lipsync]
 
 
 def main() -> None:
