@@ -10,7 +10,7 @@ from typing import get_args
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
-from litestar.exceptions import ValidationException
+from litestar.exceptions import ClientException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.params import FromPath
 
@@ -89,7 +89,7 @@ async def _form(request: Request) -> dict[str, list[object]]:  # type: ignore[ty
         form = await request.form()
     except RequestEntityTooLarge:
         raise images.too_large() from None
-    except ValidationException:
+    except ClientException:  # Litestar's parser: "Invalid multipart/form-data" and the like
         raise unprocessable("invalid_body", "The multipart body could not be parsed.") from None
     fields = {key: form.getall(key) for key in form}
     for key, values in fields.items():

@@ -392,3 +392,15 @@ async def test_uploads_through_two_api_processes_cannot_overshoot_the_slots(
     assert services.avatars.model.custom_count(principal.org.id) == 3
     for avatar_id in refused:  # a refused upload leaves no source image behind
         assert not await services.avatars.store.exists(subjects.avatar_source_key(avatar_id))
+
+
+async def test_a_garbled_multipart_body_is_a_422_not_a_400(
+    client: httpx.AsyncClient, new_key: KeyFactory
+) -> None:
+    """Found by Schemathesis: a part with no headers made Litestar's parser answer 400."""
+    key = await new_key()
+    boundary = "4384e2371ce935e5014fb93fa8370721"
+    r = await client.post("/v1/avatars", content=f"--{boundary}\r\n[{{}}, []]--{boundary}--\r\n",
+                          headers={**auth(key), "Content-Type":
+                                   f"multipart/form-data; boundary={boundary}"})
+    assert_error(r, 422, "unprocessable", "invalid_body")

@@ -140,7 +140,7 @@ def test_every_operation_survives_generated_input(
         headers = auth if "Authorization" in (case.headers or {}) else None
         response = case.call(headers=headers)
         statuses[response.status_code] += 1
-        case.validate_response(response, checks=ALL_CHECKS, headers=headers)
+        case.validate_response(response, checks=checks_for(case, operation), headers=headers)
 
     try:
         run()
@@ -152,6 +152,26 @@ def test_every_operation_survives_generated_input(
     if operation.path_parameters or operation.query or operation.body:
         assert sum(statuses.values()) >= CASES
     assert not [s for s in statuses if s >= 500]
+
+
+def checks_for(case: Case, operation: Any) -> list[Any]:
+    """Every check, but ``negative_data_rejection`` for a case that gives a
+    string-typed query parameter a number or a boolean: on the wire ``q=false`` is the
+    string "false", which the document allows, so accepting it is right (a negative
+    case only in the generator's eyes). Every other check still runs on it."""
+    for parameter in operation.query:
+        value = (case.query or {}).get(parameter.name)
+        if isinstance(value, bool | int | float) and _takes_strings(parameter.definition):
+            return [c for c in ALL_CHECKS
+                    if getattr(c, "__name__", "") != "negative_data_rejection"]
+    return ALL_CHECKS
+
+
+def _takes_strings(definition: dict[str, Any]) -> bool:
+    schema = definition.get("schema", {})
+    options = schema.get("anyOf", [schema])
+    return any(o.get("type") == "string" and "enum" not in o and "format" not in o
+               for o in options)
 
 
 def _served(operation: Any, auth: dict[str, str]) -> bool:
