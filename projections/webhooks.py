@@ -149,6 +149,8 @@ class Dispatcher:
         self._pending: dict[tuple[str, str], Job] = {}  # while catching up
         self._lanes: dict[tuple[str, str], list[Job]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._attempts: set[asyncio.Future[DeliveryAttempted]] = set()
+        self._stopping = False
         self._http: httpx.AsyncClient | None = None
 
     async def start(self) -> None:
@@ -165,10 +167,13 @@ class Dispatcher:
         self._pending.clear()
 
     async def stop(self) -> None:
-        await self.projector.stop()
+        self._stopping = True
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._attempts:  # started attempts finish: POSTed *and* recorded
+            await asyncio.wait(set(self._attempts), timeout=self.settings.timeout + 10)
+        await self.projector.stop()
         if self._http is not None:
             await self._http.aclose()
 
@@ -283,27 +288,37 @@ class Dispatcher:
             endpoint = self.endpoints.endpoints.get(job.endpoint_id)
             if endpoint is None or endpoint.status != "enabled":
                 return
-            status, error, retry_after = await self._post(endpoint, job)
-            now = datetime.now(UTC)
-            events = webhook.after_attempt(
-                endpoint, job.delivery, job.attempt, status, error, retry_after, now,
-                lambda: ids.new_id(ids.EVENT), schedule=self.settings.schedule,
-                scale=self.settings.scale, jitter=random.uniform(-0.1, 0.1),
-                disable_after=self.settings.disable_after,
-            )
-            seq = await self._append(events)
-            if seq:
-                with contextlib.suppress(TimeoutError, LogUnavailable):
-                    await self.projector.wait_for(seq, timeout=10.0)
-            attempted = events[0]
-            assert isinstance(attempted, DeliveryAttempted)
-            log.info("webhook attempt", extra={
-                "endpoint_id": endpoint.id, "webhook_id": job.delivery.webhook_id,
-                "attempt": job.attempt, "status": status, "outcome": attempted.outcome})
+            # A started attempt runs to its recorded end even if the dispatcher stops
+            # meanwhile: a POST whose outcome never reached the log would be sent again
+            # by whichever dispatcher holds the lease next.
+            attempt = asyncio.ensure_future(self._attempt(endpoint, job))
+            self._attempts.add(attempt)
+            attempt.add_done_callback(self._attempts.discard)
+            attempted = await asyncio.shield(attempt)
             if attempted.outcome != "retrying":
                 return
             job.attempt += 1
             job.not_before = attempted.next_attempt_at
+
+    async def _attempt(self, endpoint: Endpoint, job: Job) -> DeliveryAttempted:
+        """One POST and its outcome appended to the log."""
+        status, error, retry_after = await self._post(endpoint, job)
+        events = webhook.after_attempt(
+            endpoint, job.delivery, job.attempt, status, error, retry_after, datetime.now(UTC),
+            lambda: ids.new_id(ids.EVENT), schedule=self.settings.schedule,
+            scale=self.settings.scale, jitter=random.uniform(-0.1, 0.1),
+            disable_after=self.settings.disable_after,
+        )
+        seq = await self._append(events)
+        if seq and not self._stopping:
+            with contextlib.suppress(TimeoutError, LogUnavailable):
+                await self.projector.wait_for(seq, timeout=10.0)
+        attempted = events[0]
+        assert isinstance(attempted, DeliveryAttempted)
+        log.info("webhook attempt", extra={
+            "endpoint_id": endpoint.id, "webhook_id": job.delivery.webhook_id,
+            "attempt": job.attempt, "status": status, "outcome": attempted.outcome})
+        return attempted
 
     async def _append(self, events: list[webhook.Event]) -> int:
         for delay in (0.0, 0.5, 1.0, 2.0, 5.0):

@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import contextlib
 
-from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, ObjectStoreConfig, StorageType
+from nats.js.api import ObjectStoreConfig, StorageType
 from nats.js.errors import BucketNotFoundError, NotFoundError, ObjectNotFoundError
 from nats.js.object_store import ObjectStore
 
-from domain.events import Event
 from streams import subjects
-from streams.eventlog import EventLog, decode
+from streams.eventlog import EventLog
+from streams.work import EventQueue
 
 
 class AvatarStore:
@@ -61,44 +59,10 @@ class AvatarStore:
             await self._store.delete(key)
 
 
-class BuildJob:
-    """An ``avatar.created`` event handed to one worker; ``done()`` once its result is in."""
+class BuildQueue(EventQueue):
+    """``avatar.created`` events: acked once the build's result is in the log."""
 
-    def __init__(self, msg: Msg) -> None:
-        self._msg = msg
-        self.event: Event = decode(msg.data)
-
-    async def done(self) -> None:
-        await self._msg.ack()
-
-    async def later(self, delay: float = 1.0) -> None:
-        await self._msg.nak(delay=delay)
-
-
-class BuildQueue:
-    def __init__(self, sub: object) -> None:
-        self._sub = sub
-
-    @classmethod
-    async def open(cls, log: EventLog, ack_wait: float = 30.0) -> BuildQueue:
-        config = ConsumerConfig(
-            durable_name=subjects.BUILD_CONSUMER, filter_subject=subjects.CREATED_AVATARS,
-            ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
-            ack_wait=ack_wait, max_ack_pending=1_000,
-        )
-        sub = await log.js.pull_subscribe(
-            subjects.CREATED_AVATARS, durable=subjects.BUILD_CONSUMER, stream=subjects.STREAM,
-            config=config,
-        )
-        return cls(sub)
-
-    async def next(self, timeout: float = 1.0) -> BuildJob | None:
-        try:
-            msgs = await self._sub.fetch(1, timeout=timeout)  # type: ignore[attr-defined]
-        except (TimeoutError, NatsTimeout):
-            return None
-        return BuildJob(msgs[0]) if msgs else None
-
-    async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self._sub.unsubscribe()  # type: ignore[attr-defined]
+    durable = subjects.BUILD_CONSUMER
+    subject = subjects.CREATED_AVATARS
+    ack_wait = 30.0
+    max_ack_pending = 1_000

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import ClassVar, Self
 
 import msgspec
 from nats.aio.msg import Msg
@@ -41,8 +42,8 @@ _info_encoder = msgspec.json.Encoder()
 _info_decoder = msgspec.json.Decoder(WorkerInfo)
 
 
-class QueuedWork:
-    """A queued-session event handed to one worker; ``done()`` once decided."""
+class Job:
+    """An event handed to one worker by a work queue; ``done()`` once it is handled."""
 
     def __init__(self, msg: Msg) -> None:
         self._msg = msg
@@ -52,37 +53,53 @@ class QueuedWork:
         await self._msg.ack()
 
     async def later(self, delay: float = 1.0) -> None:
-        """Hand it back (e.g. shutting down before claiming)."""
+        """Hand it back (e.g. shutting down before handling it)."""
         await self._msg.nak(delay=delay)
 
 
-class WorkQueue:
+class EventQueue:
+    """A durable pull consumer on one kind of event, shared by every worker process:
+    each event goes to one of them, and comes back after ``ack_wait`` if that one dies."""
+
+    durable: ClassVar[str]
+    subject: ClassVar[str]
+    ack_wait: ClassVar[float]
+    max_ack_pending: ClassVar[int]
+
     def __init__(self, sub: object) -> None:
         self._sub = sub
 
     @classmethod
-    async def open(cls, log: EventLog, ack_wait: float = 5.0) -> WorkQueue:
+    async def open(cls, log: EventLog, ack_wait: float | None = None) -> Self:
         config = ConsumerConfig(
-            durable_name=subjects.WORK_CONSUMER, filter_subject=subjects.QUEUED_SESSIONS,
+            durable_name=cls.durable, filter_subject=cls.subject,
             ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
-            ack_wait=ack_wait, max_ack_pending=10_000,
+            ack_wait=ack_wait or cls.ack_wait, max_ack_pending=cls.max_ack_pending,
         )
         sub = await log.js.pull_subscribe(
-            subjects.QUEUED_SESSIONS, durable=subjects.WORK_CONSUMER, stream=subjects.STREAM,
-            config=config,
+            cls.subject, durable=cls.durable, stream=subjects.STREAM, config=config,
         )
         return cls(sub)
 
-    async def next(self, timeout: float = 1.0) -> QueuedWork | None:
+    async def next(self, timeout: float = 1.0) -> Job | None:
         try:
             msgs = await self._sub.fetch(1, timeout=timeout)  # type: ignore[attr-defined]
         except (TimeoutError, NatsTimeout):
             return None
-        return QueuedWork(msgs[0]) if msgs else None
+        return Job(msgs[0]) if msgs else None
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self._sub.unsubscribe()  # type: ignore[attr-defined]
+
+
+class WorkQueue(EventQueue):
+    """Queued sessions: acked once the claim was decided (won or lost, milliseconds)."""
+
+    durable = subjects.WORK_CONSUMER
+    subject = subjects.QUEUED_SESSIONS
+    ack_wait = 5.0
+    max_ack_pending = 10_000
 
 
 class WorkerRegistry:

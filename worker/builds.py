@@ -20,8 +20,9 @@ from datetime import UTC, datetime
 from domain import avatar, ids
 from domain.avatar import AvatarCreated
 from streams import subjects
-from streams.avatars import AvatarStore, BuildJob, BuildQueue
+from streams.avatars import AvatarStore, BuildQueue
 from streams.eventlog import ConcurrencyConflict, EventLog, Expect, LogUnavailable
+from streams.work import Job
 from worker import metrics, rig
 
 log = logging.getLogger("protoface.builds")
@@ -53,7 +54,7 @@ class Builder:
         finally:
             await queue.close()
 
-    async def _handle(self, job: BuildJob) -> None:
+    async def _handle(self, job: Job) -> None:
         event = job.event
         if not isinstance(event, AvatarCreated):
             await job.done()
