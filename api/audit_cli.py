@@ -18,10 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, TextIO
 
-import duckdb
-
 from api import serving
-from projections import audit
 from projections.verify import Check, verify
 from streams.eventlog import EventLog
 from streams.snapshots import SnapshotStore
@@ -96,6 +93,10 @@ def _bar(args: argparse.Namespace, label: str) -> ProgressBar | None:
 
 
 def _export(args: argparse.Namespace) -> int:
+    # DuckDB is loaded by the audit commands only: every other command (``up``, ``api``,
+    # ``worker``) imports this module to build its parser.
+    from projections import audit
+
     bar = _bar(args, "audit export")
 
     async def run() -> audit.Exported:
@@ -116,6 +117,10 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from projections import audit
+
     if args.db is not None:
         con = duckdb.connect(str(args.db), read_only=True)
     else:
