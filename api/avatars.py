@@ -30,10 +30,6 @@ log = logging.getLogger("protoface.avatars")
 MAX_ATTEMPTS = 8
 
 
-def new_event_id() -> str:
-    return ids.new_id(ids.EVENT)
-
-
 @dataclass(frozen=True, slots=True)
 class NewAvatar:
     name: str
@@ -84,7 +80,7 @@ class AvatarService:
             runtime_type=request.runtime_type, source=source, plan=principal.org.plan_limits,
             custom_avatars=self.model.custom_count(principal.org.id),
             api_key_id=principal.key_id)
-        return avatar.decide(command, None, new_event_id)
+        return avatar.decide(command, None, ids.new_event_id)
 
     async def _append_created(
         self, principal: Principal, request: NewAvatar, source: SourceImage, now: datetime,
@@ -115,7 +111,7 @@ class AvatarService:
         history = subjects.avatar_history(avatar_id)
         for _ in range(MAX_ATTEMPTS):
             state = await self.get_custom(principal, avatar_id)
-            events = avatar.decide(command, state, new_event_id)
+            events = avatar.decide(command, state, ids.new_event_id)
             try:
                 seq = await self.log.append(events, Expect(history, self.model.versions[avatar_id]))
             except ConcurrencyConflict:  # a build result landed meanwhile

@@ -44,7 +44,7 @@ async def create_key(log: EventLog, org_name: str, plan: str) -> IssuedKey:
     org_id = model.by_name.get(org_name) or ids.new_id(ids.ORG)
     state = model.orgs.get(org_id)
     version = model.versions.get(org_id, 0)
-    new_id = lambda: ids.new_id(ids.EVENT)  # noqa: E731
+    new_id = ids.new_event_id
     events = org.decide(org.CreateOrg(org_id=org_id, name=org_name, plan=plan, now=now),
                         state, new_id)
     if state is not None:
@@ -73,7 +73,7 @@ async def grant_credits(log: EventLog, org_name: str, credits: int) -> Granted:
         if org_id is None:
             raise Rejected("not_found", "org_not_found", f"No org named {org_name!r}.")
         command = org.GrantCredits(org_id=org_id, credits=credits, now=datetime.now(UTC))
-        events = org.decide(command, model.orgs.get(org_id), lambda: ids.new_id(ids.EVENT))
+        events = org.decide(command, model.orgs.get(org_id), ids.new_event_id)
         try:
             await log.append(events, Expect(subjects.org_history(org_id),
                                             model.versions.get(org_id, 0)))

@@ -31,10 +31,6 @@ log = logging.getLogger("protoface.sessions")
 MAX_ATTEMPTS = 8
 
 
-def new_event_id() -> str:
-    return ids.new_id(ids.EVENT)
-
-
 @dataclass(frozen=True, slots=True)
 class NewSession:
     """A validated create request, before admission."""
@@ -99,7 +95,7 @@ class SessionService:
             metadata=request.metadata, transport=request.transport,
             api_key_id=principal.key_id,
         )
-        events = session.decide(command, None, new_event_id)
+        events = session.decide(command, None, ids.new_event_id)
         await self._admit(principal, session_id, now)
         try:
             # A brand-new session id: its history must be empty (version 0).
@@ -170,7 +166,7 @@ class SessionService:
             unseen = sum(1 for seq in pending.values() if seq > self.model.last_seq)
             active = self.model.active_count(org_id, now) + unseen
             events, admitted = org.decide_group_admission(
-                principal.org, session_ids, active, now, new_event_id)
+                principal.org, session_ids, active, now, ids.new_event_id)
             if not events:
                 return 0
             version = max(self.model.admission_version.get(org_id, 0), *pending.values(), 0)
@@ -191,7 +187,7 @@ class SessionService:
         command = session.RequestEnd(session_id=session_id, now=now, reason="requested")
         for _ in range(MAX_ATTEMPTS):
             state = await self.get(principal, session_id)
-            events = session.decide(command, state, new_event_id)
+            events = session.decide(command, state, ids.new_event_id)
             if not events:
                 return state
             try:

@@ -89,7 +89,7 @@ class WebhookService:
         events = webhook.decide(webhook.CreateEndpoint(
             org_id=org_id, endpoint_id=endpoint_id, url=request.url,
             secret_sealed=self.keyring.seal(secret, endpoint_id), event_types=types, now=now,
-        ), None, lambda: ids.new_id(ids.EVENT))
+        ), None, ids.new_event_id)
         seq = await self.log.append(
             events, Expect(subjects.webhook_endpoint_history(endpoint_id), 0))
         await self.follower.wait_for(seq)
@@ -104,7 +104,7 @@ class WebhookService:
         if state is None:
             raise not_found("webhook_endpoint", endpoint_id)
         events = webhook.decide(webhook.DeleteEndpoint(
-            org_id=org_id, endpoint_id=endpoint_id, now=now), state, lambda: ids.new_id(ids.EVENT))
+            org_id=org_id, endpoint_id=endpoint_id, now=now), state, ids.new_event_id)
         version = await self.log.version(subjects.webhook_endpoint_history(endpoint_id))
         seq = await self.log.append(
             events, Expect(subjects.webhook_endpoint_history(endpoint_id), version))

@@ -27,6 +27,11 @@ def new_id(prefix: str, at: datetime | None = None) -> str:
     return f"{prefix}_{ulid}"
 
 
+def new_event_id() -> str:
+    """A fresh event id: what every ``decide`` is given to name the events it makes."""
+    return new_id(EVENT)
+
+
 def is_valid(prefix: str, value: str) -> bool:
     """Whether ``value`` is ``<prefix>_<ULID>`` (stock avatar ids are checked elsewhere)."""
     head, sep, tail = value.partition("_")

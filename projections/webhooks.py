@@ -305,7 +305,7 @@ class Dispatcher:
         status, error, retry_after = await self._post(endpoint, job)
         events = webhook.after_attempt(
             endpoint, job.delivery, job.attempt, status, error, retry_after, datetime.now(UTC),
-            lambda: ids.new_id(ids.EVENT), schedule=self.settings.schedule,
+            ids.new_event_id, schedule=self.settings.schedule,
             scale=self.settings.scale, jitter=random.uniform(-0.1, 0.1),
             disable_after=self.settings.disable_after,
         )

@@ -81,7 +81,7 @@ class Builder:
             return
         started = time.perf_counter()
         command = await self._outcome(state)
-        decided = avatar.decide(command, state, lambda: ids.new_id(ids.EVENT))
+        decided = avatar.decide(command, state, ids.new_event_id)
         if not decided:
             return
         try:

@@ -134,7 +134,7 @@ class Worker:
         command = session.Claim(session_id=session_id, now=datetime.now(UTC),
                                 worker_id=self.worker_id)
         try:
-            claimed = session.decide(command, state, lambda: ids.new_id(ids.EVENT))
+            claimed = session.decide(command, state, ids.new_event_id)
             seq = await self.log.append(claimed, Expect(subjects.session_history(session_id),
                                                         version))
         except (Rejected, ConcurrencyConflict):

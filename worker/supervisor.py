@@ -119,7 +119,7 @@ class Supervisor:
         for _ in range(3):
             state = self.model.sessions.get(session_id)
             try:
-                events = session.decide(command, state, lambda: ids.new_id(ids.EVENT))
+                events = session.decide(command, state, ids.new_event_id)
                 if not events:
                     return False
                 await self.log.append(events, Expect(subjects.session_history(session_id),

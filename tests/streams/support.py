@@ -22,8 +22,7 @@ def new_session(at: datetime | None = None) -> str:
     return ids.new_id(ids.SESSION, at)
 
 
-def new_event_id() -> str:
-    return ids.new_id(ids.EVENT)
+new_event_id = ids.new_event_id
 
 
 def now() -> datetime:
