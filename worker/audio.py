@@ -63,6 +63,11 @@ class _Segment:
     started: bool = False
 
 
+def _settle_future(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 # Queued after a segment's last sample: reaching it means the whole segment played.
 _END = np.zeros(0, dtype=np.int16)
 # Ids of segments already reported finished, so late speech for an interrupted segment
@@ -86,6 +91,7 @@ class SpeechQueue:
         self._on_playback = on_playback
         self._live: dict[str, _Segment] = {}  # queued or playing, not yet reported finished
         self._finished: deque[str] = deque(maxlen=_REMEMBERED)
+        self._arrival: asyncio.Future[None] | None = None
 
     @property
     def buffered(self) -> int:
@@ -108,6 +114,22 @@ class SpeechQueue:
             self._chunks.append((samples, seg))
             self._size += samples.size
             self.received_samples += samples.size
+            if self._arrival is not None and not self._arrival.done():
+                self._arrival.set_result(None)
+
+    async def arrival(self, timeout: float) -> None:
+        """Return when speech is next queued, or after ``timeout`` seconds.
+
+        A future and a timer rather than ``wait_for(event.wait())``: every idle session
+        waits here once per tick, and a task per wait would cost more than the wait."""
+        loop = asyncio.get_running_loop()
+        arrival = self._arrival = loop.create_future()
+        timer = loop.call_later(timeout, _settle_future, arrival)
+        try:
+            await arrival
+        finally:
+            timer.cancel()
+            self._arrival = None
 
     def end_segment(self, segment: str) -> None:
         """Every sample of ``segment`` is queued: report it finished once they have played."""

@@ -9,7 +9,9 @@ pacing), and hands each pipeline its frame.
 
 A tick's batch is rendered as soon as as many sessions have submitted as did for the
 previous tick, or ``grace`` seconds after its first submission (a session that joins or
-leaves costs one such wait). While a render is
+leaves costs one such wait). A frame asked for ahead of its tick (a session whose speech
+starts after silence runs that tick early, see ``worker.pipeline``) renders at once on
+its own: nobody else will join it. While a render is
 running, batches that fall due wait; when it ends, only the newest waiting batch is
 rendered and older ones are dropped (their frames come back ``None``): a slow render
 drops frames, it never builds a backlog that would hold back the sessions' audio.
@@ -54,6 +56,7 @@ class _Batch(Generic[Item]):
     entries: list[tuple[Item, FaceParams, asyncio.Future[np.ndarray | None]]] = field(
         default_factory=list)
     timer: asyncio.TimerHandle | None = None
+    ahead: bool = False  # asked for before its tick was due (speech onset)
 
 
 class FrameClock(Generic[Item]):
@@ -96,7 +99,8 @@ class FrameClock(Generic[Item]):
         batch.entries.append((item, params, future))
         self._submitted[tick] = self._submitted.get(tick, 0) + 1
         expected = self._submitted.get(tick - 1, 0)  # the sessions of the tick before
-        if expected and self._submitted[tick] >= expected:
+        batch.ahead = self.clock() < self.due_at(tick) - self.grace  # speech onset
+        if batch.ahead or (expected and self._submitted[tick] >= expected):
             self._close(tick)
         try:
             return await asyncio.wait_for(asyncio.shield(future), max(0.0, until - self.clock()))
@@ -119,7 +123,10 @@ class FrameClock(Generic[Item]):
         while self._due:
             batch, stale = self._due[-1], self._due[:-1]
             self._due.clear()
-            for old in stale:  # fell due while a render ran: too late to show
+            for old in stale:  # fell due while a render ran: too late to show…
+                if old.ahead:  # …unless it is the first frame of new speech: render it too
+                    batch.entries[:0] = old.entries
+                    continue
                 self.dropped += len(old.entries)
                 _resolve(old, None)
             await self._render(batch)

@@ -20,6 +20,10 @@ RENDER_BATCH = Histogram(
 LATE_FRAMES = Counter(
     "protoface_late_frames_total", "Video frames dropped because a tick ran late.", ["quality"]
 )
+ONSET_TICKS = Counter(
+    "protoface_onset_ticks_total",
+    "Ticks run ahead of the frame grid because speech started after silence.", ["quality"],
+)
 SLOTS_FREE = Gauge("protoface_worker_slots_free", "Free session slots in this worker.")
 AVATAR_BUILD_SECONDS = Histogram(
     "protoface_avatar_build_seconds", "Time to build a custom avatar, by outcome.", ["outcome"],

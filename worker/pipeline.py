@@ -3,7 +3,8 @@
 The pacer ticks at the tier's frame rate on the wall clock. Each tick takes
 exactly one frame of speech from the queue, renders the face for it, and sends
 the frame and that audio together: sound and mouth cannot drift apart. A tick
-that runs late still sends its audio but drops its video frame.
+that runs late still sends its audio but drops its video frame. Speech that starts
+after silence does not wait for the next tick (see ``Pipeline._until``).
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class Pipeline:
         self.closed_reason: str | None = None
         self.closed = asyncio.Event()
         self.draining = False
+        self._idle = True  # the last tick carried no speech
 
     # ── Inbound ─────────────────────────────────────────────────────────────────
 
@@ -134,16 +136,33 @@ class Pipeline:
             ):
                 return
             deadline = start + index * period
-            delay = deadline - self.clock()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            await self._until(deadline, may_lead=drain_deadline is None)
             late = self.clock() - deadline > period
             await self._tick(index, late, deadline + period)
             index += 1
 
+    async def _until(self, deadline: float, *, may_lead: bool) -> None:
+        """Wait for the tick due at ``deadline``, or less if speech starts after silence.
+
+        Waiting on the grid would show the first lip-synced frame up to a whole frame
+        period after its audio arrived. So an idle session runs its tick as soon as a whole
+        frame of speech is queued (never on part of one: that would pad the audio with a
+        gap); that frame and its audio just leave early, and the next tick is back on the
+        grid, so batching across sessions and the A/V pairing are unchanged.
+        """
+        while (delay := deadline - self.clock()) > 0:
+            if not (may_lead and self._idle):
+                await asyncio.sleep(delay)
+                return
+            if self.speech.buffered >= self.tier.samples_per_frame:
+                metrics.ONSET_TICKS.labels(self.tier.name).inc()
+                return
+            await self.speech.arrival(delay)
+
     async def _tick(self, index: int, late: bool, until: float) -> None:
         """One tick: its audio always goes out; its frame only if rendered by ``until``."""
-        chunk, _ = self.speech.take(self.tier.samples_per_frame)
+        chunk, spoken = self.speech.take(self.tier.samples_per_frame)
+        self._idle = spoken == 0
         params = self.face.step(chunk, self.speech.peek(self.face.lookahead_samples))
         frame = None
         if not late:

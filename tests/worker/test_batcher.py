@@ -21,7 +21,7 @@ from worker.render_mock import MockRenderer
 from worker.render_torch import TierModel
 from worker.rig import stock_asset
 from worker.tiers import TIERS
-from worker.transport import Closed, SpeechIn
+from worker.transport import Closed, FrameOut, SpeechIn
 
 TIER = TIERS["lite"]
 
@@ -149,3 +149,98 @@ async def test_the_first_tick_waits_for_the_avatar_and_no_speech_is_lost() -> No
     first = int(np.flatnonzero(utterance)[0])
     start = int(np.flatnonzero(played)[0])
     assert np.array_equal(played[start : start + 6_000], utterance[first : first + 6_000])
+
+
+class TimedTransport(MemoryTransport):
+    """Records when each frame was sent, on the clock the FrameClock uses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent_at: list[float] = []
+
+    async def send(self, frame: FrameOut) -> None:
+        self.sent_at.append(time.monotonic())
+        await super().send(frame)
+
+
+async def speak_after_a_tick(transport: TimedTransport, samples: np.ndarray,
+                             phase: float) -> float:
+    """Put ``samples`` ``phase`` seconds after the session's next tick; returns when."""
+    sent = len(transport.frames)
+    while len(transport.frames) == sent:
+        await asyncio.sleep(0.001)
+    await asyncio.sleep(phase)
+    at = time.monotonic()
+    await transport.incoming.put(SpeechIn(samples))
+    return at
+
+
+async def onset_run(samples: np.ndarray) -> tuple[TimedTransport, TimedTransport, float,
+                                                  FrameClock[MockRenderer], Recorder]:
+    """Two sessions on one grid; the second one speaks 5 ms after one of its ticks."""
+    render = Recorder()
+    clock: FrameClock[MockRenderer] = FrameClock(TIER.fps, render, name="lite")
+    quiet, speaker = TimedTransport(), TimedTransport()
+    pipelines = [(Pipeline(t, session(clock, render), TIER), t) for t in (quiet, speaker)]
+
+    async def later() -> float:
+        await asyncio.sleep(0.3)  # silence first: both sessions idle on the grid
+        return await speak_after_a_tick(speaker, samples, 0.005)
+
+    spoke = asyncio.create_task(later())
+    await run(pipelines, 1.0)
+    return quiet, speaker, await spoke, clock, render
+
+
+def grid_phase_ms(clock: FrameClock[MockRenderer], at: float) -> float:
+    return ((at - clock.epoch) % clock.period) * 1000
+
+
+async def test_speech_after_silence_is_shown_at_once_not_at_the_next_tick() -> None:
+    burst = np.full(3_200, 6_000, np.int16)  # 200 ms: five frames' worth
+    quiet, speaker, spoke, clock, render = await onset_run(burst)
+    # Given an idle session on a 40 ms grid, when 200 ms of speech reaches it 5 ms after
+    # a tick, then the frame carrying it goes out at once (the grid would wait ~35 ms)…
+    first = next(i for i, f in enumerate(speaker.frames) if f.audio.any())
+    assert speaker.frames[first].frame is not None
+    assert speaker.sent_at[first] - spoke < 0.025
+    # …the next tick is back on the grid, and the audio is the burst, whole and in order.
+    assert speaker.sent_at[first + 1] - spoke > 0.025
+    assert grid_phase_ms(clock, speaker.sent_at[first + 1]) < 20
+    played = np.concatenate([f.audio for f in speaker.frames])
+    spoken = np.flatnonzero(played)
+    assert spoken.size == burst.size and spoken[-1] - spoken[0] == burst.size - 1
+    stamps = [f.timestamp_ms for f in speaker.frames]
+    assert stamps == [40 * i for i in range(len(stamps))]
+    # The other session never left the grid, and the two still share one render per tick.
+    assert max(grid_phase_ms(clock, at) for at in quiet.sent_at[1:]) < 20
+    assert render.batches[-6:-1].count(2) >= 3
+
+
+async def test_less_than_a_frame_of_speech_waits_for_the_tick() -> None:
+    _, speaker, spoke, clock, _ = await onset_run(np.full(320, 6_000, np.int16))  # 20 ms
+    # Given an idle session, when only half a frame of speech arrives, then it goes out on
+    # the next tick (leaving early would pad the audio with a gap).
+    first = next(i for i, f in enumerate(speaker.frames) if f.audio.any())
+    assert speaker.sent_at[first] - spoke > 0.025
+    assert grid_phase_ms(clock, speaker.sent_at[first]) < 20
+
+
+async def test_a_frame_asked_ahead_of_its_tick_is_rendered_even_behind_a_slow_render() -> None:
+    render = Recorder(delay=0.1)  # every render overruns its 40 ms period
+    clock: FrameClock[MockRenderer] = FrameClock(TIER.fps, render, name="lite")
+    params = FaceParams(mouth_open=0.5, speaking=True)
+    until = clock.clock() + 5
+    tick = clock.next_tick(clock.clock()) + 1
+    await asyncio.sleep(max(0.0, clock.due_at(tick) - clock.clock()))
+    regular = asyncio.create_task(clock.frame(tick, MockRenderer(256, 256), params, until))
+    await asyncio.sleep(0.01)  # that render is running now
+    # Given a render running late, when a session whose speech just started asks for a
+    # frame ahead of its tick, and then the next tick's batch also falls due…
+    onset = asyncio.create_task(clock.frame(tick + 2, MockRenderer(256, 256), params, until))
+    await asyncio.sleep(max(0.0, clock.due_at(tick + 1) - clock.clock()))
+    following = asyncio.create_task(clock.frame(tick + 1, MockRenderer(256, 256), params, until))
+    # …then the onset frame is rendered with the newest batch, not dropped as stale.
+    frames = await asyncio.wait_for(asyncio.gather(regular, onset, following), 2)
+    assert all(frame is not None for frame in frames)
+    assert render.batches == [1, 2]
