@@ -162,16 +162,20 @@ def stream_config(replicas: int | None = None) -> StreamConfig:
 class EventLog:
     """A connection to the event log. Create with :meth:`connect`."""
 
-    def __init__(self, nc: Client, js: JetStreamContext, timeout: float) -> None:
+    def __init__(self, nc: Client, js: JetStreamContext, timeout: float, url: str = "") -> None:
         self.nc = nc
         self.js = js
         self.timeout = timeout
+        self.url = url  # as given to connect: what another process needs to open the log
         self._acks = _Acks(nc)
 
     @classmethod
     async def connect(
-        cls, url: str, *, name: str = "protoface", timeout: float = 2.0, replicas: int | None = None
+        cls, url: str, *, name: str = "protoface", timeout: float = 2.0,
+        replicas: int | None = None, ensure: bool = True,
     ) -> EventLog:
+        """Connect; with ``ensure`` (every writer) create the stream or update its config.
+        A reader that only replays passes False: the stream is whatever is there."""
         # A cluster is given as comma-separated URLs (any one reachable will do; the
         # client also learns the others from the server it reaches).
         servers = [u.strip() for u in url.split(",") if u.strip()]
@@ -179,8 +183,9 @@ class EventLog:
             servers, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.25,
             connect_timeout=timeout,
         )
-        log = cls(nc, nc.jetstream(timeout=timeout), timeout)
-        await log.ensure_stream(replicas)
+        log = cls(nc, nc.jetstream(timeout=timeout), timeout, url)
+        if ensure:
+            await log.ensure_stream(replicas)
         return log
 
     async def ensure_stream(self, replicas: int | None = None) -> None:
