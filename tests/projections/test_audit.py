@@ -301,14 +301,14 @@ def test_by_default_one_reader_per_core_but_not_for_a_small_log() -> None:
 
 
 def table_texts(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[Any, ...]]]:
-    """Every table and view, every value as text, rows in stored order (``events``, by
-    its physical order) or sorted (the views); the export's own time left out."""
+    """Every table and view, every value as text, rows sorted (``events`` by ``seq``);
+    the export's own time left out."""
     names = [n for (n,) in con.execute(
         "SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall()]
     assert {"events", "sessions", "usage", "orgs", "deliveries", "tiers"} <= set(names)
     texts = {}
     for name in names:
-        order = "" if name == "events" else " ORDER BY ALL"
+        order = " ORDER BY events.seq" if name == "events" else " ORDER BY ALL"
         columns = "* EXCLUDE (exported_at)" if name == "audit_export" else "*"
         texts[name] = con.execute(
             f'SELECT CAST(COLUMNS({columns}) AS VARCHAR) FROM "{name}"{order}').fetchall()
