@@ -245,6 +245,8 @@ async def export(
         end = min(end, until)
     create_schema(con)
     wanted = audit_parts.readers_for(end) if readers is None else readers
+    if not log.url:
+        wanted = 1  # a connection made without connect(): no URL to give a reader process
     count = 0
 
     def read(n: int) -> None:

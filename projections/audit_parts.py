@@ -114,21 +114,29 @@ async def read_in_processes(
     """
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         p for p in (str(_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
-    procs = [
-        await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "projections.audit_reader", url, str(part.first),
-            str(part.last), str(part.path), env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        for part in parts
-    ]
+    procs: list[asyncio.subprocess.Process] = []
+    follows: list[asyncio.Future[Part]] = []
     try:
-        return list(await asyncio.gather(
-            *(_follow(proc, part, on_batch) for proc, part in zip(procs, parts, strict=True))))
-    finally:
+        for part in parts:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "projections.audit_reader", str(part.first),
+                str(part.last), str(part.path), env=env, stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            procs.append(proc)
+            assert proc.stdin is not None
+            proc.stdin.write(f"{url}\n".encode())  # not on the command line: credentials
+            proc.stdin.close()
+        follows = [asyncio.ensure_future(_follow(proc, part, on_batch))
+                   for proc, part in zip(procs, parts, strict=True)]
+        return list(await asyncio.gather(*follows))
+    finally:  # a reader failed, or the export was stopped: stop the others
+        for follow in follows:
+            follow.cancel()
         for proc in procs:
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
+        await asyncio.gather(*follows, return_exceptions=True)
 
 
 async def _follow(
@@ -176,10 +184,13 @@ def _report_batch(n: int) -> None:
     sys.stdout.flush()
 
 
-def main(argv: list[str]) -> int:
+def main(url: str, argv: list[str]) -> int:
     import uvloop  # the reader's loop: libuv reads the socket for less CPU than asyncio's
 
-    url, first, last, path = argv
+    first, last, path = argv
+    # A part file that cannot be written is not the log's fault (OSError is among the
+    # log's UNREACHABLE errors): fail on it, with its traceback, before connecting.
+    Path(path).open("wb").close()
     try:
         done = uvloop.run(_read(url, Part(int(first), int(last), Path(path))))
     except (LogUnavailable, *UNREACHABLE) as exc:

@@ -375,6 +375,17 @@ async def test_a_log_smaller_than_the_readers_gets_one_reader_per_event(
     assert len(table_texts(many)["events"]) == 3
 
 
+async def test_a_reader_that_fails_fails_the_read_with_its_error(
+    own_log: EventLog, tmp_path: Path,
+) -> None:
+    org = await new_org(own_log)
+    await org.session(first_frame_ms=100, seconds=5, end="requested")
+    parts = [audit_parts.Part(1, 2, tmp_path / "one.tsv"),
+             audit_parts.Part(3, 4, tmp_path / "missing" / "two.tsv")]
+    with pytest.raises(RuntimeError, match=r"(?s)reader of 3\.\.4 exited with 1:.*FileNotFound"):
+        await audit_parts.read_in_processes(own_log.url, parts)
+
+
 async def test_an_empty_log_exports_empty_tables(own_log: EventLog) -> None:
     con = duckdb.connect()
     done = await audit.export(own_log, con, readers=2)
