@@ -5,9 +5,9 @@ core and the export can go no faster than that. The export therefore splits the
 sequences ``[1, end]`` into consecutive ranges, one per *reader process*; each opens
 its own connection, reads its range with the log's bulk path
 (:meth:`EventLog.replay_raw` from its first sequence to its last) and writes it, as it
-arrives, to a part file: one line per event, ``seq<TAB>stored JSON``. DuckDB then
-reads the parts in range order (``read_csv``, on all cores) and parses them in one pass
-(:func:`projections.audit.export`). The stored JSON is compact JSON written by msgspec,
+arrives, to a part file: one line per event, ``seq<TAB>stored JSON``. Once all are
+read, DuckDB reads the parts (``read_csv``, on all cores) and parses them in one pass
+(:func:`projections.audit.load_parts`). The stored JSON is compact JSON written by msgspec,
 which escapes every control character inside strings, so a raw tab or newline cannot
 occur in it; the loader still checks that it read back exactly as many rows as were
 written.
@@ -36,8 +36,8 @@ from typing import BinaryIO
 
 from streams.eventlog import UNREACHABLE, EventLog, LogUnavailable, RawBatch
 
-# The default gives each reader at least this many events: below, a reader process's
-# startup (~0.4 s) costs about as much as the core it adds.
+# The default gives each reader at least this many events: a reader process's startup
+# (~0.2 s, some 20,000 events' reading) should stay a small share of its work.
 MIN_EVENTS_PER_READER = 100_000
 UNAVAILABLE = 3  # a reader's exit status when the log could not be read
 _ROOT = Path(__file__).resolve().parent.parent  # the package's root, for the readers' path
@@ -45,7 +45,7 @@ _ROOT = Path(__file__).resolve().parent.parent  # the package's root, for the re
 
 def readers_for(events: int) -> int:
     """The default: one reader per core (each is one busy Python thread), but no more
-    than ``events`` are worth (a reader's startup costs about 40,000 events' reading)."""
+    than one per ``MIN_EVENTS_PER_READER`` events."""
     cores = max(1, min(os.cpu_count() or 1, 8))
     return max(1, min(cores, -(-events // MIN_EVENTS_PER_READER)))
 
