@@ -1,8 +1,8 @@
 """``protoface audit``: export the log to DuckDB, verify the projections, report.
 
-    protoface audit export --out audit.duckdb [--nats-url …] [--progress]
+    protoface audit export --out audit.duckdb [--nats-url …] [--readers N] [--progress]
     protoface audit verify [--nats-url …] [--api-url …]
-    protoface audit report [--nats-url …] [--db audit.duckdb] [--progress]
+    protoface audit report [--nats-url …] [--db audit.duckdb] [--readers N] [--progress]
 
 Exit status: ``verify`` 0 when every saved snapshot equals its rebuild, 1 when any
 differs (the first few differences are printed), 2 when there is nothing to compare.
@@ -32,6 +32,7 @@ def add_commands(commands: Any, default_nats_url: str) -> None:
     export = sub.add_parser("export", help="replay the whole log into a DuckDB file")
     export.add_argument("--out", type=Path, required=True, help="the .duckdb file to write")
     export.add_argument("--nats-url", default=default_nats_url)
+    _readers_arg(export)
     _progress_arg(export)
     export.set_defaults(run=_export)
 
@@ -47,8 +48,23 @@ def add_commands(commands: Any, default_nats_url: str) -> None:
     report.add_argument("--nats-url", default=default_nats_url)
     report.add_argument("--db", type=Path, default=None,
                         help="report from this export instead of replaying the log")
+    _readers_arg(report)
     _progress_arg(report)
     report.set_defaults(run=_report)
+
+
+def _readers_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--readers", type=_positive, default=None, metavar="N",
+        help="processes reading the log at once, each a range of it (default: one per core, "
+             "at most one per 100,000 events)")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def _progress_arg(parser: argparse.ArgumentParser) -> None:
@@ -102,7 +118,7 @@ def _export(args: argparse.Namespace) -> int:
     async def run() -> audit.Exported:
         log = await EventLog.connect(args.nats_url, name="protoface-audit")
         try:
-            return await audit.export_file(log, args.out, progress=bar)
+            return await audit.export_file(log, args.out, progress=bar, readers=args.readers)
         finally:
             await log.close()
 
@@ -111,8 +127,9 @@ def _export(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
+    readers = f"{done.readers} readers" if done.readers > 1 else "1 reader"
     print(f"exported {done.events:,} events (to sequence {done.last_seq:,}) into {args.out} "
-          f"in {done.seconds:.1f} s ({done.rate:,.0f} events/s)")
+          f"in {done.seconds:.1f} s ({done.rate:,.0f} events/s, {readers})")
     return 0
 
 
@@ -130,7 +147,7 @@ def _report(args: argparse.Namespace) -> int:
         async def run() -> None:
             log = await EventLog.connect(args.nats_url, name="protoface-audit")
             try:
-                await audit.export(log, con, progress=bar)
+                await audit.export(log, con, progress=bar, readers=args.readers)
             finally:
                 await log.close()
 

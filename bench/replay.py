@@ -1,6 +1,7 @@
 """Replaying the event log into DuckDB (``protoface audit export``), beside a raw read.
 
-    python -m bench.replay [--events 1000000] [--runs 2] [--orgs 200] [--budget 300] [--keep]
+    python -m bench.replay [--events 1000000] [--runs 2] [--readers N] [--orgs 200] [--budget 300]
+                           [--keep]
 
 A temporary embedded nats-server gets ``--events`` realistic events: orgs with a
 key each, then sessions as the system writes them (``org.session_admitted``,
@@ -19,11 +20,14 @@ Then, alternating so drift in the machine's load shows (A-B-A-B …, ``--runs`` 
 * ``EventLog.replay_raw``: the log's bulk read path, batches of (sequence, bytes),
   nothing else done with them;
 * ``audit export``: :func:`projections.audit.export_file`, the command's own code
-  path: the whole log into a new DuckDB file (staged as it arrives, parsed and
-  checkpointed at the end; its wall time includes both).
+  path: the whole log into a new DuckDB file, read by ``--readers`` reader processes
+  at once (default: the command's, one per core), each a range of the log into a part
+  file, then parsed by DuckDB and checkpointed; its wall time includes the readers'
+  startup, the parse and the checkpoint.
 
 Every rate is events per second of wall time from subscribing to the last event (for
-the export: to the file being complete). CPU of this process and of nats-server is
+the export: from the command's start to the file being complete). CPU of this process,
+of the export's reader processes (each reports its own) and of nats-server is
 sampled over each run. The export is checked: ``events`` holds every event and the
 ``sessions`` view one row per generated session with the generated outcomes.
 
@@ -212,16 +216,17 @@ async def replay_raw(url: str, total: int) -> int:
     return count
 
 
-PARSE_SECONDS: list[float] = []  # per export run: parsing after the read ended
+EXPORTS: list[audit.Exported] = []  # per export run
+LOAD_AT_START = os.getloadavg()[0]
 
 
-async def export(url: str, path: Path) -> int:
+async def export(url: str, path: Path, readers: int | None) -> int:
     log = await EventLog.connect(url, name="bench-replay-export")
     try:
-        done = await audit.export_file(log, path)
+        done = await audit.export_file(log, path, readers=readers)
     finally:
         await log.close()
-    PARSE_SECONDS.append(done.parse_seconds)
+    EXPORTS.append(done)
     return done.events
 
 
@@ -241,6 +246,7 @@ class Run:
     seconds: float
     cpu: float  # this process, all threads (DuckDB's included)
     nats_cpu: float
+    readers_cpu: float = 0.0  # the export's reader processes
 
     @property
     def rate(self) -> float:
@@ -251,10 +257,12 @@ def measure(name: str, nats: EmbeddedNats, read: Callable[[], Coroutine[Any, Any
     assert nats.process is not None
     print(f"  {name} …", file=sys.stderr, flush=True)
     nats0, cpu0, t0 = _proc_cpu(nats.process.pid), time.process_time(), time.perf_counter()
+    exports = len(EXPORTS)
     events = serving.run(read())
     seconds = time.perf_counter() - t0
+    readers_cpu = sum(x.reader_cpu_seconds for x in EXPORTS[exports:])
     return Run(name, events, seconds, time.process_time() - cpu0,
-               _proc_cpu(nats.process.pid) - nats0)
+               _proc_cpu(nats.process.pid) - nats0, readers_cpu)
 
 
 @dataclass
@@ -302,16 +310,20 @@ def report(summaries: list[Summary], made: Generated, publish_rate: float,
     print()
     print(f"{made.events:,} events ({made.sessions:,} sessions), published at "
           f"{publish_rate:,.0f}/s; {len(raw.runs)} run(s) each, alternating; "
-          f"{os.cpu_count()} CPUs; "
-          f"load average {os.getloadavg()[0]:.1f}")
+          f"{os.cpu_count()} CPUs; export reader processes: "
+          f"{', '.join(str(x.readers) for x in EXPORTS)}; load average (1 min) "
+          f"{LOAD_AT_START:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
     print()
     print("| read | events/s | vs raw | runs (events/s) | this process CPU µs/event "
-          "| nats-server CPU µs/event | this process CPU / wall |")
-    print("|---|---:|---:|---|---:|---:|---:|")
+          "| reader processes CPU µs/event | nats-server CPU µs/event "
+          "| all CPU / wall (cores) |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|")
     for x in summaries:
+        readers = f"{x.per_event_us('readers_cpu'):.1f}" if x is export_ else "–"
+        cores = (x.share("cpu") + x.share("readers_cpu") + x.share("nats_cpu"))
         print(f"| {x.name} | {x.rate:,.0f} | {x.rate / raw.rate:.2f} | "
               f"{', '.join(f'{r.rate:,.0f}' for r in x.runs)} | {x.per_event_us('cpu'):.1f} | "
-              f"{x.per_event_us('nats_cpu'):.1f} | {x.share('cpu'):.0%} |")
+              f"{readers} | {x.per_event_us('nats_cpu'):.1f} | {cores:.2f} |")
     print()
     rate = export_.rate
     if raw.rate >= TARGET_RATE:
@@ -326,10 +338,12 @@ def report(summaries: list[Summary], made: Generated, publish_rate: float,
           f"per event in nats-py's protocol parsing and delivery) while nats-server spends "
           f"{raw.per_event_us('nats_cpu'):.1f} µs per event.")
     replay = by[REPLAY]
-    parse = sum(PARSE_SECONDS) / sum(r.seconds for r in export_.runs)
-    print(f"The export reads through EventLog.replay_raw ({replay.rate / raw.rate:.0%} of the "
-          f"raw read), stages each batch in DuckDB on the same thread, and parses once the "
-          f"read is done: {parse:.0%} of its time (DuckDB, on every core).")
+    parse = sum(x.parse_seconds for x in EXPORTS) / sum(r.seconds for r in export_.runs)
+    readers = sorted({x.readers for x in EXPORTS})
+    print(f"The export read the log with {', '.join(map(str, readers))} reader process(es) "
+          f"at once, each a range through EventLog.replay_raw (one reader in one process: "
+          f"{replay.rate / raw.rate:.0%} of the raw read) into a part file; DuckDB parsed the "
+          f"parts once all were read: {parse:.0%} of the export's time (on every core).")
     print()
     checks = [target, *checks]
     for ok, text in checks:
@@ -341,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.replay", description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=2, help="runs of each reader, alternating")
+    parser.add_argument("--readers", type=int, default=None,
+                        help="the export's reader processes (default: the command's own)")
     parser.add_argument("--orgs", type=int, default=200)
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--budget", type=float, default=300.0,
@@ -348,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (store, .duckdb)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    global LOAD_AT_START
+    LOAD_AT_START = os.getloadavg()[0]
     started = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="protoface-bench-replay-"))
     nats = EmbeddedNats(port=free_port(), store_dir=tmp / "jetstream", log_file=tmp / "nats.log")
@@ -359,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         readers: list[tuple[str, Callable[[], Coroutine[Any, Any, int]]]] = [
             (RAW, lambda: raw_read(nats.url, made.events)),
             (REPLAY, lambda: replay_raw(nats.url, made.events)),
-            (EXPORT, lambda: export(nats.url, out)),
+            (EXPORT, lambda: export(nats.url, out, args.readers)),
         ]
         summaries = [Summary(name, []) for name, _ in readers]
         for round_ in range(args.runs):

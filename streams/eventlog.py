@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import ConnectionClosedError, NoRespondersError, NoServersError
@@ -162,26 +161,40 @@ def stream_config(replicas: int | None = None) -> StreamConfig:
 class EventLog:
     """A connection to the event log. Create with :meth:`connect`."""
 
-    def __init__(self, nc: Client, js: JetStreamContext, timeout: float) -> None:
+    def __init__(self, nc: Client, js: JetStreamContext, timeout: float, url: str = "") -> None:
         self.nc = nc
         self.js = js
         self.timeout = timeout
+        self.url = url  # as given to connect: what another process needs to open the log
         self._acks = _Acks(nc)
 
     @classmethod
     async def connect(
         cls, url: str, *, name: str = "protoface", timeout: float = 2.0, replicas: int | None = None
     ) -> EventLog:
+        log = await cls._open(Client(), url, name, timeout)
+        await log.ensure_stream(replicas)
+        return log
+
+    @classmethod
+    async def open_for_replay(
+        cls, url: str, *, name: str = "protoface-replay", timeout: float = 2.0
+    ) -> EventLog:
+        """A connection that only replays (a bulk reader such as the audit export's):
+        it leaves the stream as it is, and it does not parse the headers stored with
+        each event (see :class:`_ReplayClient`); :meth:`version` and :meth:`load`
+        do not work on it."""
+        return await cls._open(_ReplayClient(), url, name, timeout)
+
+    @classmethod
+    async def _open(cls, nc: Client, url: str, name: str, timeout: float) -> EventLog:
         # A cluster is given as comma-separated URLs (any one reachable will do; the
         # client also learns the others from the server it reaches).
         servers = [u.strip() for u in url.split(",") if u.strip()]
-        nc = await nats.connect(
-            servers, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.25,
-            connect_timeout=timeout,
-        )
-        log = cls(nc, nc.jetstream(timeout=timeout), timeout)
-        await log.ensure_stream(replicas)
-        return log
+        # (nats-py annotates both waits as int; they are seconds, and fractions work.)
+        options: dict[str, Any] = {"reconnect_time_wait": 0.25, "connect_timeout": timeout}
+        await nc.connect(servers, name=name, max_reconnect_attempts=-1, **options)
+        return cls(nc, nc.jetstream(timeout=timeout), timeout, url)
 
     async def ensure_stream(self, replicas: int | None = None) -> None:
         config = stream_config(replicas)
@@ -436,6 +449,21 @@ class EventLog:
         except (APIError, *UNREACHABLE):
             return False
         return True
+
+
+class _ReplayClient(Client):
+    """nats-py's client, except that the headers of a stored event delivered by a
+    consumer (a ``$JS.ACK.`` reply subject) are dropped unparsed: a replay never reads
+    them (each event's ``Nats-Msg-Id``), and nats-py parses every header block in
+    Python, about a fifth of its CPU per delivered event. The server's own messages
+    (flow control requests, idle heartbeats) have no such reply: theirs are parsed."""
+
+    async def _process_msg(
+        self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
+    ) -> None:
+        if headers and reply.startswith(b"$JS.ACK."):
+            headers = None
+        await super()._process_msg(sid, subject, reply, data, headers)  # type: ignore[arg-type]
 
 
 class _Acks:

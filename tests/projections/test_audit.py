@@ -10,6 +10,7 @@ verify`` must pass on true snapshots and fail on a tampered one.
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -29,7 +30,7 @@ from domain import org as o
 from domain import session as s
 from domain import webhook as w
 from domain.events import Event
-from projections import audit, snapshots
+from projections import audit, audit_parts, snapshots
 from projections.orgs import OrgsModel
 from projections.sessions import SessionsModel
 from projections.usage import UsageModel
@@ -278,15 +279,119 @@ async def test_the_export_holds_the_whole_log_in_order(event_log: EventLog) -> N
     assert meta == (end, end)
 
 
-async def test_a_log_loaded_in_many_chunks_exports_the_same(event_log: EventLog) -> None:
-    """Big logs are staged and parsed a chunk at a time, behind the read."""
-    end = await event_log.last_seq()
-    whole, chunked = duckdb.connect(), duckdb.connect()
-    await audit.export(event_log, whole, until=end)
-    await audit.export(event_log, chunked, until=end, batch_size=100, chunk_rows=1000)
-    query = "SELECT * EXCLUDE (\"at\"), epoch_us(\"at\") FROM events ORDER BY seq"
-    assert whole.execute(query).fetchall() == chunked.execute(query).fetchall()
-    assert len(chunked.execute(query).fetchall()) == end
+# ── export: read by several processes ───────────────────────────────────────────
+
+
+def test_the_log_splits_into_ranges_without_gap_or_overlap() -> None:
+    for first, last, readers in [(1, 10, 3), (1, 1_000_000, 2), (7, 9, 5), (4, 4, 2),
+                                 (1, 17, 1), (1, 12, 4)]:
+        ranges = audit_parts.split(first, last, readers)
+        assert [q for a, b in ranges for q in range(a, b + 1)] == list(range(first, last + 1))
+        assert len(ranges) == min(readers, last - first + 1)
+        sizes = [b - a + 1 for a, b in ranges]
+        assert max(sizes) - min(sizes) <= 1
+    assert audit_parts.split(5, 4, 3) == []  # an empty log: nothing to read
+
+
+def test_by_default_one_reader_per_core_but_not_for_a_small_log() -> None:
+    assert audit_parts.readers_for(50) == 1
+    assert audit_parts.readers_for(0) == 1
+    cores = min(os.cpu_count() or 1, 8)
+    assert audit_parts.readers_for(100 * audit_parts.MIN_EVENTS_PER_READER) == cores
+
+
+def table_texts(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[Any, ...]]]:
+    """Every table and view, every value as text, rows sorted (``events`` by ``seq``);
+    the export's own time left out."""
+    names = [n for (n,) in con.execute(
+        "SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall()]
+    assert {"events", "sessions", "usage", "orgs", "deliveries", "tiers"} <= set(names)
+    texts = {}
+    for name in names:
+        order = " ORDER BY events.seq" if name == "events" else " ORDER BY ALL"
+        columns = "* EXCLUDE (exported_at)" if name == "audit_export" else "*"
+        texts[name] = con.execute(
+            f'SELECT CAST(COLUMNS({columns}) AS VARCHAR) FROM "{name}"{order}').fetchall()
+    return texts
+
+
+@pytest.fixture
+async def own_log(tmp_path: Path) -> AsyncIterator[EventLog]:
+    """A log of this test's own, so where its sessions' events lie is known."""
+    server = EmbeddedNats(port=free_port(), store_dir=tmp_path / "jetstream").start()
+    log = await EventLog.connect(server.url)
+    try:
+        yield log
+    finally:
+        await log.close()
+        server.stop()
+
+
+async def test_several_readers_export_the_same_as_one_row_for_row(own_log: EventLog) -> None:
+    """Given sessions of every outcome around one long session at the log's middle,
+    when two and three reader processes export it, then every table and view equals
+    the one-reader export's, and a range boundary fell inside that session."""
+    org = await new_org(own_log)
+    await org.session(end="canceled")
+    await org.session(quality="lite", first_frame_ms=100, seconds=30, end="failed")
+    long = await org.session(quality="pro", first_frame_ms=300, seconds=5)
+    for beat in range(2, 60):  # a heartbeat every 5 s: the session's events fill the middle
+        await org.do(s.ReportUsage(session_id=long, now=T0 + timedelta(seconds=5 * beat),
+                                   frames=125 * beat, billable_seconds=5 * beat))
+    await org.session(quality="lite", first_frame_ms=150, seconds=61, end="requested")
+    await org.session()
+    end = await own_log.last_seq()
+
+    one = duckdb.connect()
+    alone = await audit.export(own_log, one, readers=1)
+    assert (alone.readers, alone.events, alone.reader_cpu_seconds) == (1, end, 0.0)
+    expected = table_texts(one)
+    assert [int(seq) for (seq, *_) in expected["events"]] == list(range(1, end + 1))
+    session_of = dict(one.execute("SELECT seq, session_id FROM events").fetchall())
+    for readers in (2, 3):
+        seen: list[tuple[int, int]] = []
+        con = duckdb.connect()
+        done = await audit.export(own_log, con, readers=readers,
+                                  progress=lambda n, total, seen=seen: seen.append((n, total)))
+        assert (done.readers, done.events, done.last_seq) == (readers, end, end)
+        assert done.reader_cpu_seconds > 0
+        assert table_texts(con) == expected
+        assert seen[0] == (0, end) and seen[-1] == (end, end)
+        assert [n for n, _ in seen] == sorted(n for n, _ in seen)
+    boundaries = [b for a, b in audit_parts.split(1, end, 2)][:-1]
+    assert any(session_of[b] == session_of[b + 1] == long for b in boundaries)
+
+
+async def test_a_log_smaller_than_the_readers_gets_one_reader_per_event(
+    own_log: EventLog,
+) -> None:
+    org = await new_org(own_log)
+    await org.session(first_frame_ms=100, seconds=5, end="requested")
+    one, many = duckdb.connect(), duckdb.connect()
+    await audit.export(own_log, one, until=3, readers=1)
+    done = await audit.export(own_log, many, until=3, readers=5)
+    assert (done.readers, done.events, done.last_seq) == (3, 3, 3)
+    assert table_texts(many) == table_texts(one)
+    assert len(table_texts(many)["events"]) == 3
+
+
+async def test_a_reader_that_fails_fails_the_read_with_its_error(
+    own_log: EventLog, tmp_path: Path,
+) -> None:
+    org = await new_org(own_log)
+    await org.session(first_frame_ms=100, seconds=5, end="requested")
+    parts = [audit_parts.Part(1, 2, tmp_path / "one.tsv"),
+             audit_parts.Part(3, 4, tmp_path / "missing" / "two.tsv")]
+    with pytest.raises(RuntimeError, match=r"(?s)reader of 3\.\.4 exited with 1:.*FileNotFound"):
+        await audit_parts.read_in_processes(own_log.url, parts)
+
+
+async def test_an_empty_log_exports_empty_tables(own_log: EventLog) -> None:
+    con = duckdb.connect()
+    done = await audit.export(own_log, con, readers=2)
+    assert (done.events, done.last_seq) == (0, 0)
+    assert con.execute("SELECT count(*) FROM events").fetchone() == (0,)
+    assert con.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
 
 
 # ── export: the views ───────────────────────────────────────────────────────────
@@ -469,7 +574,7 @@ async def test_the_orgs_view_counts_every_session_a_group_admission_names(
     await assert_views_equal_the_models(event_log, con)
 
 
-def test_deliveries_view_shows_every_webhook_attempt() -> None:
+def test_deliveries_view_shows_every_webhook_attempt(tmp_path: Path) -> None:
     """Parsed the way the export parses the log (here from events made in memory)."""
     org, endpoint, sid = "org_w", "we_1", "sess_w"
     made = [
@@ -485,10 +590,12 @@ def test_deliveries_view_shows_every_webhook_attempt() -> None:
                                   at=T0 + timedelta(seconds=9), reason="gone")
     con = duckdb.connect()
     audit.create_schema(con)
-    loader = audit._Loader(con, chunk_rows=1000)
     events: list[Event] = [*made, disabled]
-    loader.stage(RawBatch(list(range(1, len(events) + 1)), [encode(e) for e in events]))
-    loader.finish()
+    part = audit_parts.Part(1, len(events), tmp_path / "part.tsv", events=len(events))
+    with part.path.open("wb") as out:
+        audit_parts.write(out, RawBatch(list(range(1, len(events) + 1)),
+                                        [encode(e) for e in events]))
+    audit.load_parts(con, [part])
     got = rows(con, "SELECT seq, type, endpoint_id, session_id, webhook_id, attempt, http_status, "
                     "outcome, error, epoch_us(next_attempt_at) AS retry, reason FROM deliveries "
                     "ORDER BY seq")
@@ -639,6 +746,20 @@ async def test_cli_export_writes_a_duckdb_file_with_a_progress_bar(
     assert statuses[outcomes.ids["failed"]] == "failed"
     assert statuses[outcomes.ids["running"]] == "running"
     assert not (tmp_path / "audit.duckdb.partial").exists()
+    assert not [p.name for p in tmp_path.iterdir() if p.name != "audit.duckdb"]  # no parts left
+
+    again = tmp_path / "again.duckdb"
+    done = cli("export", "--out", str(again), "--nats-url", nats_server.url, "--readers", "2",
+               "--progress")
+    assert done.returncode == 0, done.stderr
+    assert "2 readers" in done.stdout
+    assert "audit export [##############################] 100%" in done.stderr
+    con = duckdb.connect(str(again), read_only=True)
+    try:
+        assert dict(con.execute("SELECT session_id, status FROM sessions WHERE org_id = ?",
+                                [outcomes.org.org_id]).fetchall()) == statuses
+    finally:
+        con.close()
 
     report = cli("report", "--db", str(out))
     assert report.returncode == 0, report.stderr
@@ -648,7 +769,7 @@ async def test_cli_export_writes_a_duckdb_file_with_a_progress_bar(
 async def test_cli_report_replays_the_log_in_memory(
     nats_server: EmbeddedNats, outcomes: Outcomes
 ) -> None:
-    done = cli("report", "--nats-url", nats_server.url)
+    done = cli("report", "--nats-url", nats_server.url, "--readers", "2")
     assert done.returncode == 0, done.stderr
     for heading in ("Time to first frame", "Sessions by final status",
                     "Billable minutes by org and tier"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 from streams import subjects
@@ -83,3 +84,29 @@ async def test_a_slow_caller_still_gets_the_last_batch(event_log: EventLog) -> N
     async for batch in event_log.replay_raw(start, batch_size=1):
         got += batch.seqs  # no await between batches: the queue stays full
     assert got == list(range(start, end + 1))
+
+
+async def test_a_replay_only_connection_reads_the_same_without_parsing_headers(
+    event_log: EventLog,
+) -> None:
+    """The audit's reader processes connect with open_for_replay: same batches, while
+    the stored events' own headers (their Nats-Msg-Id) are dropped unparsed."""
+    await some_events(event_log, new_org(), 3)
+    end = await event_log.last_seq()
+    reader = await EventLog.open_for_replay(event_log.url)
+    try:
+        got = await batches(reader, 1, until=end, batch_size=5)
+        delivered: list[object] = []
+
+        async def keep(msg: object) -> None:
+            delivered.append(msg)
+
+        sub = await reader._ordered(subjects.ALL_EVENTS, end, keep)
+        while not delivered:
+            await asyncio.sleep(0.01)
+        await sub.unsubscribe()
+    finally:
+        await reader.close()
+    expected = await batches(event_log, 1, until=end, batch_size=5)
+    assert [(b.seqs, b.data) for b in got] == [(b.seqs, b.data) for b in expected]
+    assert delivered[0].headers is None  # type: ignore[attr-defined]
