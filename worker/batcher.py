@@ -11,7 +11,8 @@ A tick's batch is rendered as soon as as many sessions have submitted as did for
 previous tick, or ``grace`` seconds after its first submission (a session that joins or
 leaves costs one such wait). A frame asked for ahead of its tick (a session whose speech
 starts after silence runs that tick early, see ``worker.pipeline``) renders at once on
-its own: nobody else will join it. While a render is
+its own, on the worker's *onset thread*: nobody else will join it, and it must not wait
+behind a batch that is rendering (onsets are rare: once per utterance). While a render is
 running, batches that fall due wait; when it ends, only the newest waiting batch is
 rendered and older ones are dropped (their frames come back ``None``): a slow render
 drops frames, it never builds a backlog that would hold back the sessions' audio.
@@ -40,6 +41,7 @@ Item = TypeVar("Item")
 RenderMany = Callable[[Sequence[tuple[Item, FaceParams]]], list[np.ndarray]]
 
 _render_thread: Executor | None = None
+_onset_thread: Executor | None = None
 
 
 def render_thread() -> Executor:
@@ -50,13 +52,20 @@ def render_thread() -> Executor:
     return _render_thread
 
 
+def onset_thread() -> Executor:
+    """The worker's thread for frames asked for ahead of their tick (speech onsets)."""
+    global _onset_thread
+    if _onset_thread is None:
+        _onset_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onset")
+    return _onset_thread
+
+
 @dataclass
 class _Batch(Generic[Item]):
     tick: int
     entries: list[tuple[Item, FaceParams, asyncio.Future[np.ndarray | None]]] = field(
         default_factory=list)
     timer: asyncio.TimerHandle | None = None
-    ahead: bool = False  # asked for before its tick was due (speech onset)
 
 
 class FrameClock(Generic[Item]):
@@ -64,13 +73,15 @@ class FrameClock(Generic[Item]):
 
     def __init__(
         self, fps: int, render_many: RenderMany[Item], *, name: str = "", grace: float = 0.004,
-        executor: Executor | None = None, clock: Callable[[], float] = time.monotonic,
+        executor: Executor | None = None, onset_executor: Executor | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.period = 1.0 / fps
         self.render_many = render_many
         self.name = name
         self.grace = grace
         self.executor = executor
+        self.onset_executor = onset_executor
         self.clock = clock
         self.epoch = clock()
         self.renders = 0  # batched render calls made
@@ -79,6 +90,7 @@ class FrameClock(Generic[Item]):
         self._due: list[_Batch[Item]] = []
         self._submitted: dict[int, int] = {}  # frames asked for, per tick
         self._running: asyncio.Task[None] | None = None
+        self._onsets: set[asyncio.Task[None]] = set()  # frames rendering ahead of their tick
 
     def next_tick(self, now: float) -> int:
         """The first tick due at or after ``now``."""
@@ -91,17 +103,23 @@ class FrameClock(Generic[Item]):
         self, tick: int, item: Item, params: FaceParams, until: float,
     ) -> np.ndarray | None:
         """This session's frame for ``tick``, or ``None`` if it is not ready by ``until``."""
-        future: asyncio.Future[np.ndarray | None] = asyncio.get_running_loop().create_future()
-        batch = self._open.get(tick)
-        if batch is None:
-            batch = self._open[tick] = _Batch(tick)
-            batch.timer = asyncio.get_running_loop().call_later(self.grace, self._close, tick)
-        batch.entries.append((item, params, future))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[np.ndarray | None] = loop.create_future()
         self._submitted[tick] = self._submitted.get(tick, 0) + 1
-        expected = self._submitted.get(tick - 1, 0)  # the sessions of the tick before
-        batch.ahead = self.clock() < self.due_at(tick) - self.grace  # speech onset
-        if batch.ahead or (expected and self._submitted[tick] >= expected):
-            self._close(tick)
+        if self.clock() < self.due_at(tick) - self.grace:  # ahead of its tick: speech onset
+            onset = _Batch(tick, [(item, params, future)])
+            task = loop.create_task(self._render(onset, self.onset_executor or onset_thread()))
+            self._onsets.add(task)
+            task.add_done_callback(self._onsets.discard)
+        else:
+            batch = self._open.get(tick)
+            if batch is None:
+                batch = self._open[tick] = _Batch(tick)
+                batch.timer = loop.call_later(self.grace, self._close, tick)
+            batch.entries.append((item, params, future))
+            expected = self._submitted.get(tick - 1, 0)  # the sessions of the tick before
+            if expected and self._submitted[tick] >= expected:
+                self._close(tick)
         try:
             return await asyncio.wait_for(asyncio.shield(future), max(0.0, until - self.clock()))
         except TimeoutError:
@@ -123,20 +141,17 @@ class FrameClock(Generic[Item]):
         while self._due:
             batch, stale = self._due[-1], self._due[:-1]
             self._due.clear()
-            for old in stale:  # fell due while a render ran: too late to show…
-                if old.ahead:  # …unless it is the first frame of new speech: render it too
-                    batch.entries[:0] = old.entries
-                    continue
+            for old in stale:  # fell due while a render ran: too late to show
                 self.dropped += len(old.entries)
                 _resolve(old, None)
-            await self._render(batch)
+            await self._render(batch, self.executor or render_thread())
 
-    async def _render(self, batch: _Batch[Item]) -> None:
+    async def _render(self, batch: _Batch[Item], executor: Executor) -> None:
         items = [(item, params) for item, params, _ in batch.entries]
         started = time.perf_counter()
         try:
             frames = await asyncio.get_running_loop().run_in_executor(
-                self.executor or render_thread(), self.render_many, items)
+                executor, self.render_many, items)
         except Exception:
             log.exception("batched render failed", extra={"quality": self.name,
                                                           "batch": len(items)})
