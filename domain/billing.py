@@ -61,7 +61,7 @@ def credits_for(quality: Quality, billable_seconds: int) -> int:
     return minutes(billable_seconds) * minute_cost(quality)
 
 
-class UsageRecord(msgspec.Struct, frozen=True, kw_only=True):
+class UsageRecord(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     """The canonical usage of one session: what it is billed."""
 
     session_id: str
@@ -123,7 +123,7 @@ def month_bounds(month: Month) -> tuple[datetime, datetime]:
 # ── An org's credits in one month ───────────────────────────────────────────────
 
 
-class Credits(msgspec.Struct, frozen=True, kw_only=True):
+class Credits(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     """An org's credits for one calendar month, in millicredits."""
 
     month: Month
