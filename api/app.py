@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-import time
-
 from litestar import Litestar, Request
 from litestar.di import NamedDependency, Provide
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp
 
 from api import auth, metrics
 from api.controllers.avatars import AvatarsController
@@ -23,12 +20,11 @@ from api.requestid import request_id_middleware
 from api.services import Services
 from projections.orgs import Principal
 
-access_log = logging.getLogger("protoface.access")
-
 
 def create_app(services: Services) -> ASGIApp:
     """The ASGI app: Litestar inside the request-id middleware, so even a request
-    that matches no route gets an ``X-Request-Id`` and an envelope that carries it."""
+    that matches no route gets an ``X-Request-Id`` and an envelope that carries it
+    (the same middleware keeps the access log and the request timings)."""
     metrics.watch(services.sessions_model, services.capacity)
     return request_id_middleware(_litestar(services))
 
@@ -55,41 +51,9 @@ def _litestar(services: Services) -> Litestar:
             "principal": Provide(provide_principal),
         },
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
-        middleware=[_access_log_middleware],
         logging_config=None,
         openapi_config=None,
         request_max_body_size=services.settings.max_body_bytes,
         debug=False,
     )
-
-
-def _access_log_middleware(app: ASGIApp) -> ASGIApp:
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def capture(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await app(scope, receive, capture)
-        finally:
-            elapsed = time.perf_counter() - started
-            route = scope.get("path_template") or "unmatched"  # type: ignore[typeddict-item]
-            metrics.REQUEST_SECONDS.labels(scope["method"], route, str(status)).observe(elapsed)
-            if access_log.isEnabledFor(logging.INFO):
-                state = scope.get("state", {})
-                access_log.info("request", extra={
-                    "request_id": state.get("request_id"), "method": scope["method"],
-                    "path": scope["path"], "status": status, "ms": round(elapsed * 1000, 2),
-                })
-
-    return middleware
-
 

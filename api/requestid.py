@@ -1,26 +1,73 @@
-"""Assigns ``req_<ULID>`` to every request and echoes it as ``X-Request-Id``."""
+"""The one ASGI middleware around the whole app: assigns ``req_<ULID>`` to every
+request and echoes it as ``X-Request-Id``, and times each HTTP request for the
+access log and ``protoface_http_request_seconds``.
+
+It sits outside Litestar, so even a request that matches no route gets an id, and
+one wrapper does what two did: Litestar puts an extra exception-handling layer
+between a handler and any middleware of its own, and each layer wraps ``send``
+again (together ~5 % of a create's CPU).
+"""
 
 from __future__ import annotations
 
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+import logging
+import time
 
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client.metrics import Histogram
+
+from api import metrics
 from domain import ids
+
+access_log = logging.getLogger("protoface.access")
 
 
 def request_id_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
             await app(scope, receive, send)
             return
         request_id = ids.new_id(ids.REQUEST)
         scope.setdefault("state", {})["request_id"] = request_id  # type: ignore[typeddict-item]
         header = (b"x-request-id", request_id.encode())
+        status = 500
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 message["headers"] = [*message.get("headers", []), header]  # type: ignore[typeddict-unknown-key]
             await send(message)
 
-        await app(scope, receive, send_with_id)
+        if kind == "websocket":
+            await app(scope, receive, send_with_id)
+            return
+        started = time.perf_counter()
+        try:
+            await app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            # Set by Litestar's router on this same scope once the path matched a route.
+            route = scope.get("path_template") or "unmatched"  # type: ignore[typeddict-item]
+            _timer(scope["method"], route, status).observe(elapsed)
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info("request", extra={
+                    "request_id": request_id, "method": scope["method"],
+                    "path": scope["path"], "status": status, "ms": round(elapsed * 1000, 2),
+                })
 
     return middleware
+
+
+# The histogram's child per (method, route, status): ``labels()`` validates and locks
+# on every call. Routes are templates and statuses few, so this stays small.
+_timers: dict[tuple[str, str, int], Histogram] = {}
+
+
+def _timer(method: str, route: str, status: int) -> Histogram:
+    timer = _timers.get((method, route, status))
+    if timer is None:
+        timer = _timers[method, route, status] = metrics.REQUEST_SECONDS.labels(
+            method, route, str(status))
+    return timer

@@ -26,7 +26,7 @@ from domain.errors import CONFLICT, INVALID, NOT_FOUND, QUOTA, Rejected
 from domain.plans import Plan
 
 
-class StockAvatar(msgspec.Struct, frozen=True, kw_only=True):
+class StockAvatar(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     id: str
     name: str
     default_voice: str | None = None
@@ -52,14 +52,14 @@ MAX_NAME_LENGTH: Final = 200
 # ── Events: the storage format. Versioned by type name; new fields get defaults. ──
 
 
-class AvatarEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+class AvatarEvent(msgspec.Struct, gc=False, frozen=True, kw_only=True, tag_field="type"):
     id: str  # the event id (``evt_…``); also the JetStream Nats-Msg-Id
     avatar_id: str
     org_id: str
     at: datetime
 
 
-class SourceImage(msgspec.Struct, frozen=True, kw_only=True):
+class SourceImage(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     """Where the uploaded portrait is stored, and what it is."""
 
     key: str
@@ -99,7 +99,7 @@ Event = AvatarCreated | AvatarBuilt | AvatarFailed | AvatarDeleted
 # ── Fold ────────────────────────────────────────────────────────────────────────
 
 
-class Avatar(msgspec.Struct, frozen=True, kw_only=True):
+class Avatar(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     """A custom avatar's state: a plain value, rebuilt by folding its events."""
 
     id: str
@@ -156,7 +156,7 @@ def fold(events: Iterable[object], state: Avatar | None = None) -> Avatar | None
 # ── Commands and decisions ──────────────────────────────────────────────────────
 
 
-class Command(msgspec.Struct, frozen=True, kw_only=True):
+class Command(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     avatar_id: str
     org_id: str
     now: datetime

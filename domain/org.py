@@ -24,7 +24,7 @@ from domain.plans import PLANS, Plan
 # ── Events: the storage format ──────────────────────────────────────────────────
 
 
-class OrgEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+class OrgEvent(msgspec.Struct, gc=False, frozen=True, kw_only=True, tag_field="type"):
     id: str
     org_id: str
     at: datetime
@@ -83,7 +83,7 @@ MAX_GROUP = 256
 # ── Fold ────────────────────────────────────────────────────────────────────────
 
 
-class ApiKey(msgspec.Struct, frozen=True):
+class ApiKey(msgspec.Struct, gc=False, frozen=True):
     key_id: str
     key_hash: str
     key_hint: str
@@ -91,7 +91,7 @@ class ApiKey(msgspec.Struct, frozen=True):
     revoked: bool = False
 
 
-class Org(msgspec.Struct, frozen=True, kw_only=True):
+class Org(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     id: str
     name: str
     plan: str
@@ -129,14 +129,14 @@ def evolve(state: Org | None, event: Event) -> Org | None:
 # ── Commands and decisions ──────────────────────────────────────────────────────
 
 
-class CreateOrg(msgspec.Struct, frozen=True, kw_only=True):
+class CreateOrg(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     org_id: str
     name: str
     plan: str
     now: datetime
 
 
-class CreateApiKey(msgspec.Struct, frozen=True, kw_only=True):
+class CreateApiKey(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     org_id: str
     key_id: str
     key_hash: str
@@ -144,13 +144,13 @@ class CreateApiKey(msgspec.Struct, frozen=True, kw_only=True):
     now: datetime
 
 
-class ChangePlan(msgspec.Struct, frozen=True, kw_only=True):
+class ChangePlan(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     org_id: str
     plan: str
     now: datetime
 
 
-class GrantCredits(msgspec.Struct, frozen=True, kw_only=True):
+class GrantCredits(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     org_id: str
     credits: int
     now: datetime

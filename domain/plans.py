@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 
-class Plan(msgspec.Struct, frozen=True, kw_only=True):
+class Plan(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     key: str
     name: str
     monthly_price_cents: int

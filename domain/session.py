@@ -51,7 +51,9 @@ EndReason = Literal[
 # ── Transports, as stored ───────────────────────────────────────────────────────
 
 
-class LiveKitTransport(msgspec.Struct, frozen=True, kw_only=True, tag="livekit", tag_field="type"):
+class LiveKitTransport(
+    msgspec.Struct, gc=False, frozen=True, kw_only=True, tag="livekit", tag_field="type"
+):
     """A customer's LiveKit room. ``worker_token_sealed`` is AEAD-sealed, never clear text."""
 
     url: str
@@ -63,7 +65,9 @@ class LiveKitTransport(msgspec.Struct, frozen=True, kw_only=True, tag="livekit",
     synthetic_audio_if_no_input: bool = False
 
 
-class PipecatTransport(msgspec.Struct, frozen=True, kw_only=True, tag="pipecat", tag_field="type"):
+class PipecatTransport(
+    msgspec.Struct, gc=False, frozen=True, kw_only=True, tag="pipecat", tag_field="type"
+):
     """Our hosted media WebSocket (``POST /v1/pipecat/sessions``)."""
 
     relay_mode: Literal["websocket"] = "websocket"
@@ -74,7 +78,7 @@ class PipecatTransport(msgspec.Struct, frozen=True, kw_only=True, tag="pipecat",
 Transport = LiveKitTransport | PipecatTransport
 
 
-class Failure(msgspec.Struct, frozen=True):
+class Failure(msgspec.Struct, gc=False, frozen=True):
     code: str
     message: str
 
@@ -82,7 +86,7 @@ class Failure(msgspec.Struct, frozen=True):
 # ── Events: the storage format. Versioned by type name; new fields get defaults. ──
 
 
-class SessionEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+class SessionEvent(msgspec.Struct, gc=False, frozen=True, kw_only=True, tag_field="type"):
     id: str  # the event id (``evt_…``); also the JetStream Nats-Msg-Id
     session_id: str
     org_id: str
@@ -146,7 +150,7 @@ Event = (
 # ── Fold ────────────────────────────────────────────────────────────────────────
 
 
-class Session(msgspec.Struct, frozen=True, kw_only=True):
+class Session(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     """A session's state: a plain value, rebuilt by folding its events."""
 
     id: str
@@ -227,7 +231,7 @@ def fold(events: list[Event], state: Session | None = None) -> Session | None:
 # ── Commands and decisions ──────────────────────────────────────────────────────
 
 
-class Command(msgspec.Struct, frozen=True, kw_only=True):
+class Command(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     session_id: str
     now: datetime
 

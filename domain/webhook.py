@@ -58,7 +58,7 @@ def webhook_id(source_event_id: str) -> str:
 # ── Events: the storage format ──────────────────────────────────────────────────
 
 
-class WebhookEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+class WebhookEvent(msgspec.Struct, gc=False, frozen=True, kw_only=True, tag_field="type"):
     id: str
     org_id: str
     endpoint_id: str
@@ -97,7 +97,7 @@ Event = EndpointCreated | EndpointDisabled | EndpointDeleted | DeliveryAttempted
 # ── Fold ────────────────────────────────────────────────────────────────────────
 
 
-class Endpoint(msgspec.Struct, frozen=True, kw_only=True):
+class Endpoint(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     id: str
     org_id: str
     url: str
@@ -141,7 +141,7 @@ def evolve(state: Endpoint | None, event: Event) -> Endpoint | None:
 # ── Commands and decisions ──────────────────────────────────────────────────────
 
 
-class CreateEndpoint(msgspec.Struct, frozen=True, kw_only=True):
+class CreateEndpoint(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     org_id: str
     endpoint_id: str
     url: str
@@ -150,7 +150,7 @@ class CreateEndpoint(msgspec.Struct, frozen=True, kw_only=True):
     now: datetime
 
 
-class DeleteEndpoint(msgspec.Struct, frozen=True, kw_only=True):
+class DeleteEndpoint(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     org_id: str
     endpoint_id: str
     now: datetime
@@ -182,7 +182,7 @@ def decide(command: Command, state: Endpoint | None, new_id: Callable[[], str]) 
     raise TypeError(f"not a webhook command: {command!r}")  # pragma: no cover
 
 
-class Delivery(msgspec.Struct, frozen=True, kw_only=True):
+class Delivery(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     """One source event on its way to one endpoint."""
 
     webhook_id: str

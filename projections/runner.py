@@ -129,11 +129,22 @@ class Projector:
     async def wait_for(self, seq: int, timeout: float = 5.0) -> None:
         if seq <= self.last_seq:
             return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
         heapq.heappush(self._waiters, (seq, next(self._tie), future))
+        # One timer on the future itself, not ``asyncio.wait_for`` (a second future and
+        # an extra turn of the loop before the waiter wakes): every write waits here.
+        timer = loop.call_later(timeout, _expire, future)
         try:
-            await asyncio.wait_for(future, timeout)
+            await future
         except TimeoutError:
             # The feed stopped (the log is unreachable or restarting): callers answer
             # 503 and the client retries, rather than a 500 for a bare timeout.
             raise LogUnavailable(f"projection did not reach sequence {seq} in {timeout}s") from None
+        finally:
+            timer.cancel()
+
+
+def _expire(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
