@@ -9,10 +9,11 @@ pacing), and hands each pipeline its frame.
 
 A tick's batch is rendered as soon as as many sessions have submitted as did for the
 previous tick, or ``grace`` seconds after its first submission (a session that joins or
-leaves costs one such wait). A frame asked for ahead of its tick (a session whose speech
-starts after silence runs that tick early, see ``worker.pipeline``) renders at once on
-its own, on the worker's *onset thread*: nobody else will join it, and it must not wait
-behind a batch that is rendering (onsets are rare: once per utterance). While a render is
+leaves costs one such wait). A session's first frame of speech after silence (its
+*onset* frame, often asked for ahead of its tick, see ``worker.pipeline``) renders at
+once on its own, on the worker's *onset thread*: it is the frame a listener waits for,
+and it must not wait for a batch or behind one that is rendering (onsets are rare: once
+per utterance). While a render is
 running, batches that fall due wait; when it ends, only the newest waiting batch is
 rendered and older ones are dropped (their frames come back ``None``): a slow render
 drops frames, it never builds a backlog that would hold back the sessions' audio.
@@ -100,13 +101,14 @@ class FrameClock(Generic[Item]):
         return self.epoch + tick * self.period
 
     async def frame(
-        self, tick: int, item: Item, params: FaceParams, until: float,
+        self, tick: int, item: Item, params: FaceParams, until: float, *, onset: bool = False,
     ) -> np.ndarray | None:
-        """This session's frame for ``tick``, or ``None`` if it is not ready by ``until``."""
+        """This session's frame for ``tick``, or ``None`` if it is not ready by ``until``;
+        an ``onset`` frame is rendered at once, on its own."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[np.ndarray | None] = loop.create_future()
         self._submitted[tick] = self._submitted.get(tick, 0) + 1
-        if self.clock() < self.due_at(tick) - self.grace:  # ahead of its tick: speech onset
+        if onset:
             onset = _Batch(tick, [(item, params, future)])
             task = loop.create_task(self._render(onset, self.onset_executor or onset_thread()))
             self._onsets.add(task)
@@ -198,7 +200,8 @@ class SharedRenderer(Generic[Item]):
         self._first_tick = self.frame_clock.next_tick(now)
         return self.frame_clock.due_at(self._first_tick)
 
-    async def frame(self, index: int, params: FaceParams, until: float) -> np.ndarray | None:
+    async def frame(self, index: int, params: FaceParams, until: float, *,
+                    onset: bool = False) -> np.ndarray | None:
         item = self._item
         if isinstance(item, asyncio.Future):
             try:
@@ -208,7 +211,8 @@ class SharedRenderer(Generic[Item]):
                 return None  # still preparing the avatar
             self._item = item
         ready = cast(Item, item)  # a Future was awaited above
-        return await self.frame_clock.frame(self._first_tick + index, ready, params, until)
+        return await self.frame_clock.frame(self._first_tick + index, ready, params, until,
+                                            onset=onset)
 
     @property
     def item(self) -> Item:

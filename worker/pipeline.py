@@ -59,8 +59,10 @@ class SharedRenderer(Protocol):
         """When tick 0 is due: ticks must fall on the grid the other sessions share."""
         ...
 
-    async def frame(self, index: int, params: FaceParams, until: float) -> np.ndarray | None:
-        """Tick ``index``'s frame, or ``None`` if it is not rendered by ``until``."""
+    async def frame(self, index: int, params: FaceParams, until: float, *,
+                    onset: bool = False) -> np.ndarray | None:
+        """Tick ``index``'s frame, or ``None`` if it is not rendered by ``until``; the first
+        frame of speech after silence (``onset``) is rendered at once, not in a batch."""
         ...
 
 
@@ -148,7 +150,8 @@ class Pipeline:
         period after its audio arrived. So an idle session runs its tick as soon as a whole
         frame of speech is queued (never on part of one: that would pad the audio with a
         gap); that frame and its audio just leave early, and the next tick is back on the
-        grid, so batching across sessions and the A/V pairing are unchanged.
+        grid, so batching across sessions and the A/V pairing are unchanged. (The onset
+        frame, early or not, renders on its own: ``FrameClock.frame``.)
         """
         while (delay := deadline - self.clock()) > 0:
             if not (may_lead and self._idle):
@@ -162,11 +165,11 @@ class Pipeline:
     async def _tick(self, index: int, late: bool, until: float) -> None:
         """One tick: its audio always goes out; its frame only if rendered by ``until``."""
         chunk, spoken = self.speech.take(self.tier.samples_per_frame)
-        self._idle = spoken == 0
+        onset, self._idle = self._idle and spoken > 0, spoken == 0
         params = self.face.step(chunk, self.speech.peek(self.face.lookahead_samples))
         frame = None
         if not late:
-            frame = await self._render(index, params, until)
+            frame = await self._render(index, params, until, onset)
         if frame is None:
             metrics.LATE_FRAMES.labels(self.tier.name).inc()
         await self.transport.send(FrameOut(
@@ -178,9 +181,11 @@ class Pipeline:
                 self.first_frame_at = self.clock()
                 self.first_frame.set()
 
-    async def _render(self, index: int, params: FaceParams, until: float) -> np.ndarray | None:
+    async def _render(
+        self, index: int, params: FaceParams, until: float, onset: bool,
+    ) -> np.ndarray | None:
         if isinstance(self.renderer, SharedRenderer):
-            return await self.renderer.frame(index, params, until)
+            return await self.renderer.frame(index, params, until, onset=onset)
         started = time.perf_counter()
         frame = self.renderer.render([params])[0]
         metrics.RENDER_SECONDS.labels(self.tier.name).observe(time.perf_counter() - started)

@@ -226,7 +226,7 @@ async def test_less_than_a_frame_of_speech_waits_for_the_tick() -> None:
     assert grid_phase_ms(clock, speaker.sent_at[first]) < 20
 
 
-async def test_a_frame_asked_ahead_of_its_tick_does_not_wait_behind_a_slow_render() -> None:
+async def test_an_onset_frame_does_not_wait_behind_a_slow_render() -> None:
     slow = MockRenderer(256, 256)
 
     def render(items: Sequence[tuple[MockRenderer, FaceParams]]) -> list[np.ndarray]:
@@ -242,9 +242,9 @@ async def test_a_frame_asked_ahead_of_its_tick_does_not_wait_behind_a_slow_rende
     regular = asyncio.create_task(clock.frame(tick, slow, params, until))
     await asyncio.sleep(0.01)  # that batch is rendering now
     # Given a tick's batch still rendering, when a session whose speech just started asks
-    # for a frame ahead of its tick, then it is rendered at once, not after that batch.
+    # for its onset frame, then it is rendered at once, not after that batch.
     asked = time.monotonic()
-    onset = await clock.frame(tick + 2, MockRenderer(256, 256), params, until)
+    onset = await clock.frame(tick + 1, MockRenderer(256, 256), params, until, onset=True)
     assert onset is not None and time.monotonic() - asked < 0.08
     assert not regular.done()
     assert await regular is not None
