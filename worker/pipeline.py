@@ -148,8 +148,11 @@ class Pipeline:
 
         Waiting on the grid would show the first lip-synced frame up to a whole frame
         period after its audio arrived. So an idle session runs its tick as soon as a whole
-        frame of speech is queued (never on part of one: that would pad the audio with a
-        gap); that frame and its audio just leave early, and the next tick is back on the
+        frame of speech and the face driver's lookahead are queued: speech that comes
+        faster than real time, as TTS does. Speech paced in real time (20 ms chunks from a
+        live track) never gets that far ahead between two ticks, and must not lead: the
+        tick after an early one would find part of a frame and pad the audio with a gap.
+        That frame and its audio just leave early, and the next tick is back on the
         grid, so batching across sessions and the A/V pairing are unchanged. (The onset
         frame, early or not, renders on its own: ``FrameClock.frame``.)
         """
@@ -157,7 +160,7 @@ class Pipeline:
             if not (may_lead and self._idle):
                 await asyncio.sleep(delay)
                 return
-            if self.speech.buffered >= self.tier.samples_per_frame:
+            if self.speech.buffered >= self.tier.samples_per_frame + self.face.lookahead_samples:
                 metrics.ONSET_TICKS.labels(self.tier.name).inc()
                 return
             await self.speech.arrival(delay)

@@ -217,10 +217,11 @@ async def test_speech_after_silence_is_shown_at_once_not_at_the_next_tick() -> N
     assert render.batches[-6:-1].count(2) >= 3
 
 
-async def test_less_than_a_frame_of_speech_waits_for_the_tick() -> None:
-    _, speaker, spoke, clock, _ = await onset_run(np.full(320, 6_000, np.int16))  # 20 ms
-    # Given an idle session, when only half a frame of speech arrives, then it goes out on
-    # the next tick (leaving early would pad the audio with a gap).
+async def test_speech_no_faster_than_real_time_waits_for_the_tick() -> None:
+    _, speaker, spoke, clock, _ = await onset_run(np.full(640, 6_000, np.int16))  # 40 ms
+    # Given an idle session, when speech arrives no faster than real time (one frame's
+    # worth, no lookahead), then it goes out on the next tick: leading would leave the
+    # tick after it short of speech, and pad the audio with a gap.
     first = next(i for i, f in enumerate(speaker.frames) if f.audio.any())
     assert speaker.sent_at[first] - spoke > 0.025
     assert grid_phase_ms(clock, speaker.sent_at[first]) < 20
