@@ -85,6 +85,7 @@ class Pipeline:
         self.closed = asyncio.Event()
         self.draining = False
         self._idle = True  # the last tick carried no speech
+        self._held = False  # the last tick held back the start of speech (see _take)
 
     # ── Inbound ─────────────────────────────────────────────────────────────────
 
@@ -167,7 +168,7 @@ class Pipeline:
 
     async def _tick(self, index: int, late: bool, until: float) -> None:
         """One tick: its audio always goes out; its frame only if rendered by ``until``."""
-        chunk, spoken = self.speech.take(self.tier.samples_per_frame)
+        chunk, spoken = self._take()
         onset, self._idle = self._idle and spoken > 0, spoken == 0
         params = self.face.step(chunk, self.speech.peek(self.face.lookahead_samples))
         frame = None
@@ -183,6 +184,22 @@ class Pipeline:
             if self.first_frame_at is None:
                 self.first_frame_at = self.clock()
                 self.first_frame.set()
+
+    def _take(self) -> tuple[np.ndarray, int]:
+        """This tick's frame of speech, and how many samples of it were queued speech.
+
+        Speech paced in real time (20 ms chunks from a live track) starts anywhere inside
+        a tick: taking the part of a frame that has arrived would pad it with zeros, a gap
+        just after the first syllable begins. So an idle session holds a part-frame back
+        for one tick (that tick is silence, as it would have been) and then plays the
+        speech whole, from the start of a frame, where the mouth opens with it.
+        """
+        n = self.tier.samples_per_frame
+        if self._idle and not self._held and 0 < self.speech.buffered < n:
+            self._held = True
+            return np.zeros(n, dtype=np.int16), 0
+        self._held = False
+        return self.speech.take(n)
 
     async def _render(
         self, index: int, params: FaceParams, until: float, onset: bool,

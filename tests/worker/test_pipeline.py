@@ -127,3 +127,29 @@ async def test_the_mouth_starts_to_open_one_frame_before_the_sound_it_sees_ahead
     assert mouth_darkness(before, renderer) > 0  # the queue's lookahead reached the driver
     assert all(f.frame is None or mouth_darkness(f.frame, renderer) == 0
                for f in transport.frames[: sound - 1])
+
+
+async def test_speech_paced_in_real_time_after_silence_plays_without_a_gap() -> None:
+    transport = MemoryTransport()
+    utterance = np.full(16_000 // 2, 4_000, np.int16)  # 500 ms, no zero sample in it
+
+    async def speak_in_real_time() -> None:
+        while len(transport.frames) < 5:  # silence first, then a tick goes out…
+            await asyncio.sleep(0.001)
+        loop = asyncio.get_running_loop()
+        begin = loop.time() + 0.025  # …and 20 ms chunks start in its second half
+        for n, start in enumerate(range(0, utterance.size, 320)):
+            await asyncio.sleep(max(0.0, begin + n * 0.02 - loop.time()))
+            await transport.incoming.put(SpeechIn(utterance[start : start + 320]))
+
+    talking = asyncio.create_task(speak_in_real_time())
+    await run_pipeline(transport, 1.2)
+    await talking
+    # Given an idle session, when speech arrives in real time and its start falls inside a
+    # tick, then that tick stays silent rather than padding the speech's first part with
+    # zeros: the utterance plays whole, without a gap, from the start of a frame.
+    played = np.concatenate([f.audio for f in transport.frames])
+    spoken = np.flatnonzero(played)
+    assert spoken.size == utterance.size
+    assert spoken[-1] - spoken[0] == utterance.size - 1
+    assert spoken[0] % 640 == 0
