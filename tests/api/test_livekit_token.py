@@ -116,3 +116,13 @@ def test_a_token_that_is_not_a_jws_of_well_typed_claims_is_malformed(
     token: Callable[[], str]
 ) -> None:
     assert refusal(token()) == "worker_token_malformed"
+
+
+def test_the_grants_read_default_exactly_as_livekit_apis_own() -> None:
+    # Given livekit-api's VideoGrants (what a LiveKit server means by each grant), when
+    # a claim is absent, then our reading of it defaults to the same value.
+    from livekit.api import VideoGrants
+
+    theirs, ours = VideoGrants(), livekit_token._VideoGrants()
+    for field in ("room_join", "room", "can_publish", "can_publish_sources"):
+        assert getattr(ours, field) == getattr(theirs, field), field
