@@ -192,7 +192,10 @@ class Pipeline:
         a tick: taking the part of a frame that has arrived would pad it with zeros, a gap
         just after the first syllable begins. So an idle session holds a part-frame back
         for one tick (that tick is silence, as it would have been) and then plays the
-        speech whole, from the start of a frame, where the mouth opens with it.
+        speech whole, from the start of a frame, where the mouth opens with it. Holding
+        until a frame and a half is queued would also give slack for a late chunk, but it
+        measured ~18 ms more latency to the open mouth (``bench/first_frame.py``, p50
+        44 → 63 ms), and the first lip-synced frame must come within 60 ms.
         """
         n = self.tier.samples_per_frame
         if self._idle and not self._held and 0 < self.speech.buffered < n:
