@@ -54,7 +54,7 @@ def render_thread() -> Executor:
 
 
 def onset_thread() -> Executor:
-    """The worker's thread for frames asked for ahead of their tick (speech onsets)."""
+    """The worker's thread for onset frames (the first frame of speech after silence)."""
     global _onset_thread
     if _onset_thread is None:
         _onset_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onset")
@@ -91,7 +91,7 @@ class FrameClock(Generic[Item]):
         self._due: list[_Batch[Item]] = []
         self._submitted: dict[int, int] = {}  # frames asked for, per tick
         self._running: asyncio.Task[None] | None = None
-        self._onsets: set[asyncio.Task[None]] = set()  # frames rendering ahead of their tick
+        self._onsets: set[asyncio.Task[None]] = set()  # onset frames rendering alone
 
     def next_tick(self, now: float) -> int:
         """The first tick due at or after ``now``."""
@@ -109,8 +109,8 @@ class FrameClock(Generic[Item]):
         future: asyncio.Future[np.ndarray | None] = loop.create_future()
         self._submitted[tick] = self._submitted.get(tick, 0) + 1
         if onset:
-            onset = _Batch(tick, [(item, params, future)])
-            task = loop.create_task(self._render(onset, self.onset_executor or onset_thread()))
+            alone = _Batch(tick, [(item, params, future)])
+            task = loop.create_task(self._render(alone, self.onset_executor or onset_thread()))
             self._onsets.add(task)
             task.add_done_callback(self._onsets.discard)
         else:
