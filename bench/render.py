@@ -47,7 +47,7 @@ from worker.render_mock import MockRenderer
 from worker.render_torch import AvatarModel, TierModel, configure_threads
 from worker.rig import STOCK_PORTRAITS, stock_asset
 from worker.tiers import TIERS, Tier
-from worker.transport import Closed, FrameOut, Inbound, Playback, SpeechIn
+from worker.transport import Closed, FrameOut, Inbound, Playback, SpeechIn, until_closed
 
 TARGETS = {"lite": 20, "standard": 8, "pro": 2}
 STEPS = {"lite": (12, 16, 20, 24, 28, 32), "standard": (4, 6, 8, 10, 12),
@@ -107,11 +107,8 @@ class Sink:
         return None
 
     async def inbound(self) -> AsyncIterator[Inbound]:
-        while True:
-            item = await self.incoming.get()
+        async for item in until_closed(self.incoming):
             yield item
-            if isinstance(item, Closed):
-                return
 
     async def ready(self, info: dict[str, object]) -> None:
         return None

@@ -23,7 +23,7 @@ from worker.audio import MODEL_RATE
 from worker.livekit_avatar import AUDIO_STREAM_TOPIC, RPC_CLEAR_BUFFER, AvatarAudioReceiver
 from worker.livekit_sender import is_sender, wanted_sender
 from worker.livekit_track import track_speech
-from worker.transport import Closed, FrameOut, Inbound, Playback, TransportError
+from worker.transport import Closed, FrameOut, Inbound, Playback, TransportError, until_closed
 
 log = logging.getLogger("protoface.worker.livekit")
 
@@ -104,11 +104,8 @@ class LiveKitTransportAdapter:
             self._spawn(self._synthetic_until_someone_speaks())
 
     async def inbound(self) -> AsyncIterator[Inbound]:
-        while True:
-            item = await self._inbox.get()
+        async for item in until_closed(self._inbox):
             yield item
-            if isinstance(item, Closed):
-                return
 
     async def ready(self, info: dict[str, object]) -> None:
         width, height = int(info["width"]), int(info["height"])  # type: ignore[call-overload]

@@ -6,6 +6,7 @@ both implement it; they only translate between their wire and these types.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -54,6 +55,15 @@ class Rejected:
 
 
 Inbound = SpeechIn | Flush | Interrupt | Closed | Rejected
+
+
+async def until_closed(inbox: asyncio.Queue[Inbound]) -> AsyncIterator[Inbound]:
+    """A transport's inbox as its ``inbound()``: every item, ending with the ``Closed``."""
+    while True:
+        item = await inbox.get()
+        yield item
+        if isinstance(item, Closed):
+            return
 
 
 @dataclass(frozen=True, slots=True)

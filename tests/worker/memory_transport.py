@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from worker.transport import Closed, FrameOut, Inbound, Playback
+from worker.transport import FrameOut, Inbound, Playback, until_closed
 
 
 class MemoryTransport:
@@ -23,11 +23,8 @@ class MemoryTransport:
         return None
 
     async def inbound(self) -> AsyncIterator[Inbound]:
-        while True:
-            item = await self.incoming.get()
+        async for item in until_closed(self.incoming):
             yield item
-            if isinstance(item, Closed):
-                return
 
     async def ready(self, info: dict[str, object]) -> None:
         self.ready_info = info
