@@ -172,7 +172,7 @@ class EventLog:
     async def connect(
         cls, url: str, *, name: str = "protoface", timeout: float = 2.0, replicas: int | None = None
     ) -> EventLog:
-        log = await cls._open(Client(), url, name, timeout)
+        log = await cls._open(_Client(), url, name, timeout)
         await log.ensure_stream(replicas)
         return log
 
@@ -451,7 +451,23 @@ class EventLog:
         return True
 
 
-class _ReplayClient(Client):
+class _Client(Client):
+    """nats-py's client, with one fix: a PONG whose waiting ``flush()`` was cancelled
+    or timed out is counted and dropped. nats-py 2.16 calls ``set_result`` on that
+    cancelled future: ``InvalidStateError`` stops the read loop, and from then on no
+    reply, ack or delivery reaches this process (a client hanging up on the relay
+    mid-signal did this to the API's one connection)."""
+
+    async def _process_pong(self) -> None:
+        if self._pongs:
+            waiting = self._pongs.pop(0)  # PONGs answer PINGs in order
+            if not waiting.done():
+                waiting.set_result(True)
+            self._pongs_received += 1
+            self._pings_outstanding = 0
+
+
+class _ReplayClient(_Client):
     """nats-py's client, except that the headers of a stored event delivered by a
     consumer (a ``$JS.ACK.`` reply subject) are dropped unparsed: a replay never reads
     them (each event's ``Nats-Msg-Id``), and nats-py parses every header block in

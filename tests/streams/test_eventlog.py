@@ -501,6 +501,25 @@ async def test_append_raises_log_unavailable_promptly_and_recovers_after_restart
         await _close(log)
 
 
+async def test_a_cancelled_flush_leaves_the_connection_working(
+    nats_server: EmbeddedNats,
+) -> None:
+    # A caller cancelled while it waits in ``flush()`` (the relay, when its client
+    # hangs up mid-signal) leaves a cancelled future for a PONG that still arrives.
+    log = await EventLog.connect(nats_server.url, name="cancelled-flush", timeout=2.0)
+    try:
+        for _ in range(3):
+            flushing = asyncio.create_task(log.nc.flush())
+            await asyncio.sleep(0)  # its PING is sent; the PONG is not read yet
+            flushing.cancel()
+        await asyncio.sleep(0.2)  # the PONGs arrive
+        org, sid = new_org(), new_session()
+        assert await log.append(creation(org, sid)) > 0
+        await log.nc.flush(timeout=2)
+    finally:
+        await _close(log)
+
+
 async def test_restart_keeps_every_acknowledged_event(private_nats: EmbeddedNats) -> None:
     log = await EventLog.connect(private_nats.url, name="crash-test", timeout=0.5)
     try:
