@@ -28,16 +28,14 @@ from functools import cache
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from worker import render_kernel
 from worker.features import FaceParams
 from worker.rig import Landmarks, landmarks, load_asset, portrait_rgb
 from worker.tiers import Tier
 
 FACE_CENTRE_Y = 0.45  # the face box's centre, as a share of the frame height
 FACE_SHARE = 0.40  # face box height / frame height, every tier
-TEETH = (228.0, 222.0, 208.0)
-LASHES = (34.0, 24.0, 22.0)
 BASIS = ("open", "round", "press", "gaze_x", "gaze_y", "yaw", "pitch", "roll")
 OPEN, ROUND, PRESS, GAZE_X, GAZE_Y, YAW, PITCH, ROLL = range(len(BASIS))
 
@@ -125,6 +123,10 @@ class AvatarModel:
         self.features = _features(marks, scale, tx - geo.x0, ty - geo.y0, geo)
         self.source = _source(self.background.numpy(), geo)  # [3, Hs, Ws] float32
         self.fields = _fields(self.features, geo)
+        f = self.fields
+        self.warp: render_kernel.Warp = (
+            self.source, [f.head, f.roll, f.open, f.round, f.press, f.gaze],
+            [*f.head_scale, *f.gaze_scale], f.slack)
 
 
 def _place(rgb: np.ndarray, scale: float, tx: float, ty: float, geo: Geometry) -> np.ndarray:
@@ -295,152 +297,72 @@ class TierModel:
         groups = _groups(items)
         order = [i for rows in groups.values() for i in rows]  # frames of one avatar together
         ordered = [items[i] for i in order]
-        coef = torch.tensor([coefficients(p) for _, p in ordered], dtype=torch.float32)
-        rh, rw = self.geo.region
+        coef = [coefficients(p) for _, p in ordered]
         # Where the head carries the lips (whole rows: the mouth fields are shifted by it).
         lips_at = [(a.features.mx, a.features.my + round(head_offset(a.fields, p, a.features.mx,
                                                                      a.features.my)[1]))
                    for a, p in ordered]
-        views: list[torch.Tensor] = []  # each frame's warped region, [3, rh, rw]
-        warps, start = [], 0
-        for avatar, rows in groups.items():  # one field blend and one warp per distinct avatar
-            end = start + len(rows)
-            grid = torch.empty(end - start, rh, rw, 2)
-            shifts = [round(y - avatar.features.my) for _, y in lips_at[start:end]]
-            self._grid(avatar.fields, coef[start:end], shifts, grid)
-            # The frames of one avatar share its source: stack their grids along the
-            # height and warp them in one call, without copying the source per frame.
-            warped = F.grid_sample(avatar.source[None], grid.view(1, -1, rw, 2), mode="bilinear",
-                                   padding_mode="border", align_corners=False)
-            warps.append((start, end, warped.view(3, end - start, rh, rw).transpose(0, 1)))
-            views.extend(warps[-1][2].unbind(0))
-            start = end
-        opening = coef[:, OPEN].tolist()
-        self._shade_mouths(views, [(j, ordered[j][0], lips_at[j], opening[j],
-                                     ordered[j][1].lip_round)
-                                    for j in range(len(ordered)) if opening[j] > 0])
-        self._shade_lids(views, [(j, a, p) for j, (a, p) in enumerate(ordered) if p.blink > 0])
-        out = torch.stack([a.background for a, _ in ordered])
+        mouths, mouth_at = self._mouths(ordered, lips_at, [c[OPEN] for c in coef])
+        lids, lid_at = self._lids(ordered)
         g = self.geo
-        # Every colour is a blend of portrait pixels and shades within 0…255, offset by
-        # +0.5: the conversion's truncation rounds, and no clamp is needed.
-        for first, last, region in warps:  # pasted group by group: no concatenation
-            out[first:last, g.y0 : g.y1, g.x0 : g.x1].copy_(region.permute(0, 2, 3, 1))
+        out = render_kernel.render(
+            self.base, [a.warp for a in groups], [len(rows) for rows in groups.values()],
+            torch.tensor(coef, dtype=torch.float32),
+            [round(y - a.features.my) for (a, _), (_, y) in zip(ordered, lips_at, strict=True)],
+            [g.mouth[0], g.eyes[0], g.eyes[1]], [a.background for a, _ in ordered],
+            mouths, mouth_at, list(self._patch_uv), lids, lid_at, list(self._eye_uv),
+            [g.y0, g.y1, g.x0, g.x1],
+        )
         frames: list[torch.Tensor] = [out[0]] * len(items)
         for j, i in enumerate(order):
             frames[i] = out[j]
         return frames
 
-    def _grid(self, f: Fields, c: torch.Tensor, shifts: list[int], out: torch.Tensor) -> None:
-        """Base grid plus each field times its coefficient, written into ``out``.
+    def _mouths(self, ordered: Sequence[tuple[AvatarModel, FaceParams]],
+                lips_at: list[tuple[float, float]], opening: list[float],
+                ) -> tuple[torch.Tensor, list[list[int]]]:
+        """Each open mouth's shading parameters, and where its patch goes.
 
-        A field whose coefficients are all zero is skipped: adding zero changes no bit,
-        so a frame is the same whatever else shares its batch.
+        The gap the jaw warp opened (inner mouth, teeth, tongue) is shaded for all open
+        mouths at once on a small patch of the tier's size placed at each mouth.
         """
-        def col(k: int) -> torch.Tensor:
-            return c[:, k, None, None, None]
-
-        used = (c != 0).any(dim=0).tolist()
-        if used[YAW] or used[PITCH]:
-            head = torch.stack((c[:, YAW] * f.head_scale[0], c[:, PITCH] * f.head_scale[1]), -1)
-            torch.addcmul(self.base, head[:, None, None, :], f.head, out=out)
-        else:
-            out.copy_(self.base)
-        if used[ROLL]:
-            out.addcmul_(col(ROLL), f.roll)
-        lower = out[:, self.geo.mouth[0] :]
-        rows = lower.shape[1]
-        for k, field, channel in ((OPEN, f.open, 1), (ROUND, f.round, 0), (PRESS, f.press, 1)):
-            if used[k]:
-                shifted = _rows_shifted(field, shifts, f.slack, rows)
-                lower[..., channel : channel + 1].addcmul_(col(k), shifted)
-        if used[GAZE_X] or used[GAZE_Y]:
-            gaze = torch.stack((c[:, GAZE_X] * f.gaze_scale[0], c[:, GAZE_Y] * f.gaze_scale[1]),
-                               -1)
-            out[:, self.geo.eyes[0] : self.geo.eyes[1]].addcmul_(gaze[:, None, None, :], f.gaze)
-
-    def _shade_mouths(self, warped: list[torch.Tensor],
-                      mouths: list[tuple[int, AvatarModel, tuple[float, float], float, float]],
-                      ) -> None:
-        """Fill the gap the jaw warp opened: inner mouth, teeth, tongue (anti-aliased).
-
-        Computed for all open mouths at once on a small patch of the tier's size placed
-        at each mouth, then blended into each frame at its own place.
-        """
-        if not mouths:
-            return
         ph, pw, above, half = self._patch
         rh, rw = self.geo.region
-        places, rows = [], []
-        for _, avatar, (at_x, at_y), amount, rounded in mouths:
+        rows, at = [], []
+        for j, ((avatar, p), (at_x, at_y)) in enumerate(zip(ordered, lips_at, strict=True)):
+            if opening[j] <= 0:
+                continue
             ox = min(max(0, round(at_x) - half), rw - pw)
             oy = min(max(0, round(at_y) - above), rh - ph)
-            places.append((oy, ox))
+            at.append([j, oy, ox])
             f = avatar.features
-            rows.append([at_x - ox, at_y - oy, f.a, f.drop, amount, rounded, *f.inner, *f.lips])
-        prm = torch.tensor(rows, dtype=torch.float32)[:, :, None, None]
-        mx, my, a, drop, opening, rounding = (prm[:, i : i + 1] for i in range(6))
-        inner, lips = prm[:, 6:9], prm[:, 9:12]
-        v, u = self._patch_uv
-        a_eff = a * (1 - 0.25 * rounding)
-        narrow = torch.exp(-(((u - mx) / a_eff) ** 4))
-        top = my - 0.2 * drop * opening * narrow
-        bottom = my + drop * opening * narrow
-        gap = (bottom - top).clamp(min=1e-3)
-        # Anti-aliased rows of the gap; columns where it is under a pixel fade out.
-        alpha = (v - top + 0.5).clamp(0, 1) * (bottom - v + 0.5).clamp(0, 1) * gap.clamp(max=1)
-        rel = ((v - top) / gap).clamp(0, 1)
-        colour = inner * (1.0 - 0.45 * torch.exp(-(((rel - 0.5) / 0.3) ** 2)))
-        tongue = torch.exp(-(((rel - 1.0) / 0.25) ** 2)) * narrow * 0.6
-        colour = colour * (1 - tongue) + lips * 0.75 * tongue
-        teeth = torch.tensor(TEETH).view(1, 3, 1, 1) * (0.6 + 0.4 * narrow)
-        upper = (top + torch.minimum(0.4 * gap, 0.3 * a) - v + 0.5).clamp(0, 1)
-        lower = (v - bottom + torch.minimum(0.15 * gap, 0.12 * a) + 0.5).clamp(0, 1)
-        show = (upper + lower).clamp(0, 1) * (narrow * 1.6).clamp(0, 1)
-        paint = (colour * (1 - show) + teeth * show + 0.5) * alpha  # +0.5: see _source
-        keep = 1 - alpha
-        for i, ((j, *_), (oy, ox)) in enumerate(zip(mouths, places, strict=True)):
-            region = warped[j][:, oy : oy + ph, ox : ox + pw]
-            region.mul_(keep[i]).add_(paint[i])
+            rows.append([at_x - ox, at_y - oy, f.a, f.drop, opening[j], p.lip_round, *f.inner,
+                         *f.lips])
+        return _params(rows, 12), at
 
-    def _shade_lids(self, warped: list[torch.Tensor],
-                    blinks: list[tuple[int, AvatarModel, FaceParams]]) -> None:
-        """Upper eyelids slide down over each eye by ``blink``; a lash line at their edge.
-
-        Like the mouths: every closing eye of the batch on one small patch each.
-        """
-        if not blinks:
-            return
+    def _lids(self, ordered: Sequence[tuple[AvatarModel, FaceParams]],
+              ) -> tuple[torch.Tensor, list[list[int]]]:
+        """Each closing eye's lid parameters, and where its patch goes (lids follow the
+        head's motion)."""
         ph, pw, half_h, half_w = self._eye_patch
         rh, rw = self.geo.region
-        places, rows = [], []
-        for j, avatar, p in blinks:
-            for x, y, half_x, half_y in avatar.features.eyes:  # lids follow the head's motion
+        rows, at = [], []
+        for j, (avatar, p) in enumerate(ordered):
+            if p.blink <= 0:
+                continue
+            for x, y, half_x, half_y in avatar.features.eyes:
                 dx, dy = head_offset(avatar.fields, p, x, y)
                 ox = min(max(0, round(x + dx) - half_w), rw - pw)
                 oy = min(max(0, round(y + dy) - half_h), rh - ph)
-                places.append((j, oy, ox))
+                at.append([j, oy, ox])
                 rows.append([min(1.0, p.blink), *avatar.features.skin,
                              x + dx - ox, y + dy - oy, half_x * 1.15, half_y * 1.35])
-        prm = torch.tensor(rows, dtype=torch.float32)[:, :, None, None]
-        closing, skin = prm[:, 0:1], prm[:, 1:4]
-        ex, ey, rx, ry = (prm[:, i : i + 1] for i in range(4, 8))
-        v, u = self._eye_uv
-        on = (closing * 8).clamp(0, 1)  # blink = 0 leaves the portrait's own eye untouched
-        arc = (1 - ((u - ex) / rx) ** 2).clamp(min=0).sqrt()
-        upper = ey - ry * arc
-        edge = upper + 2 * ry * arc * closing
-        # The lid covers the eye's opening from its upper contour down to its edge.
-        inside = (rx - (u - ex).abs()).clamp(0, 1) * (v - upper + 1).clamp(0, 1)
-        lid = (edge - v + 0.5).clamp(0, 1) * inside * on
-        lid_colour = skin * (0.86 + 0.1 * ((v - upper) / (2 * ry)).clamp(0, 1)) + 0.5
-        width = (0.2 * ry).clamp(min=0.8)
-        lash = (1 - ((v - edge).abs() / width)).clamp(0, 1) * inside * on * (arc > 0.05)
-        # lid then lash, as one blend: out = (x(1-lid) + c·lid)(1-lash) + k·lash
-        keep = (1 - lid) * (1 - lash)
-        paint = lid_colour * lid * (1 - lash) + (torch.tensor(LASHES).view(1, 3, 1, 1) + 0.5) * lash
-        for i, (j, oy, ox) in enumerate(places):
-            warped[j][:, oy : oy + ph, ox : ox + pw].mul_(keep[i]).add_(paint[i])
+        return _params(rows, 8), at
+
+
+def _params(rows: list[list[float]], width: int) -> torch.Tensor:
+    """Per-patch parameters as [k, width, 1, 1] (k may be 0)."""
+    return torch.tensor(rows, dtype=torch.float32).view(len(rows), width, 1, 1)
 
 
 def head_offset(f: Fields, p: FaceParams, x: float, y: float) -> tuple[float, float]:
@@ -449,17 +371,6 @@ def head_offset(f: Fields, p: FaceParams, x: float, y: float) -> tuple[float, fl
     px, py = f.pivot
     return (-(p.head_yaw * f.head_pixels[0] + theta * (y - py)),
             -(p.head_pitch * f.head_pixels[1] - theta * (x - px)))
-
-
-def _rows_shifted(field: torch.Tensor, shifts: list[int], slack: int, rows: int) -> torch.Tensor:
-    """``field`` moved down by each frame's shift (rows), as [n, rows, w, 1] (or a view)."""
-    def cut(k: int) -> torch.Tensor:
-        k = max(-slack, min(slack, k))
-        return field[slack - k : slack - k + rows]
-
-    if len(set(shifts)) == 1:
-        return cut(shifts[0])
-    return torch.stack([cut(k) for k in shifts])
 
 
 def _uv(top: int, bottom: int, left: int, right: int) -> tuple[torch.Tensor, torch.Tensor]:

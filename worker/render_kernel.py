@@ -1,0 +1,176 @@
+"""The avatar model's per-frame tensor math, compiled with TorchScript.
+
+Why compiled: an eager torch op releases the GIL while it computes and must take it
+back before the next op. A batch is some 500 ops, and the worker's event loop (pacing,
+face drivers, JPEG) holds the GIL for milliseconds at a time, so each op could wait up
+to the interpreter's switch interval (5 ms) for it: a 17 ms render of eight standard
+frames took 25–35 ms beside a busy loop, and 1.6 s beside a pure-Python one. A
+TorchScript function runs its whole graph with the GIL released: one hand-over per batch.
+
+Only tensors, numbers and lists cross this boundary; ``worker.render_torch`` prepares
+them (which avatar, where each mouth and eye is) and reads the frames back. The ops and
+their order are those of the eager model, so a frame is the same bytes.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import List, Tuple  # noqa: UP035 — TorchScript reads these, not list/tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+# The coefficients' columns are worker.render_torch.BASIS: open 0, round 1, press 2,
+# gaze x 3, gaze y 4, yaw 5, pitch 6, roll 7 (literals here: TorchScript does not read
+# module-level ints).
+
+# One distinct avatar of a batch: its warp source, its basis fields (head, roll, open,
+# round, press, gaze), (head x, head y, gaze x, gaze y) scales, and the mouth fields' slack.
+Warp = Tuple[Tensor, List[Tensor], List[float], int]  # noqa: UP006
+
+
+def _rows_shifted(field: Tensor, shifts: List[int], slack: int, rows: int) -> Tensor:  # noqa: UP006
+    """``field`` moved down by each frame's shift (rows): [n, rows, w, 1], or one view."""
+    cuts: List[Tensor] = []  # noqa: UP006
+    same = True
+    for k in shifts:
+        same = same and k == shifts[0]
+        k = max(-slack, min(slack, k))
+        cuts.append(field[slack - k : slack - k + rows])
+    if same:
+        return cuts[0]
+    return torch.stack(cuts)
+
+
+def _grid(base: Tensor, fields: List[Tensor], scales: List[float], slack: int,  # noqa: UP006
+          c: Tensor, shifts: List[int], bands: List[int]) -> Tensor:  # noqa: UP006
+    """Base grid plus each field times its coefficient: [n, rh, rw, 2].
+
+    A field whose coefficients are all zero is skipped: adding zero changes no bit,
+    so a frame is the same whatever else shares its batch.
+    """
+    head, roll, open_, round_, press, gaze = fields
+    out = torch.empty(c.shape[0], base.shape[0], base.shape[1], 2)
+    used = (c != 0).any(dim=0)
+    if bool(used[5]) or bool(used[6]):
+        turn = torch.stack((c[:, 5] * scales[0], c[:, 6] * scales[1]), -1)
+        torch.addcmul(base, turn[:, None, None, :], head, out=out)
+    else:
+        out.copy_(base)
+    if bool(used[7]):
+        out.addcmul_(c[:, 7, None, None, None], roll)
+    lower = out[:, bands[0] :]
+    rows = lower.shape[1]
+    for k, field, channel in ((0, open_, 1), (1, round_, 0), (2, press, 1)):
+        if bool(used[k]):
+            shifted = _rows_shifted(field, shifts, slack, rows)
+            lower[..., channel : channel + 1].addcmul_(c[:, k, None, None, None], shifted)
+    if bool(used[3]) or bool(used[4]):
+        look = torch.stack((c[:, 3] * scales[2], c[:, 4] * scales[3]), -1)
+        out[:, bands[1] : bands[2]].addcmul_(look[:, None, None, :], gaze)
+    return out
+
+
+def _mouth_paint(prm: Tensor, v: Tensor, u: Tensor) -> Tuple[Tensor, Tensor]:  # noqa: UP006
+    """Inner mouth, teeth and tongue of every open mouth on its patch: (keep, paint)."""
+    mx, my, a, drop = prm[:, 0:1], prm[:, 1:2], prm[:, 2:3], prm[:, 3:4]
+    opening, rounding = prm[:, 4:5], prm[:, 5:6]
+    inner, lips = prm[:, 6:9], prm[:, 9:12]
+    a_eff = a * (1 - 0.25 * rounding)
+    narrow = torch.exp(-(((u - mx) / a_eff) ** 4))
+    top = my - 0.2 * drop * opening * narrow
+    bottom = my + drop * opening * narrow
+    gap = (bottom - top).clamp(min=1e-3)
+    # Anti-aliased rows of the gap; columns where it is under a pixel fade out.
+    alpha = (v - top + 0.5).clamp(0, 1) * (bottom - v + 0.5).clamp(0, 1) * gap.clamp(max=1)
+    rel = ((v - top) / gap).clamp(0, 1)
+    colour = inner * (1.0 - 0.45 * torch.exp(-(((rel - 0.5) / 0.3) ** 2)))
+    tongue = torch.exp(-(((rel - 1.0) / 0.25) ** 2)) * narrow * 0.6
+    colour = colour * (1 - tongue) + lips * 0.75 * tongue
+    teeth = torch.tensor([228.0, 222.0, 208.0]).view(1, 3, 1, 1) * (0.6 + 0.4 * narrow)
+    upper = (top + torch.minimum(0.4 * gap, 0.3 * a) - v + 0.5).clamp(0, 1)
+    lower = (v - bottom + torch.minimum(0.15 * gap, 0.12 * a) + 0.5).clamp(0, 1)
+    show = (upper + lower).clamp(0, 1) * (narrow * 1.6).clamp(0, 1)
+    paint = (colour * (1 - show) + teeth * show + 0.5) * alpha  # +0.5: see the source
+    return 1 - alpha, paint
+
+
+def _lid_paint(prm: Tensor, v: Tensor, u: Tensor) -> Tuple[Tensor, Tensor]:  # noqa: UP006
+    """Upper eyelid and lash line of every closing eye on its patch: (keep, paint)."""
+    closing, skin = prm[:, 0:1], prm[:, 1:4]
+    ex, ey, rx, ry = prm[:, 4:5], prm[:, 5:6], prm[:, 6:7], prm[:, 7:8]
+    on = (closing * 8).clamp(0, 1)  # blink = 0 leaves the portrait's own eye untouched
+    arc = (1 - ((u - ex) / rx) ** 2).clamp(min=0).sqrt()
+    upper = ey - ry * arc
+    edge = upper + 2 * ry * arc * closing
+    # The lid covers the eye's opening from its upper contour down to its edge.
+    inside = (rx - (u - ex).abs()).clamp(0, 1) * (v - upper + 1).clamp(0, 1)
+    lid = (edge - v + 0.5).clamp(0, 1) * inside * on
+    lid_colour = skin * (0.86 + 0.1 * ((v - upper) / (2 * ry)).clamp(0, 1)) + 0.5
+    width = (0.2 * ry).clamp(min=0.8)
+    lash = (1 - ((v - edge).abs() / width)).clamp(0, 1) * inside * on * (arc > 0.05)
+    # lid then lash, as one blend: out = (x(1-lid) + c·lid)(1-lash) + k·lash
+    lashes = torch.tensor([34.0, 24.0, 22.0]).view(1, 3, 1, 1) + 0.5
+    return (1 - lid) * (1 - lash), lid_colour * lid * (1 - lash) + lashes * lash
+
+
+def _blend(views: List[Tensor], at: List[List[int]], keep: Tensor, paint: Tensor) -> None:  # noqa: UP006
+    """Each patch i onto frame ``at[i][0]`` with its top-left corner at ``at[i][1:]``."""
+    ph, pw = keep.shape[2], keep.shape[3]
+    for i, (j, oy, ox) in enumerate(at):
+        views[j][:, oy : oy + ph, ox : ox + pw].mul_(keep[i]).add_(paint[i])
+
+
+def _render(base: Tensor, warps: List[Warp], counts: List[int], coef: Tensor,  # noqa: UP006
+           shifts: List[int], bands: List[int], backgrounds: List[Tensor],  # noqa: UP006
+           mouths: Tensor, mouth_at: List[List[int]], mouth_uv: List[Tensor],  # noqa: UP006
+           lids: Tensor, lid_at: List[List[int]], eye_uv: List[Tensor],  # noqa: UP006
+           region: List[int]) -> Tensor:  # noqa: UP006
+    """A batch's frames, [n, H, W, 3] uint8, with the frames of each warp consecutive.
+
+    ``bands``: the first row of the mouth fields, and the eye band's rows, in R.
+    ``region``: R's rows and columns in the frame (y0, y1, x0, x1). ``mouths`` and ``lids``
+    are one row of parameters per open mouth / closing eye, placed by ``*_at``.
+    """
+    rh, rw = base.shape[0], base.shape[1]
+    views: List[Tensor] = []  # noqa: UP006 — each frame's warped region, [3, rh, rw]
+    warped: List[Tensor] = []  # noqa: UP006
+    start = 0
+    for w in range(len(warps)):  # TorchScript has no zip(strict=...)
+        source, fields, scales, slack = warps[w]
+        n = counts[w]
+        grid = _grid(base, fields, scales, slack, coef[start : start + n],
+                     shifts[start : start + n], bands)
+        # The frames of one avatar share its source: stack their grids along the height
+        # and warp them in one call, without copying the source per frame.
+        sampled = F.grid_sample(source[None], grid.view(1, -1, rw, 2), mode="bilinear",
+                                padding_mode="border", align_corners=False)
+        group = sampled.view(3, n, rh, rw).transpose(0, 1)
+        warped.append(group)
+        views.extend(group.unbind(0))
+        start += n
+    if mouths.shape[0] > 0:
+        keep, paint = _mouth_paint(mouths, mouth_uv[0], mouth_uv[1])
+        _blend(views, mouth_at, keep, paint)
+    if lids.shape[0] > 0:
+        keep, paint = _lid_paint(lids, eye_uv[0], eye_uv[1])
+        _blend(views, lid_at, keep, paint)
+    out = torch.stack(backgrounds)
+    y0, y1, x0, x1 = region[0], region[1], region[2], region[3]
+    # Every colour is a blend of portrait pixels and shades within 0…255, offset by
+    # +0.5: the conversion's truncation rounds, and no clamp is needed.
+    start = 0
+    for group in warped:  # pasted group by group: no concatenation
+        n = group.shape[0]
+        out[start : start + n, y0:y1, x0:x1].copy_(group.permute(0, 2, 3, 1))
+        start += n
+    return out
+
+
+with warnings.catch_warnings():
+    # torch.jit is deprecated for torch.compile, but that needs a C++ toolchain on every
+    # worker and compiles again for each batch layout (avatars × sizes); this graph is
+    # plain TorchScript. The way off it is a render process of its own (README, next).
+    warnings.simplefilter("ignore", DeprecationWarning)
+    render = torch.jit.script(_render)
