@@ -9,7 +9,9 @@ also given as a ratio against baselines measured in the same run, just before it
   renderer drawing a frame of the tier's size;
 * **ms per frame**: the torch model rendering one session's frame alone (batch of 1),
   and batched (the tier's target session count in one call), median of repeated calls
-  after a warm-up; the JPEG encode of one frame at the tier's quality, separately;
+  after a warm-up; the JPEG encode of one frame at the tier's quality, separately; the
+  batch again beside a thread running pure Python (the GIL: as the worker's event loop
+  does), compiled and with the kernel run eagerly (``worker.render_kernel``);
 * **sessions sustained**: N sessions run for real on the worker's own code (Pipeline,
   the tier's FrameClock, the render thread), each frame JPEG-encoded in the event loop
   as the relay transport does (``--no-encode`` leaves that out); N grows until more
@@ -29,16 +31,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import statistics
+import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from worker import render_kernel
 from worker.batcher import FrameClock, SharedRenderer
 from worker.encode import jpeg
 from worker.features import FaceParams
@@ -84,7 +89,43 @@ def costs(tier: Tier, model: TierModel, avatars: list[AvatarModel]) -> dict[str,
     }
     rendered = model.render_many(batch[:1])[0]
     out["jpeg"] = timed(lambda: jpeg(rendered, tier.jpeg_quality), 30)
+    with python_thread():  # the GIL: the event loop's thread busy running Python
+        out["batched_busy"] = timed(lambda: model.render_many(batch), 10) / len(batch)
+        with eager():
+            out["eager_busy"] = timed(lambda: model.render_many(batch), 3) / len(batch)
     return out
+
+
+@contextlib.contextmanager
+def python_thread() -> Iterator[None]:
+    """A second thread running pure Python (as the worker's event loop does between
+    waits) for as long as the block runs."""
+    stop = threading.Event()
+
+    def spin() -> None:
+        total = 0
+        while not stop.is_set():
+            for i in range(1_000):
+                total += i
+
+    thread = threading.Thread(target=spin, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+@contextlib.contextmanager
+def eager() -> Iterator[None]:
+    """The model's kernel run eagerly (uncompiled), as it was before: the baseline."""
+    compiled = render_kernel.render
+    render_kernel.render = render_kernel._render
+    try:
+        yield
+    finally:
+        render_kernel.render = compiled
 
 
 # ── Real-time sessions ──────────────────────────────────────────────────────────
@@ -203,6 +244,9 @@ def report_tier(tier: Tier, seconds: float, encode: bool) -> None:
                        ("jpeg", f"JPEG q{tier.jpeg_quality}")):
         print(f"  {label:<16}{c[key]:7.2f} ms/frame  = {c[key] / c['mock']:6.1f}× mock, "
               f"{c[key] / c['copy']:7.0f}× copy")
+    print(f"  beside Python   {c['batched_busy']:7.2f} ms/frame  = "
+          f"{c['batched_busy'] / c['batched']:6.1f}× batched alone; the kernel run eagerly "
+          f"{c['eager_busy']:.2f} ms/frame = {c['eager_busy'] / c['batched']:.1f}×")
     budget = 2 * 1000 / tier.fps  # two cores' worth of ms per frame period
     per_frame = c["batched"] + (c["jpeg"] if encode else 0.0)
     print(f"  compute bound   {budget / per_frame:.0f} sessions (2 cores, render"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from functools import cache
 
 import numpy as np
 import pytest
+import torch
 
+from worker import render_kernel
 from worker.features import FaceParams
 from worker.render_torch import TierModel, TorchRenderer
 from worker.rig import stock_asset
@@ -125,34 +125,21 @@ def test_every_tier_renders_its_own_frame_size(tier: str) -> None:
     assert frame.dtype == np.uint8
 
 
-def test_a_batch_renders_while_the_event_loop_thread_runs_python() -> None:
-    # The worker renders on its own thread while the event loop runs Python. An eager
-    # render takes the GIL back some 500 times per batch and, beside a busy Python
-    # thread, took ~100× as long (1.6 s for 17 ms); the compiled graph hands it over once.
+def test_a_batch_is_one_call_of_the_compiled_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The worker renders on its own thread while the event loop runs Python. Eager, a
+    # batch is ~500 torch ops, each giving the GIL up and waiting to take it back; the
+    # compiled kernel runs its graph without it (bench/render.py measures both).
+    assert isinstance(render_kernel.render, torch.jit.ScriptFunction)
+    calls: list[int] = []
+    compiled = render_kernel.render
+
+    def counted(*args: object) -> torch.Tensor:
+        calls.append(len(args))
+        return compiled(*args)
+
+    monkeypatch.setattr(render_kernel, "render", counted)
     model = lite()
     avatars = [model.avatar(stock_asset(a)) for a in ("av_stock_001", "av_stock_002")]
-    batch = [(avatars[i % 2], FaceParams(0.6, True, blink=0.5, head_yaw=1.0, gaze_x=0.3))
-             for i in range(8)]
-
-    def seconds() -> float:
-        started = time.perf_counter()
-        for _ in range(5):
-            model.render_many(batch)
-        return time.perf_counter() - started
-
-    seconds()  # warm-up: the graph is optimised on its first calls
-    alone = seconds()
-    stop = threading.Event()
-
-    def python_loop() -> None:
-        while not stop.is_set():
-            sum(range(1_000))
-
-    busy = threading.Thread(target=python_loop)
-    busy.start()
-    try:
-        beside_python = seconds()
-    finally:
-        stop.set()
-        busy.join()
-    assert beside_python < 20 * alone, (alone, beside_python)
+    frames = model.render_many([(avatars[i % 2], FaceParams(0.6, True, blink=0.5))
+                                for i in range(4)])
+    assert len(frames) == 4 and len(calls) == 1
