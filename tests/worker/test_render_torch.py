@@ -128,7 +128,7 @@ def test_every_tier_renders_its_own_frame_size(tier: str) -> None:
 def test_a_batch_is_one_call_of_the_compiled_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
     # The worker renders on its own thread while the event loop runs Python. Eager, a
     # batch is ~500 torch ops, each giving the GIL up and waiting to take it back; the
-    # compiled kernel runs its graph without it (bench/render.py measures both).
+    # compiled kernel runs its graph in C++ without it (bench/render.py measures both).
     assert isinstance(render_kernel.render, torch.jit.ScriptFunction)
     calls: list[int] = []
     compiled = render_kernel.render
