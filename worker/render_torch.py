@@ -9,7 +9,8 @@ few degrees). Per frame a sampling grid is the base grid plus the fields weighte
 frame's FaceParams; one ``grid_sample`` per distinct avatar of the batch warps all its
 frames' face regions (their grids stacked), then the opened mouth (inner mouth, upper and
 lower teeth, tongue) and the eyelids are shaded on small patches, and the region is
-pasted into the background. uint8 out.
+pasted into the background. uint8 out. That per-frame tensor math is compiled
+(``worker.render_kernel``); this module prepares its inputs and the avatars.
 
 Every step is element-wise per frame (no reduction across the batch), so a frame is the
 same bytes whether it is rendered alone or in a batch.
