@@ -29,10 +29,11 @@ from streams.work import WorkerRegistry
 
 log = logging.getLogger("protoface.supervisor")
 
-LOST_AFTER = 2.5  # heartbeat intervals without a registry update
+LOST_AFTER = 2.75  # heartbeat intervals without a registry update
 # Checks per heartbeat interval. A registry update is seen up to one check late and a
-# loss declared up to one check late: at four, a worker is lost at most three heartbeat
-# intervals after its last update (2.5 + 2 × 0.25).
+# loss declared up to one check late: at four, a worker is lost between 2.75 and 3.25
+# heartbeat intervals after its last update (a busy worker's late heartbeat is not a
+# loss; a dead one's sessions are failed promptly).
 CHECKS_PER_HEARTBEAT = 4
 STUCK_CREATED = timedelta(seconds=30)
 # How long a worker may keep rendering after its session is told to end (its drain).
