@@ -100,10 +100,10 @@ class Supervisor:
         """End every running session whose org has run out of credits."""
         if self.usage is None:
             return
-        # Billable seconds lag by up to a heartbeat, the next check (a quarter of one,
-        # more when checks run slow) is within half of one,
-        # away, and the worker renders while it drains: end that much before the
-        # paid minute runs out, so no unpaid minute starts.
+        # Billable seconds lag by up to a heartbeat, the next check is a quarter of one
+        # away (half, allowing for slow checks), and the worker renders while it
+        # drains: end that much before the paid minute runs out, so no unpaid minute
+        # starts.
         margin = 1.5 * self.heartbeat + DRAIN_SECONDS
         balances: dict[tuple[str, str], billing.Credits] = {}
         for record in list(self.usage.running()):
