@@ -29,12 +29,7 @@ from streams.work import WorkerRegistry
 
 log = logging.getLogger("protoface.supervisor")
 
-LOST_AFTER = 2.75  # heartbeat intervals without a registry update
-# Checks per heartbeat interval. A registry update is seen up to one check late and a
-# loss declared up to one check late: at four, a worker is lost between 2.75 and 3.25
-# heartbeat intervals after its last update (a busy worker's late heartbeat is not a
-# loss; a dead one's sessions are failed promptly).
-CHECKS_PER_HEARTBEAT = 4
+LOST_AFTER = 2.5  # heartbeat intervals without a registry update
 STUCK_CREATED = timedelta(seconds=30)
 # How long a worker may keep rendering after its session is told to end (its drain).
 DRAIN_SECONDS = 2.0
@@ -56,16 +51,11 @@ class Supervisor:
 
     async def run(self, shutdown: asyncio.Event) -> None:
         self._registry = await WorkerRegistry.open(self.log)
-        interval = self.heartbeat / CHECKS_PER_HEARTBEAT
-        due = time.monotonic()
         while not shutdown.is_set():
             with contextlib.suppress(LogUnavailable, TimeoutError):
                 await self.check()
-            # At a fixed rate, not a fixed pause after each check: slow checks must not
-            # push every later one back (a lost worker's sessions would wait for them).
-            due = max(due + interval, time.monotonic())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(shutdown.wait(), due - time.monotonic())
+                await asyncio.wait_for(shutdown.wait(), self.heartbeat / 2)
 
     def live_workers(self, now: float) -> set[str]:
         limit = LOST_AFTER * self.heartbeat
@@ -100,10 +90,9 @@ class Supervisor:
         """End every running session whose org has run out of credits."""
         if self.usage is None:
             return
-        # Billable seconds lag by up to a heartbeat, the next check is a quarter of one
-        # away (half, allowing for slow checks), and the worker renders while it
-        # drains: end that much before the paid minute runs out, so no unpaid minute
-        # starts.
+        # Billable seconds lag by up to a heartbeat, the next check is half a heartbeat
+        # away, and the worker renders while it drains: end that much before the
+        # paid minute runs out, so no unpaid minute starts.
         margin = 1.5 * self.heartbeat + DRAIN_SECONDS
         balances: dict[tuple[str, str], billing.Credits] = {}
         for record in list(self.usage.running()):
