@@ -8,8 +8,9 @@ batch) on the worker's render thread (torch releases the GIL, the event loop kee
 pacing), and hands each pipeline its frame.
 
 A tick's batch is rendered as soon as as many sessions have submitted as did for the
-previous tick, or ``grace`` seconds after its first submission (a session that joins or
-leaves costs one such wait). A session's first frame of speech after silence (its
+previous tick, or once no session has submitted for ``grace`` seconds, and at the latest
+``max_wait`` after its first submission (a session that joins or leaves costs one such
+wait). A session's first frame of speech after silence (its
 *onset* frame, often asked for ahead of its tick, see ``worker.pipeline``) renders at
 once on its own, on the worker's *onset thread*: it is the frame a listener waits for,
 and it must not wait for a batch or behind one that is rendering (onsets are rare: once
@@ -66,6 +67,7 @@ class _Batch(Generic[Item]):
     tick: int
     entries: list[tuple[Item, FaceParams, asyncio.Future[np.ndarray | None]]] = field(
         default_factory=list)
+    opened: float = 0.0  # when its first frame was submitted
     timer: asyncio.TimerHandle | None = None
 
 
@@ -74,13 +76,14 @@ class FrameClock(Generic[Item]):
 
     def __init__(
         self, fps: int, render_many: RenderMany[Item], *, name: str = "", grace: float = 0.004,
-        executor: Executor | None = None, onset_executor: Executor | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        max_wait: float = 0.012, executor: Executor | None = None,
+        onset_executor: Executor | None = None, clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.period = 1.0 / fps
         self.render_many = render_many
         self.name = name
         self.grace = grace
+        self.max_wait = max_wait
         self.executor = executor
         self.onset_executor = onset_executor
         self.clock = clock
@@ -116,16 +119,33 @@ class FrameClock(Generic[Item]):
         else:
             batch = self._open.get(tick)
             if batch is None:
-                batch = self._open[tick] = _Batch(tick)
-                batch.timer = loop.call_later(self.grace, self._close, tick)
+                batch = self._open[tick] = _Batch(tick, opened=self.clock())
             batch.entries.append((item, params, future))
             expected = self._submitted.get(tick - 1, 0)  # the sessions of the tick before
             if expected and self._submitted[tick] >= expected:
                 self._close(tick)
+            else:
+                self._wait_for_more(batch, loop)
         try:
             return await asyncio.wait_for(asyncio.shield(future), max(0.0, until - self.clock()))
         except TimeoutError:
             return None
+
+    def _wait_for_more(self, batch: _Batch[Item], loop: asyncio.AbstractEventLoop) -> None:
+        """Close ``batch`` once no session has submitted for ``grace`` seconds, and no
+        later than ``max_wait`` after it opened.
+
+        The sessions of a tick do not all wake in one pass of the event loop: uvloop's
+        timers fire on whole milliseconds, so they wake in groups a millisecond apart, and
+        each runs its face driver before it submits (~0.35 ms). A grace counted from the
+        first submission closed a batch of 20 lite sessions before the last groups
+        submitted; they made a second batch for the same tick, which waited behind the
+        first and was dropped as stale (half the frames lost at lite × 20).
+        """
+        if batch.timer is not None:
+            batch.timer.cancel()
+        wait = min(self.grace, batch.opened + self.max_wait - self.clock())
+        batch.timer = loop.call_later(max(0.0, wait), self._close, batch.tick)
 
     def _close(self, tick: int) -> None:
         batch = self._open.pop(tick, None)

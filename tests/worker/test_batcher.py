@@ -257,3 +257,36 @@ async def test_an_onset_frame_does_not_wait_behind_a_slow_render() -> None:
     assert onset is not None and time.monotonic() - asked < 0.08
     assert not regular.done()
     assert await regular is not None
+
+
+async def submit_spread(clock: FrameClock[MockRenderer], sessions: int,
+                        gap: float) -> list[np.ndarray | None]:
+    """``sessions`` frames of one tick, submitted ``gap`` seconds apart (as sessions do that
+    wake in different passes of the event loop, each running its face driver first)."""
+    frames = []
+    for _ in range(sessions):
+        frames.append(asyncio.create_task(clock.frame(
+            7, MockRenderer(256, 256), FaceParams(0.5, True), clock.clock() + 5.0)))
+        await asyncio.sleep(gap)
+    return await asyncio.gather(*frames)
+
+
+async def test_sessions_that_wake_a_little_apart_still_share_one_render_call() -> None:
+    # Given a tick whose sessions submit 10 ms apart, over far longer than the grace,
+    render = Recorder()
+    clock: FrameClock[MockRenderer] = FrameClock(TIER.fps, render, grace=0.05, max_wait=1.0)
+    frames = await submit_spread(clock, sessions=6, gap=0.01)
+    # then no gap reached the grace: they are one batch, every frame rendered.
+    assert render.batches == [6]
+    assert all(f is not None for f in frames)
+
+
+async def test_a_batch_that_keeps_growing_closes_by_its_longest_wait() -> None:
+    # Given submissions that never pause for the grace,
+    render = Recorder()
+    clock: FrameClock[MockRenderer] = FrameClock(TIER.fps, render, grace=0.05, max_wait=0.08)
+    frames = await submit_spread(clock, sessions=16, gap=0.01)
+    # then the batch was closed at its longest wait, and the rest rendered after it.
+    assert len(render.batches) >= 2 and render.batches[0] < 16
+    assert sum(render.batches) == 16
+    assert all(f is not None for f in frames)
