@@ -52,6 +52,7 @@ from streams.eventlog import EventLog, LogUnavailable
 from streams.lease import webhook_dispatcher_lease
 from streams.server import EmbeddedNats
 from streams.snapshots import SnapshotStore
+from worker import realtime
 from worker.runtime import Worker, WorkerSettings
 from worker.supervisor import Supervisor
 from worker.tiers import TIERS
@@ -170,6 +171,7 @@ def _up(args: argparse.Namespace) -> int:
         nats_server.start()
         nats_url = nats_server.url
         log.info("embedded nats-server started", extra={"url": nats_url})
+    realtime.prepare()  # this process runs a worker too
     try:
         return serving.run(_serve(_settings(args, nats_url), create_keys=True, everything=True))
     finally:
@@ -196,6 +198,7 @@ def _worker(args: argparse.Namespace) -> int:
         finally:
             await log_.close()
 
+    realtime.prepare()
     return serving.run(_until_signal(run))
 
 
