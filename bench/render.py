@@ -42,8 +42,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import uvloop
 
-from worker import render_kernel
+from worker import realtime, render_kernel
 from worker.batcher import FrameClock, SharedRenderer
 from worker.encode import jpeg
 from worker.features import FaceParams
@@ -222,7 +223,7 @@ def capacity(tier: Tier, model: TierModel, avatars: list[AvatarModel], seconds: 
     late: dict[int, float] = {}
     best = 0
     for n in STEPS[tier.name]:
-        late[n] = asyncio.run(sustain(tier, model, avatars, n, seconds, encode))[0]
+        late[n] = uvloop.run(sustain(tier, model, avatars, n, seconds, encode))[0]
         if late[n] >= 0.01:
             break
         best = n
@@ -256,7 +257,7 @@ def report_tier(tier: Tier, seconds: float, encode: bool) -> None:
     verdict = "meets" if best >= target else "MISSES"
     print(f"  sustained       {best} sessions with < 1 % late frames ({verdict} target "
           f"{target}; late share by sessions — {trials})")
-    _, latencies = asyncio.run(sustain(tier, model, avatars, max(1, target), seconds, encode,
+    _, latencies = uvloop.run(sustain(tier, model, avatars, max(1, target), seconds, encode,
                                        probe=True))
     if latencies:
         latencies.sort()
@@ -296,12 +297,17 @@ def main() -> None:
     parser.add_argument("--tiers", default="lite,standard,pro")
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--no-encode", action="store_true")
+    parser.add_argument("--process-defaults", action="store_true",
+                        help="leave CPython's and glibc's defaults (no worker.realtime.prepare)")
     args = parser.parse_args()
     threads = configure_threads()
+    if not args.process_defaults:
+        realtime.prepare()  # the worker's own process settings
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"torch {torch.__version__}, {threads} intra-op thread(s) on the render thread; "
           f"event loop + JPEG on the main thread; load average {load} on "
-          f"{os.cpu_count()} cores")
+          f"{os.cpu_count()} cores; process settings: "
+          f"{'defaults' if args.process_defaults else 'the worker’s (worker.realtime)'}")
     for name in args.tiers.split(","):
         report_tier(TIERS[name], args.seconds, not args.no_encode)
     for extra in EXTRA_REPORTS:
