@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -130,16 +131,37 @@ async def _backlog(dispatcher: Dispatcher) -> Backlog:
     return await dispatcher.queue.backlog()
 
 
+@dataclass
+class Retrying:
+    """A started dispatcher, and a session.queued event whose first attempt failed."""
+
+    org_id: str
+    endpoint_id: str
+    seq: int
+    dispatcher: Dispatcher
+
+
+async def _retrying(log: EventLog, keyring: Keyring, receiver: Receiver,
+                    *schedule: float) -> Retrying:
+    org_id = new_org()
+    endpoint_id = await _endpoint(log, keyring, receiver, org_id, "/flaky", "session.queued")
+    dispatcher = _dispatcher(log, keyring, *schedule)
+    await dispatcher.start()
+    try:
+        _, seq = await _queued_session(log, org_id)
+        await _until_attempts(log, endpoint_id, 1)
+    except BaseException:
+        await dispatcher.stop()
+        raise
+    return Retrying(org_id, endpoint_id, seq, dispatcher)
+
+
 async def test_given_a_failing_endpoint_when_the_delivery_is_retried_then_its_message_stays_unacked_and_each_retry_is_a_redelivery(  # noqa: E501
     log: EventLog, keyring: Keyring, receiver: Receiver,
 ) -> None:
-    org_id = new_org()
-    endpoint_id = await _endpoint(log, keyring, receiver, org_id, "/flaky", "session.queued")
-    dispatcher = _dispatcher(log, keyring, 0.0, 1.0, 1.0)
-    await dispatcher.start()
+    started = await _retrying(log, keyring, receiver, 0.0, 1.0, 1.0)
+    dispatcher, endpoint_id, queued_seq = started.dispatcher, started.endpoint_id, started.seq
     try:
-        _, queued_seq = await _queued_session(log, org_id)
-        await _until_attempts(log, endpoint_id, 1)
         waiting = await _backlog(dispatcher)  # handed back until attempt 2 is due
         assert (waiting.unacked, waiting.redelivered) == (1, 0)
         assert waiting.acked_through < queued_seq
@@ -169,15 +191,9 @@ async def test_given_a_failing_endpoint_when_the_delivery_is_retried_then_its_me
 async def test_given_a_dispatcher_stopped_mid_retry_when_another_starts_then_it_resumes_at_the_recorded_time_without_folding_the_log(  # noqa: E501
     log: EventLog, keyring: Keyring, receiver: Receiver,
 ) -> None:
-    org_id = new_org()
-    endpoint_id = await _endpoint(log, keyring, receiver, org_id, "/flaky", "session.queued")
-    first = _dispatcher(log, keyring, 0.0, 2.5, 0.05)
-    await first.start()
-    try:
-        await _queued_session(log, org_id)
-        await _until_attempts(log, endpoint_id, 1)
-    finally:
-        await first.stop()  # while the retry waits on the consumer
+    started = await _retrying(log, keyring, receiver, 0.0, 2.5, 0.05)
+    endpoint_id = started.endpoint_id
+    await started.dispatcher.stop()  # while the retry waits on the consumer
     assert len(receiver.requests) == 1
     # Unrelated sessions of another org, appended after the stop: the new dispatcher
     # hands each out once and sends nothing for them.
@@ -243,22 +259,17 @@ async def test_given_an_earlier_event_being_retried_when_a_later_event_of_the_se
 async def test_given_an_endpoint_created_after_an_event_when_that_event_is_retried_then_the_endpoint_never_gets_it(  # noqa: E501
     log: EventLog, keyring: Keyring, receiver: Receiver,
 ) -> None:
-    org_id = new_org()
-    old = await _endpoint(log, keyring, receiver, org_id, "/flaky", "session.queued")
-    dispatcher = _dispatcher(log, keyring, 0.0, 1.0, 0.05)
-    await dispatcher.start()
+    before = await _retrying(log, keyring, receiver, 0.0, 1.0, 0.05)  # its event is retried
     try:
-        await _queued_session(log, org_id)
-        await _until_attempts(log, old, 1)
-        new = await _endpoint(log, keyring, receiver, org_id, "/busy", "session.queued")
+        new = await _endpoint(log, keyring, receiver, before.org_id, "/busy", "session.queued")
         await _until(lambda: len(receiver.delivered) == 1)  # the first event's retries ran
-        await _queued_session(log, org_id)
+        await _queued_session(log, before.org_id)
         await _until(lambda: len(receiver.delivered) == 3)
         await asyncio.sleep(0.3)
     finally:
-        await dispatcher.stop()
+        await before.dispatcher.stop()
 
-    first, second = dict.fromkeys(a.webhook_id for a in await _attempts(log, old))
+    first, second = dict.fromkeys(a.webhook_id for a in await _attempts(log, before.endpoint_id))
     got = await _attempts(log, new)
     assert {a.webhook_id for a in got} == {second} and got[-1].outcome == "delivered"
     assert {msg_id for path, msg_id, _ in receiver.requests if path == "/busy"} == {second}
