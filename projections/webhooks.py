@@ -188,6 +188,7 @@ def _born_before(webhook_id: str, cutoff: datetime) -> bool:
 BLOCKED_RECHECK = 0.2
 MAX_BLOCKED_WAIT = 5.0
 ERROR_DELAY = 5.0  # a message whose handling failed (log unreachable, …) comes back after
+HISTORIES_KEPT = 1024  # aggregates whose history the dispatcher keeps at hand
 
 
 @dataclass(frozen=True)
@@ -482,7 +483,10 @@ class Dispatcher:
             scale=self.settings.scale, jitter=random.uniform(-0.1, 0.1),
             disable_after=self.settings.disable_after,
         )
-        await self._append(events)
+        if not await self._append(events):
+            # Not recorded: the message comes back after ERROR_DELAY and this attempt is
+            # made again, rather than at once in a loop while the log is unreachable.
+            raise LogUnavailable("webhook attempt not recorded")
         attempted = events[0]
         assert isinstance(attempted, DeliveryAttempted)
         log.info("webhook attempt", extra={
@@ -528,9 +532,6 @@ class Dispatcher:
         except httpx.HTTPError as exc:
             return None, type(exc).__name__, None
         return response.status_code, None, _retry_after(response.headers.get("retry-after"))
-
-
-HISTORIES_KEPT = 1024
 
 
 def _until(when: datetime | None, now: datetime) -> float:
