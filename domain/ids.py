@@ -32,6 +32,14 @@ def new_event_id() -> str:
     return new_id(EVENT)
 
 
+def time_of(value: str) -> datetime | None:
+    """When the ULID in ``<prefix>_<ULID>`` was made (ms precision); None if it is not one."""
+    tail = value.partition("_")[2]
+    if not _ULID_RE.match(tail):
+        return None
+    return ULID.from_str(tail).datetime
+
+
 def is_valid(prefix: str, value: str) -> bool:
     """Whether ``value`` is ``<prefix>_<ULID>`` (stock avatar ids are checked elsewhere)."""
     head, sep, tail = value.partition("_")

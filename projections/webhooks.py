@@ -3,17 +3,35 @@
 :class:`WebhookEndpointsModel` folds ``webhook.*`` events with the domain's own
 ``webhook.evolve`` (the API lists endpoints from it; the dispatcher reads them).
 
-:class:`Dispatcher` follows the whole log. Each public lifecycle event (see
-``domain.webhook.SESSION_TYPES``) is published once on core NATS
-(``webhooks.<org>.<type>``) and becomes one delivery per enabled endpoint of its org
-that wants the type, POSTed with a Standard Webhooks signature. Every attempt is
-appended as ``webhook.delivery_attempted``; that is also the dispatcher's durable
-position: on start it folds the log first and resumes exactly the deliveries not yet
-settled (delivered, given up, gone), at their recorded next attempt. Deliveries run in
-one lane per (endpoint, session), so a session's events reach an endpoint in order.
-Run as many as you like: :func:`dispatch_while_holding` lets only the holder of the
-dispatcher lease deliver; a standby takes over (folding the log, so resuming exactly
-the unsettled deliveries) within the lease's length when the holder stops.
+:class:`Dispatcher` is driven by the durable pull consumer
+(:class:`streams.webhooks.WebhookQueue`) on the public lifecycle events only (see
+``domain.webhook.SESSION_TYPES`` / ``AVATAR_TYPES``). For each message it renders the
+public resource as of that event (the aggregate's history up to it, read from the log),
+publishes the body once on core NATS (``webhooks.<org>.<type>``, on the consumer's
+first delivery of it) and POSTs it, signed per Standard Webhooks, to every endpoint of
+the org that wants it: enabled, subscribed to the type, and created *before* the
+event in the log. Every attempt is appended as ``webhook.delivery_attempted``.
+
+What has been attempted comes from the log, not from memory: a
+:class:`DeliveryLedger` follows ``events.webhook.>`` only (endpoints and attempts;
+never the rest of the log) and holds, per (endpoint, webhook id), the last attempt.
+A message is acked once every wanting endpoint has settled (delivered, gone, given
+up); otherwise it is handed back to the consumer with a delay until the earliest next
+attempt, and JetStream delivers it again then. So retries ride the consumer: no
+in-memory timers, and a restart resumes every unsettled delivery at its recorded
+time (its message comes back when its delay or ``ack_wait`` is over), without folding
+the log. A session's events reach an endpoint in order: a message waits while an
+earlier lifecycle event of the same session that the endpoint wants has not settled
+(read from the ledger, so it holds across restarts and processes).
+
+Deliveries whose source event is older than ``DispatchSettings.horizon`` (3 days) are
+dropped, and the ledger forgets them: that is what keeps its memory bounded.
+
+One active dispatcher: :func:`dispatch_while_holding` lets only the holder of the
+dispatcher lease fetch from the consumer; a standby takes over within the lease's
+length, and its start-up is only the ``webhook.*`` fold. (The ordering check reads the
+log, so two active dispatchers would still deliver in order; the lease is kept so a
+receiver sees one sender and attempt numbers stay consecutive.)
 """
 
 from __future__ import annotations
@@ -22,9 +40,10 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -37,12 +56,13 @@ from domain.avatar import Avatar, AvatarEvent
 from domain.events import Event
 from domain.sealing import Keyring
 from domain.session import Session, SessionEvent
-from domain.webhook import Delivery, DeliveryAttempted, Endpoint, WebhookEvent
+from domain.webhook import Delivery, DeliveryAttempted, Endpoint, EndpointCreated, WebhookEvent
 from projections.runner import Projector
 from projections.webhook_urls import Resolver, UrlRefused, resolve_target, system_resolver
 from streams import subjects
-from streams.eventlog import EventLog, LogUnavailable
+from streams.eventlog import EventLog, LogUnavailable, Stored, history_of
 from streams.lease import Lease
+from streams.webhooks import Job, WebhookQueue
 
 log = logging.getLogger("protoface.webhooks")
 _encoder = msgspec.json.Encoder()
@@ -92,19 +112,83 @@ class WebhookEndpointsModel:
         }
 
 
-# ── SSRF guard ──────────────────────────────────────────────────────────────────
+# ── What the dispatcher reads: endpoints and the last attempt of each delivery ──
+
+# Deliveries whose source event is older than this are dropped (and forgotten).
+DEFAULT_HORIZON = 3 * 24 * 3600.0
+# A writer's clock may run ahead of ours by up to this: anything the ledger forgot
+# (by the log's times) is also expired by ours, so it is never delivered again.
+CLOCK_SKEW = timedelta(hours=1)
+PRUNE_EVERY = 1000  # attempts folded between two prunes
+
+
+@dataclass
+class DeliveryLedger:
+    """Folded from ``webhook.*`` events only: the endpoints, the sequence each was
+    created at (an endpoint gets the events stored after it), and the last attempt of
+    each (endpoint, webhook id). Attempts whose source event lies ``horizon`` before the
+    newest attempt folded are forgotten: by the log's own times, so every fold of the
+    same log forgets the same."""
+
+    horizon: timedelta = timedelta(seconds=DEFAULT_HORIZON)
+    endpoints: WebhookEndpointsModel = field(default_factory=WebhookEndpointsModel)
+    created: dict[str, int] = field(default_factory=dict)
+    attempts: dict[tuple[str, str], DeliveryAttempted] = field(default_factory=dict)
+    newest: datetime | None = None
+    last_seq: int = 0
+    _folded: int = 0  # attempts since the last prune
+
+    def apply(self, seq: int, event: Event) -> None:
+        if seq <= self.last_seq:
+            return
+        self.last_seq = seq
+        self.endpoints.apply(seq, event)
+        if isinstance(event, EndpointCreated):
+            self.created.setdefault(event.endpoint_id, seq)
+        elif isinstance(event, DeliveryAttempted):
+            self.attempts[(event.endpoint_id, event.webhook_id)] = event
+            self.newest = event.at if self.newest is None else max(self.newest, event.at)
+            self._folded += 1
+            if self._folded >= PRUNE_EVERY:
+                self.prune()
+
+    def prune(self) -> None:
+        self._folded = 0
+        if self.newest is None:
+            return
+        cutoff = self.newest - self.horizon
+        self.attempts = {key: attempted for key, attempted in self.attempts.items()
+                         if not _born_before(key[1], cutoff)}
+
+    def expired(self, webhook_id: str, now: datetime) -> bool:
+        """Past the horizon: not delivered any more (the ledger may have forgotten it)."""
+        return _born_before(webhook_id, now - self.horizon + CLOCK_SKEW)
+
+    def wants(self, endpoint: Endpoint, event_type: str, seq: int) -> bool:
+        """Whether ``endpoint`` gets the ``event_type`` event stored at ``seq``."""
+        return endpoint.wants(event_type) and self.created.get(endpoint.id, seq) < seq
+
+    def wanting(self, org_id: str, event_type: str, seq: int) -> list[Endpoint]:
+        return [e for e in self.endpoints.of_org(org_id) if self.wants(e, event_type, seq)]
+
+    def last_attempt(self, endpoint_id: str, webhook_id: str) -> DeliveryAttempted | None:
+        return self.attempts.get((endpoint_id, webhook_id))
+
+
+def _born_before(webhook_id: str, cutoff: datetime) -> bool:
+    born = ids.time_of(webhook_id)  # the source event's id time (webhook_id keeps its ULID)
+    return born is not None and born < cutoff
 
 
 # ── The dispatcher ──────────────────────────────────────────────────────────────
 
-
-@dataclass
-class Job:
-    endpoint_id: str
-    delivery: Delivery
-    body: bytes
-    attempt: int = 1  # the next attempt's number
-    not_before: datetime | None = None
+# A message waiting for an earlier event of its session that nobody has attempted yet
+# (it is in another handler, or in a dead dispatcher's hands until ack_wait) looks
+# again after this many seconds per delivery so far, at most MAX_BLOCKED_WAIT.
+BLOCKED_RECHECK = 0.2
+MAX_BLOCKED_WAIT = 5.0
+ERROR_DELAY = 5.0  # a message whose handling failed (log unreachable, …) comes back after
+HISTORIES_KEPT = 1024  # aggregates whose history the dispatcher keeps at hand
 
 
 @dataclass(frozen=True)
@@ -116,6 +200,20 @@ class DispatchSettings:
     disable_after: int = webhook.DISABLE_AFTER_FAILURES
     timeout: float = 10.0
     resolve: Resolver = system_resolver
+    horizon: float = DEFAULT_HORIZON  # seconds; older source events are not delivered
+    concurrency: int = 64  # messages in hand at once
+
+
+@dataclass(frozen=True)
+class Source:
+    """A lifecycle event as its webhooks carry it, with the earlier lifecycle events
+    of its session (``(seq, public type, webhook id)``) that must reach an endpoint first."""
+
+    org_id: str
+    seq: int
+    delivery: Delivery
+    body: bytes
+    earlier: tuple[tuple[int, str, str], ...] = ()
 
 
 Render = Callable[[Session], Any]
@@ -139,16 +237,17 @@ class Dispatcher:
         self.keyring = keyring
         self.render = render
         self.render_avatar = render_avatar
-        self.avatars: dict[str, Avatar] = {}  # only those still processing
         self.settings = settings or DispatchSettings()
-        self.endpoints = WebhookEndpointsModel()
-        self.sessions: dict[str, Session] = {}
-        self.last_seq = 0
-        self.projector = Projector(event_log, [self.endpoints, self], metrics=False)
-        self._live = False
-        self._pending: dict[tuple[str, str], Job] = {}  # while catching up
-        self._lanes: dict[tuple[str, str], list[Job]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.ledger = DeliveryLedger(horizon=timedelta(seconds=self.settings.horizon))
+        self.endpoints = self.ledger.endpoints
+        self.projector = Projector(
+            event_log, [self.ledger], subject=subjects.WEBHOOK_EVENTS, metrics=False)
+        self.queue: WebhookQueue | None = None
+        # Recent aggregates' histories (subject filter → stored events, oldest first):
+        # a session's lifecycle events come one after another.
+        self._histories: OrderedDict[str, list[Stored]] = OrderedDict()
+        self._pump: asyncio.Task[None] | None = None
+        self._handling: set[asyncio.Task[None]] = set()
         self._attempts: set[asyncio.Future[DeliveryAttempted]] = set()
         self._stopping = False
         self._http: httpx.AsyncClient | None = None
@@ -161,19 +260,24 @@ class Dispatcher:
             limits=httpx.Limits(max_keepalive_connections=0))
         await self.projector.start()
         await self.projector.catch_up()
-        self._live = True
-        for job in self._pending.values():
-            self._enqueue(job)
-        self._pending.clear()
+        since = datetime.now(UTC) - timedelta(seconds=self.settings.horizon)
+        self.queue = await WebhookQueue.open_since(self.log, since)
+        self._pump = asyncio.create_task(self._fetch())
 
     async def stop(self) -> None:
-        self._stopping = True
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
+        self._stopping = True  # handlers start no new attempt and hand their message back
         if self._attempts:  # started attempts finish: POSTed *and* recorded
             await asyncio.wait(set(self._attempts), timeout=self.settings.timeout + 10)
+        for task in list(self._handling):
+            task.cancel()
+        await asyncio.gather(*self._handling, return_exceptions=True)
         await self.projector.stop()
+        if self.queue is not None:
+            await self.queue.close()
         if self._http is not None:
             await self._http.aclose()
 
@@ -184,140 +288,210 @@ class Dispatcher:
         finally:
             await self.stop()
 
-    # ── Following the log (called by the projector, in order) ───────────────────
+    # ── Taking messages from the consumer ───────────────────────────────────────
 
-    def apply(self, seq: int, event: Event) -> None:
-        if seq <= self.last_seq:
-            return
-        self.last_seq = seq
+    async def _fetch(self) -> None:
+        assert self.queue is not None
+        while True:
+            free = self.settings.concurrency - len(self._handling)
+            if free <= 0:
+                await asyncio.wait(set(self._handling), return_when=asyncio.FIRST_COMPLETED)
+                continue
+            try:
+                jobs = await self.queue.next_batch(free, timeout=1.0)
+            except Exception:  # reconnecting, or between leaders: the messages wait
+                log.warning("webhook consumer unavailable", exc_info=True)
+                await asyncio.sleep(1.0)
+                continue
+            for job in jobs:
+                task = asyncio.create_task(self._handle(job))
+                self._handling.add(task)
+                task.add_done_callback(self._handling.discard)
+
+    async def _handle(self, job: Job) -> None:
+        """Ack the message once its deliveries settled, else hand it back until due."""
+        try:
+            async with self._working_on(job):
+                wait = await self._settle(job)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):  # stopping: back at once, to the next holder
+                await job.later(0)
+            raise
+        except Exception:
+            log.exception("webhook delivery failed", extra={"seq": job.seq})
+            wait = ERROR_DELAY
+        try:
+            if wait is None:
+                await job.done()
+            else:
+                await job.later(wait)
+        except Exception:  # not answered: it comes back after ack_wait
+            log.warning("webhook message not answered", extra={"seq": job.seq}, exc_info=True)
+
+    @contextlib.asynccontextmanager
+    async def _working_on(self, job: Job) -> AsyncIterator[None]:
+        """Keep the message ours while attempts run (it would return after ack_wait)."""
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(WebhookQueue.ack_wait / 4)
+                with contextlib.suppress(Exception):
+                    await job.working()
+
+        task = asyncio.create_task(beat())
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    async def _settle(self, job: Job) -> float | None:
+        """Attempt what is due; None once every wanting endpoint has settled, else the
+        seconds until the message is worth looking at again."""
+        if self.ledger.expired(webhook.webhook_id(job.event.id), datetime.now(UTC)):
+            return None
+        source = await self._source(job)
+        if source is None:
+            return None
+        if job.deliveries == 1:  # published once, as the consumer first hands it out
+            await self.log.notify(
+                subjects.webhook_published(source.org_id, source.delivery.event_type),
+                source.body)
+        while not self._stopping:
+            await self.projector.catch_up(timeout=10.0)  # every attempt recorded so far
+            due, waits = self._plan(source, job.deliveries, datetime.now(UTC))
+            if not due:
+                return min(waits, default=None)
+            await asyncio.gather(*(self._attempt_shielded(endpoint, source, attempt)
+                                   for endpoint, attempt in due))
+        return 0.0
+
+    def _plan(self, source: Source, deliveries: int,
+              now: datetime) -> tuple[list[tuple[Endpoint, int]], list[float]]:
+        """The (endpoint, attempt number) pairs due now, and the waits of the others."""
+        due: list[tuple[Endpoint, int]] = []
+        waits: list[float] = []
+        for endpoint in self.ledger.wanting(source.org_id, source.delivery.event_type,
+                                            source.seq):
+            last = self.ledger.last_attempt(endpoint.id, source.delivery.webhook_id)
+            if last is not None and last.outcome != "retrying":
+                continue  # settled
+            blocked = self._blocked(endpoint, source, deliveries, now)
+            if blocked is not None:
+                waits.append(blocked)
+            elif last is not None and (wait := _until(last.next_attempt_at, now)) > 0:
+                waits.append(wait)
+            else:
+                due.append((endpoint, last.attempt + 1 if last else 1))
+        return due, waits
+
+    def _blocked(self, endpoint: Endpoint, source: Source, deliveries: int,
+                 now: datetime) -> float | None:
+        """Seconds to wait for an earlier event of the session that ``endpoint`` wants and
+        has not settled (None: nothing earlier is outstanding)."""
+        for seq, event_type, webhook_id in source.earlier:
+            if not self.ledger.wants(endpoint, event_type, seq) or self.ledger.expired(
+                    webhook_id, now):
+                continue
+            last = self.ledger.last_attempt(endpoint.id, webhook_id)
+            if last is None:
+                return min(BLOCKED_RECHECK * deliveries, MAX_BLOCKED_WAIT)
+            if last.outcome == "retrying":  # look again once its next attempt has run
+                return _until(last.next_attempt_at, now) + BLOCKED_RECHECK
+        return None
+
+    # ── The source event, as of its place in the log ────────────────────────────
+
+    async def _source(self, job: Job) -> Source | None:
+        event = job.event
+        history = await self._history(event, job.seq)
         if isinstance(event, SessionEvent):
-            self._on_session_event(event)
-        elif isinstance(event, AvatarEvent):
-            self._on_avatar_event(event)
-        elif isinstance(event, DeliveryAttempted) and not self._live:
-            key = (event.endpoint_id, event.webhook_id)
-            job = self._pending.get(key)
-            if job is not None:
-                if event.outcome == "retrying":
-                    job.attempt = event.attempt + 1
-                    job.not_before = event.next_attempt_at
-                else:
-                    del self._pending[key]
+            return self._session_source(event, job.seq, history)
+        if isinstance(event, AvatarEvent):
+            return self._avatar_source(event, job.seq, history)
+        return None  # not a lifecycle event (the consumer's filter lets none through)
 
-    def _on_session_event(self, event: session.Event) -> None:
-        after = session.evolve(self.sessions.get(event.session_id), event)
-        if after is None:
-            return
-        if after.terminal:  # nothing changes it any more: keep memory bounded
-            self.sessions.pop(event.session_id, None)
-        else:
-            self.sessions[event.session_id] = after
+    def _session_source(self, event: SessionEvent, seq: int,
+                        history: list[Stored]) -> Source | None:
+        state: Session | None = None
+        earlier: list[tuple[int, str, str]] = []
+        for stored in history:
+            assert isinstance(stored.event, SessionEvent)
+            state = session.evolve(state, stored.event)
+            public = webhook.SESSION_TYPES.get(_type_of(stored.event))
+            if public is not None and stored.seq < seq:
+                earlier.append((stored.seq, public, webhook.webhook_id(stored.event.id)))
         public = webhook.SESSION_TYPES.get(_type_of(event))
-        if public is None:
-            return
-        self._emit(event.org_id, public, event.at, self.render(after), event.id,
-                   session_id=event.session_id)
+        if state is None or public is None:
+            return None
+        return self._made(event, seq, public, self.render(state), event.session_id,
+                          tuple(earlier))
 
-    def _on_avatar_event(self, event: avatar.Event) -> None:
-        after = avatar.evolve(self.avatars.get(event.avatar_id), event)
-        if after is None:
-            return
-        if after.status == "processing":
-            self.avatars[after.id] = after
-        else:  # built, failed or deleted: nothing more to announce, keep memory bounded
-            self.avatars.pop(after.id, None)
+    def _avatar_source(self, event: AvatarEvent, seq: int,
+                       history: list[Stored]) -> Source | None:
+        state: Avatar | None = None
+        for stored in history:
+            assert isinstance(stored.event, AvatarEvent)
+            state = avatar.evolve(state, stored.event)
         public = webhook.AVATAR_TYPES.get(_type_of(event))
-        if public is None or self.render_avatar is None or after.status == "deleted":
-            return
-        self._emit(event.org_id, public, event.at, self.render_avatar(after), event.id)
+        if (state is None or public is None or self.render_avatar is None
+                or state.status == "deleted"):
+            return None
+        return self._made(event, seq, public, self.render_avatar(state), None)
 
-    def _emit(
-        self, org_id: str, public: str, at: datetime, data: Any, source_event_id: str,
-        session_id: str | None = None,
-    ) -> None:
-        """Publish one public lifecycle event and deliver it to the org's endpoints."""
-        body = lifecycle_body(public, at, data)
-        if self._live:
-            task = asyncio.ensure_future(
-                self.log.notify(subjects.webhook_published(org_id, public), body))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        delivery = Delivery(webhook_id=webhook.webhook_id(source_event_id), event_type=public,
-                            session_id=session_id, source_event_id=source_event_id)
-        for endpoint in self.endpoints.of_org(org_id):
-            if endpoint.wants(public):
-                job = Job(endpoint.id, delivery, body)
-                if self._live:
-                    self._enqueue(job)
-                else:
-                    self._pending[(endpoint.id, delivery.webhook_id)] = job
+    @staticmethod
+    def _made(event: SessionEvent | AvatarEvent, seq: int, public: str, data: Any,
+              session_id: str | None, earlier: tuple[tuple[int, str, str], ...] = ()) -> Source:
+        delivery = Delivery(webhook_id=webhook.webhook_id(event.id), event_type=public,
+                            session_id=session_id, source_event_id=event.id)
+        return Source(event.org_id, seq, delivery, lifecycle_body(public, event.at, data),
+                      earlier)
+
+    async def _history(self, event: Event, seq: int) -> list[Stored]:
+        """The events of ``event``'s aggregate up to ``seq`` (read once, then extended)."""
+        subject = history_of(event)
+        known = self._histories.get(subject, [])
+        if known and known[-1].seq >= seq:
+            self._histories.move_to_end(subject)
+            return [s for s in known if s.seq <= seq]
+        start = known[-1].seq + 1 if known else 1
+        stored = [*known, *[s async for s in self.log.replay(start, until=seq, subject=subject)]]
+        latest = self._histories.get(subject)
+        if latest is None or latest[-1].seq < stored[-1].seq:  # another handler may be ahead
+            self._histories[subject] = stored
+            self._histories.move_to_end(subject)
+            while len(self._histories) > HISTORIES_KEPT:
+                self._histories.popitem(last=False)
+        return stored
 
     # ── Delivering ──────────────────────────────────────────────────────────────
 
-    def _enqueue(self, job: Job) -> None:
-        lane = (job.endpoint_id, job.delivery.session_id or job.delivery.webhook_id)
-        queue = self._lanes.get(lane)
-        if queue is not None:
-            queue.append(job)
-            return
-        self._lanes[lane] = [job]
-        task = asyncio.create_task(self._run_lane(lane))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    async def _attempt_shielded(self, endpoint: Endpoint, source: Source, attempt: int) -> None:
+        # A started attempt runs to its recorded end even if the dispatcher stops
+        # meanwhile: a POST whose outcome never reached the log would be sent again
+        # by whichever dispatcher gets the message next.
+        task = asyncio.ensure_future(self._attempt(endpoint, source, attempt))
+        self._attempts.add(task)
+        task.add_done_callback(self._attempts.discard)
+        await asyncio.shield(task)
 
-    async def _run_lane(self, lane: tuple[str, str]) -> None:
-        queue = self._lanes[lane]
-        try:
-            while queue:
-                try:
-                    await self._deliver(queue[0])
-                except Exception:
-                    log.exception("webhook delivery failed", extra={
-                        "endpoint_id": lane[0], "webhook_id": queue[0].delivery.webhook_id})
-                queue.pop(0)
-        finally:
-            self._lanes.pop(lane, None)
-
-    async def _deliver(self, job: Job) -> None:
-        """Attempt until delivered, gone, given up, or the endpoint is disabled."""
-        while True:
-            if job.not_before is not None:
-                wait = (job.not_before - datetime.now(UTC)).total_seconds()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-            endpoint = self.endpoints.endpoints.get(job.endpoint_id)
-            if endpoint is None or endpoint.status != "enabled":
-                return
-            # A started attempt runs to its recorded end even if the dispatcher stops
-            # meanwhile: a POST whose outcome never reached the log would be sent again
-            # by whichever dispatcher holds the lease next.
-            attempt = asyncio.ensure_future(self._attempt(endpoint, job))
-            self._attempts.add(attempt)
-            attempt.add_done_callback(self._attempts.discard)
-            attempted = await asyncio.shield(attempt)
-            if attempted.outcome != "retrying":
-                return
-            job.attempt += 1
-            job.not_before = attempted.next_attempt_at
-
-    async def _attempt(self, endpoint: Endpoint, job: Job) -> DeliveryAttempted:
+    async def _attempt(self, endpoint: Endpoint, source: Source, attempt: int) -> DeliveryAttempted:
         """One POST and its outcome appended to the log."""
-        status, error, retry_after = await self._post(endpoint, job)
+        status, error, retry_after = await self._post(endpoint, source)
         events = webhook.after_attempt(
-            endpoint, job.delivery, job.attempt, status, error, retry_after, datetime.now(UTC),
+            endpoint, source.delivery, attempt, status, error, retry_after, datetime.now(UTC),
             ids.new_event_id, schedule=self.settings.schedule,
             scale=self.settings.scale, jitter=random.uniform(-0.1, 0.1),
             disable_after=self.settings.disable_after,
         )
-        seq = await self._append(events)
-        if seq and not self._stopping:
-            with contextlib.suppress(TimeoutError, LogUnavailable):
-                await self.projector.wait_for(seq, timeout=10.0)
+        if not await self._append(events):
+            # Not recorded: the message comes back after ERROR_DELAY and this attempt is
+            # made again, rather than at once in a loop while the log is unreachable.
+            raise LogUnavailable("webhook attempt not recorded")
         attempted = events[0]
         assert isinstance(attempted, DeliveryAttempted)
         log.info("webhook attempt", extra={
-            "endpoint_id": endpoint.id, "webhook_id": job.delivery.webhook_id,
-            "attempt": job.attempt, "status": status, "outcome": attempted.outcome})
+            "endpoint_id": endpoint.id, "webhook_id": source.delivery.webhook_id,
+            "attempt": attempt, "status": status, "outcome": attempted.outcome})
         return attempted
 
     async def _append(self, events: list[webhook.Event]) -> int:
@@ -330,8 +504,8 @@ class Dispatcher:
         log.error("could not record a webhook attempt")
         return 0
 
-    async def _post(self, endpoint: Endpoint, job: Job) -> tuple[int | None, str | None,
-                                                                  float | None]:
+    async def _post(self, endpoint: Endpoint, source: Source) -> tuple[int | None, str | None,
+                                                                     float | None]:
         try:
             target = await resolve_target(
                 endpoint.url, production=self.settings.production,
@@ -340,27 +514,31 @@ class Dispatcher:
             return None, str(refused), None
         secret = self.keyring.open(endpoint.secret_sealed, endpoint.id)
         now = datetime.now(UTC)
-        payload = job.body.decode()
+        webhook_id = source.delivery.webhook_id
         headers = {
             "host": target.host,
             "content-type": "application/json",
             "user-agent": "Protoface-Webhooks/1",
-            "webhook-id": job.delivery.webhook_id,
+            "webhook-id": webhook_id,
             "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": Webhook(secret).sign(job.delivery.webhook_id, now, payload),
+            "webhook-signature": Webhook(secret).sign(webhook_id, now, source.body.decode()),
         }
         assert self._http is not None
         try:
             # To the address that was checked, never a second lookup (DNS rebinding).
             response = await self._http.post(
-                target.url, content=job.body, headers=headers,
+                target.url, content=source.body, headers=headers,
                 extensions={"sni_hostname": target.server_name})
         except httpx.HTTPError as exc:
             return None, type(exc).__name__, None
         return response.status_code, None, _retry_after(response.headers.get("retry-after"))
 
 
-def _type_of(event: Event) -> str:
+def _until(when: datetime | None, now: datetime) -> float:
+    return 0.0 if when is None else max(0.0, (when - now).total_seconds())
+
+
+def _type_of(event: msgspec.Struct) -> str:
     event_type = type(event).__struct_config__.tag
     assert isinstance(event_type, str)
     return event_type
@@ -385,8 +563,9 @@ async def dispatch_while_holding(
 ) -> None:
     """Deliver while this process holds ``lease``; stand by while another does.
 
-    Each term starts a fresh :class:`Dispatcher`, which folds the log and resumes
-    the unsettled deliveries where the previous holder left them.
+    Each term starts a fresh :class:`Dispatcher`: it folds only the ``webhook.*`` events
+    and fetches from the shared consumer, whose unacked messages carry the unsettled
+    deliveries where the previous holder left them.
     """
     while not stop.is_set():
         await lease.hold(stop)

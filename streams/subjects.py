@@ -8,8 +8,13 @@ Event log (JetStream stream ``EVENTS``), one subject per event::
                                                   endpoint_deleted, delivery_attempted
     events.avatar.<org_id>.<avatar_id>.<kind>     kind = created, built, failed, deleted
 
+Webhook deliveries ride a durable pull consumer (``WEBHOOK_CONSUMER``) on the public
+lifecycle subjects only (``WEBHOOK_SOURCES``: session queued … canceled, avatar built
+and failed): a message is acked once every endpoint that wants it has settled, and
+handed back with a delay (``nak``) until the next retry is due.
+
 Webhooks on core NATS (not stored; the webhook dispatcher publishes each public
-lifecycle event once, as it first sees it, with the same body it POSTs)::
+lifecycle event once, on the consumer's first delivery of it, with the body it POSTs)::
 
     webhooks.<org_id>.<type>     type = session.queued, session.starting, …,
                                  avatar.ready, avatar.failed
@@ -36,6 +41,8 @@ from __future__ import annotations
 
 import os
 
+from domain.webhook import AVATAR_TYPES, SESSION_TYPES
+
 STREAM = "EVENTS"
 ALL_EVENTS = "events.>"
 SESSION_EVENTS = "events.session.>"
@@ -51,6 +58,10 @@ SNAPSHOTS_BUCKET = "PROJECTIONS"
 WORK_CONSUMER = "workers"
 QUEUED_SESSIONS = "events.session.*.*.queued"
 WORKERS_BUCKET = "WORKERS"
+
+# Webhook deliveries: the dispatchers' durable pull consumer, on the stored events that
+# become public webhooks (and nothing else: the consumer never sees the rest of the log).
+WEBHOOK_CONSUMER = "webhook-dispatchers"
 
 # Singleton roles (the webhook dispatcher): one holder at a time, a key per role.
 LEASES_BUCKET = "LEASES"
@@ -80,6 +91,12 @@ WRONG_LAST_SEQUENCES = frozenset({WRONG_LAST_SEQUENCE, 10164})
 def event_kind(event_type: str) -> str:
     """``session.first_frame`` → ``first_frame``."""
     return event_type.split(".", 1)[1]
+
+
+def _webhook_sources() -> tuple[str, ...]:
+    sessions = (f"events.session.*.*.{event_kind(t)}" for t in SESSION_TYPES)
+    avatars = (f"events.avatar.*.*.{event_kind(t)}" for t in AVATAR_TYPES)
+    return (*sessions, *avatars)
 
 
 def session_event(org_id: str, session_id: str, event_type: str) -> str:
@@ -167,3 +184,7 @@ def replicas() -> int:
     if value not in (1, 3, 5):
         raise ValueError(f"PROTOFACE_REPLICAS must be 1, 3 or 5, not {value}")
     return value
+
+
+# The stored events the webhook consumer delivers (their types: domain.webhook).
+WEBHOOK_SOURCES = _webhook_sources()

@@ -43,18 +43,29 @@ _info_decoder = msgspec.json.Decoder(WorkerInfo)
 
 
 class Job:
-    """An event handed to one worker by a work queue; ``done()`` once it is handled."""
+    """An event handed to one worker by a work queue; ``done()`` once it is handled.
+
+    ``seq`` is the event's stream sequence, ``deliveries`` how many times the queue
+    has handed it out (1 the first time; a redelivery after ``later`` or after
+    ``ack_wait`` counts up)."""
 
     def __init__(self, msg: Msg) -> None:
         self._msg = msg
         self.event: Event = decode(msg.data)
+        metadata = msg.metadata
+        self.seq = int(metadata.sequence.stream)
+        self.deliveries = int(metadata.num_delivered or 1)
 
     async def done(self) -> None:
         await self._msg.ack()
 
     async def later(self, delay: float = 1.0) -> None:
-        """Hand it back (e.g. shutting down before handling it)."""
-        await self._msg.nak(delay=delay)
+        """Hand it back, to be delivered again in ``delay`` seconds (0: at once)."""
+        await self._msg.nak(delay=delay if delay > 0 else None)
+
+    async def working(self) -> None:
+        """Still on it: restart the ``ack_wait`` clock, so it is not handed to another."""
+        await self._msg.in_progress()
 
 
 class EventQueue:
@@ -70,23 +81,37 @@ class EventQueue:
         self._sub = sub
 
     @classmethod
-    async def open(cls, log: EventLog, ack_wait: float | None = None) -> Self:
-        config = ConsumerConfig(
+    def config(cls, ack_wait: float | None = None) -> ConsumerConfig:
+        """The consumer's settings; used only when it does not exist yet (an existing
+        durable consumer is bound as it is)."""
+        return ConsumerConfig(
             durable_name=cls.durable, filter_subject=cls.subject,
             ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
             ack_wait=ack_wait or cls.ack_wait, max_ack_pending=cls.max_ack_pending,
         )
+
+    @classmethod
+    async def open(cls, log: EventLog, ack_wait: float | None = None) -> Self:
+        return await cls._bind(log, cls.config(ack_wait))
+
+    @classmethod
+    async def _bind(cls, log: EventLog, config: ConsumerConfig) -> Self:
         sub = await log.js.pull_subscribe(
             cls.subject, durable=cls.durable, stream=subjects.STREAM, config=config,
         )
         return cls(sub)
 
     async def next(self, timeout: float = 1.0) -> Job | None:
+        jobs = await self.next_batch(1, timeout)
+        return jobs[0] if jobs else None
+
+    async def next_batch(self, limit: int, timeout: float = 1.0) -> list[Job]:
+        """Up to ``limit`` jobs: whatever is ready now, else the first within ``timeout``."""
         try:
-            msgs = await self._sub.fetch(1, timeout=timeout)  # type: ignore[attr-defined]
+            msgs = await self._sub.fetch(limit, timeout=timeout)  # type: ignore[attr-defined]
         except (TimeoutError, NatsTimeout):
-            return None
-        return Job(msgs[0]) if msgs else None
+            return []
+        return [Job(msg) for msg in msgs]
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
