@@ -22,12 +22,12 @@ import msgspec
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, KeyValueConfig, StorageType
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
 from nats.js.kv import KeyValue
 
 from domain.events import Event
 from streams import subjects
-from streams.eventlog import EventLog, decode
+from streams.eventlog import EventLog, LogUnavailable, decode
 
 
 class WorkerInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -150,12 +150,16 @@ class WorkerRegistry:
             await self._kv.delete(worker_id)
 
     async def snapshot(self) -> dict[str, tuple[int, WorkerInfo]]:
-        """Every registered worker: id → (revision, info)."""
+        """Every registered worker: id → (revision, info). Raises ``LogUnavailable`` when
+        the registry cannot be read: an empty answer would read as "every worker gone".
+        """
         found: dict[str, tuple[int, WorkerInfo]] = {}
         try:
             keys = await self._kv.keys()
-        except Exception:  # nats-py raises NoKeysError on an empty bucket
+        except NoKeysError:  # an empty bucket
             return found
+        except Exception as exc:  # not "no workers": the caller must not act on it
+            raise LogUnavailable(type(exc).__name__) from exc
         for key in keys:
             with contextlib.suppress(KeyNotFoundError):
                 entry = await self._kv.get(key)

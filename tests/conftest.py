@@ -125,3 +125,16 @@ def live_server(
     yield server
     process.terminate()
     process.wait(10)
+
+
+@pytest.fixture
+def private_nats(tmp_path: Path) -> Iterator[EmbeddedNats]:
+    """A nats-server of this test's own (file store under ``tmp_path``), always stopped."""
+    server = EmbeddedNats(
+        port=free_port(), store_dir=tmp_path / "jetstream", log_file=tmp_path / "nats.log"
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

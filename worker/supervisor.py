@@ -46,7 +46,9 @@ class Supervisor:
         self.heartbeat = heartbeat_seconds
         self.stuck_created = stuck_created
         self._seen: dict[str, tuple[int, float]] = {}  # worker → (revision, when it changed)
-        self._started = time.monotonic()
+        # Workers owning sessions that this supervisor has never seen in the registry →
+        # when it first met one of their sessions.
+        self._unseen: dict[str, float] = {}
         self._registry: WorkerRegistry | None = None
 
     async def run(self, shutdown: asyncio.Event) -> None:
@@ -69,22 +71,32 @@ class Supervisor:
             if self._seen.get(worker_id, (None, 0.0))[0] != revision:
                 self._seen[worker_id] = (revision, now)
         live = self.live_workers(now)
-        # Until a full grace period has passed, an unknown worker may simply not
-        # have announced itself to this (new) supervisor yet.
-        settled = now - self._started > LOST_AFTER * self.heartbeat
+        owners: set[str] = set()
         for state in list(self.model.sessions.values()):
-            if state.status in session.WORKER_OWNED and state.worker_id not in live:
-                if state.worker_id in self._seen or settled:
+            if state.status in session.WORKER_OWNED and state.worker_id is not None:
+                owners.add(state.worker_id)
+                if state.worker_id not in live and self._lost(state.worker_id, now):
                     await self._fail(state.id, session.WORKER_LOST,
                                      "The worker running this session stopped responding.")
             elif state.status == "created" and _age(state) > self.stuck_created:
                 await self._fail(state.id, session.INTERNAL, "Session creation did not complete.")
+        self._unseen = {w: t for w, t in self._unseen.items() if w in owners and w not in live}
         for worker_id in set(self._seen) - live:
             if worker_id in registered:
                 await self._registry.leave(worker_id)
                 log.warning("worker lost", extra={"worker_id": worker_id})
             self._seen.pop(worker_id, None)
         await self.end_out_of_credit()
+
+    def _lost(self, worker_id: str, now: float) -> bool:
+        """A worker seen before is lost once its entry stopped changing. One never seen
+        may not be visible yet: it can claim a session before its first announcement
+        reaches the registry, and a new supervisor has seen nobody. It is lost only
+        after a whole loss period in which its sessions were met and it never showed."""
+        if worker_id in self._seen:
+            return True
+        first = self._unseen.setdefault(worker_id, now)
+        return now - first > LOST_AFTER * self.heartbeat
 
     async def end_out_of_credit(self) -> None:
         """End every running session whose org has run out of credits."""
