@@ -1,6 +1,7 @@
 """The avatar model's cost and capacity per tier, on this machine (torch on CPU).
 
-    python -m bench.render [--tiers lite,standard,pro] [--seconds 4] [--no-encode]
+    python -m bench.render [--tiers lite,standard,pro] [--seconds 6] [--no-encode]
+                           [--process-defaults]
 
 Per tier, all in this one process (the machine is shared and noisy, so every figure is
 also given as a ratio against baselines measured in the same run, just before it):
@@ -13,9 +14,11 @@ also given as a ratio against baselines measured in the same run, just before it
   batch again beside a thread running pure Python (the GIL: as the worker's event loop
   does), compiled and with the kernel run eagerly (``worker.render_kernel``);
 * **sessions sustained**: N sessions run for real on the worker's own code (Pipeline,
-  the tier's FrameClock, the render thread), each frame JPEG-encoded in the event loop
-  as the relay transport does (``--no-encode`` leaves that out); N grows until more
-  than 1 % of frames are late (dropped); the largest N under 1 % is reported;
+  the tier's FrameClock, the render thread) on the worker's event loop (uvloop) with its
+  process settings (``worker.realtime``; ``--process-defaults`` runs without them, the
+  baseline), each frame JPEG-encoded in the event loop as the relay transport does
+  (``--no-encode`` leaves that out); N grows until more than 1 % of frames are late
+  (dropped); the largest N under 1 % is reported;
 * **lip-sync**: the model's r and lag per tier (``bench.lipsync``: speech-like signal,
   real speech, and a 4-frame-late control that must fail);
 * **first lip-synced frame**: at the tier's target load, one session gets bursts of
@@ -295,7 +298,7 @@ EXTRA_REPORTS: list[Callable[[argparse.Namespace], None]] = [report_lipsync]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tiers", default="lite,standard,pro")
-    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--no-encode", action="store_true")
     parser.add_argument("--process-defaults", action="store_true",
                         help="leave CPython's and glibc's defaults (no worker.realtime.prepare)")
