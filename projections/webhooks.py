@@ -454,7 +454,7 @@ class Dispatcher:
             self._histories.move_to_end(subject)
             return [s for s in known if s.seq <= seq]
         start = known[-1].seq + 1 if known else 1
-        stored = [*known, *[s async for s in self.log.replay(start, until=seq, subject=subject)]]
+        stored = [*known, *await self.log.read(subject, start, seq)]
         latest = self._histories.get(subject)
         if latest is None or latest[-1].seq < stored[-1].seq:  # another handler may be ahead
             self._histories[subject] = stored

@@ -301,6 +301,28 @@ class EventLog:
         events = [s.event async for s in self.replay(1, until=version, subject=subject_filter)]
         return events, version
 
+    async def read(self, subject_filter: str, from_seq: int, until: int) -> list[Stored]:
+        """The events on ``subject_filter`` from ``from_seq`` through ``until``, by direct
+        gets (one request per event): for short reads, such as one aggregate's history,
+        that many callers make at once. No consumer is created: a stream holds at most
+        1,000 (nats-server's default), and a replay's ordered consumer lingers after
+        it is unsubscribed."""
+        found: list[Stored] = []
+        seq = max(1, from_seq)
+        while seq <= until:
+            try:
+                msg = await self.js.get_msg(subjects.STREAM, seq=seq, subject=subject_filter,
+                                            direct=True, next=True)
+            except NotFoundError:
+                break  # nothing more on the subject
+            except UNREACHABLE as exc:
+                raise LogUnavailable(type(exc).__name__) from exc
+            if msg.seq is None or msg.seq > until or msg.data is None:
+                break
+            found.append(Stored(msg.seq, decode(msg.data)))
+            seq = msg.seq + 1
+        return found
+
     async def _replay_end(self, from_seq: int, until: int | None, subject: str) -> int | None:
         """Where a replay stops: the last event on ``subject`` that exists now (the
         consumer would wait in vain for a bound past it; an explicit ``until`` may lie

@@ -35,7 +35,7 @@ __all__ = ["receiver"]  # the fixture, shared with the session webhook specs
 
 
 class Watched(EventLog):
-    """The event log, noting every subject it is asked to follow or replay."""
+    """The event log, noting every subject it is asked to follow, replay or read."""
 
     followed: list[str]
     replayed: list[str]
@@ -55,6 +55,10 @@ class Watched(EventLog):
                subject: str = subjects.ALL_EVENTS) -> AsyncIterator[Stored]:
         self.replayed.append(subject)
         return super().replay(from_seq, until=until, subject=subject)
+
+    async def read(self, subject_filter: str, from_seq: int, until: int) -> list[Stored]:
+        self.replayed.append(subject_filter)
+        return await super().read(subject_filter, from_seq, until)
 
 
 @pytest.fixture

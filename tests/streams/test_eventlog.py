@@ -547,3 +547,29 @@ async def test_restart_keeps_every_acknowledged_event(private_nats: EmbeddedNats
         assert info.config.deny_delete and info.config.deny_purge
     finally:
         await _close(log)
+
+
+async def test_read_gives_one_aggregates_events_up_to_a_sequence_without_a_consumer(
+    event_log: EventLog,
+) -> None:
+    # Given a session whose events are interleaved with another session's,
+    org, mine, other = new_org(), new_session(), new_session()
+    await event_log.append(creation(org, mine))
+    await event_log.append(creation(org, other))
+    at_starting = await event_log.append([starting(org, mine)])
+    await event_log.append([heartbeat(org, other, 25)])
+    await event_log.append([heartbeat(org, mine, 50)])
+    consumers = (await event_log.js.stream_info(subjects.STREAM)).state.consumer_count
+    # when its history is read up to its starting event,
+    read = await event_log.read(subjects.session_history(mine), 1, at_starting)
+    # then it holds exactly that session's events through that sequence, in order,
+    kinds = [type(stored.event).__struct_config__.tag for stored in read]
+    assert kinds == ["session.created", "session.queued", "session.starting"]
+    assert read[-1].seq == at_starting and all(e.event.session_id == mine for e in read)
+    assert [e.seq for e in read] == sorted(e.seq for e in read)
+    # read from after its first event it starts there, and reading left no consumer behind.
+    assert [e.seq for e in await event_log.read(
+        subjects.session_history(mine), read[0].seq + 1, at_starting)] == [
+        e.seq for e in read[1:]]
+    after = (await event_log.js.stream_info(subjects.STREAM)).state.consumer_count
+    assert after == consumers
