@@ -22,7 +22,13 @@ import msgspec
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, KeyValueConfig, StorageType
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
+from nats.js.errors import (
+    BucketNotFoundError,
+    KeyNotFoundError,
+    NoKeysError,
+    NoStreamResponseError,
+    NotFoundError,
+)
 from nats.js.kv import KeyValue
 
 from domain.events import Event
@@ -128,22 +134,29 @@ class WorkQueue(EventQueue):
 
 
 class WorkerRegistry:
-    def __init__(self, kv: KeyValue) -> None:
+    """Live workers and their free slots: a KV bucket in memory (it holds only what the
+    workers announce every heartbeat). A nats-server restart loses such a bucket, so
+    whoever finds it gone creates it again; the workers' next announcements fill it."""
+
+    def __init__(self, log: EventLog, kv: KeyValue, replicas: int) -> None:
+        self._log = log
         self._kv = kv
+        self._replicas = replicas
 
     @classmethod
     async def open(cls, log: EventLog, replicas: int | None = None) -> WorkerRegistry:
-        try:
-            kv = await log.js.key_value(subjects.WORKERS_BUCKET)
-        except BucketNotFoundError:
-            kv = await log.js.create_key_value(KeyValueConfig(
-                bucket=subjects.WORKERS_BUCKET, history=1, storage=StorageType.MEMORY,
-                replicas=replicas or subjects.replicas(), ttl=3600,
-            ))
-        return cls(kv)
+        replicas = replicas or subjects.replicas()
+        return cls(log, await _bucket(log, replicas), replicas)
+
+    async def _recreate(self) -> None:
+        self._kv = await _bucket(self._log, self._replicas)
 
     async def announce(self, info: WorkerInfo) -> None:
-        await self._kv.put(info.worker_id, _info_encoder.encode(info))
+        try:
+            await self._kv.put(info.worker_id, _info_encoder.encode(info))
+        except (NoStreamResponseError, NotFoundError):  # the bucket is gone (a restart)
+            await self._recreate()
+            await self._kv.put(info.worker_id, _info_encoder.encode(info))
 
     async def leave(self, worker_id: str) -> None:
         with contextlib.suppress(KeyNotFoundError):
@@ -152,12 +165,16 @@ class WorkerRegistry:
     async def snapshot(self) -> dict[str, tuple[int, WorkerInfo]]:
         """Every registered worker: id → (revision, info). Raises ``LogUnavailable`` when
         the registry cannot be read: an empty answer would read as "every worker gone".
-        """
+        A bucket that is gone is created again, and reads as unreadable this once."""
         found: dict[str, tuple[int, WorkerInfo]] = {}
         try:
             keys = await self._kv.keys()
         except NoKeysError:  # an empty bucket
             return found
+        except NotFoundError as exc:
+            with contextlib.suppress(Exception):
+                await self._recreate()
+            raise LogUnavailable("worker registry recreated") from exc
         except Exception as exc:  # not "no workers": the caller must not act on it
             raise LogUnavailable(type(exc).__name__) from exc
         for key in keys:
@@ -179,6 +196,16 @@ class WorkerRegistry:
                 await handler(entry.key, info)
 
         return asyncio.create_task(pump())
+
+
+async def _bucket(log: EventLog, replicas: int) -> KeyValue:
+    try:
+        return await log.js.key_value(subjects.WORKERS_BUCKET)
+    except BucketNotFoundError:
+        return await log.js.create_key_value(KeyValueConfig(
+            bucket=subjects.WORKERS_BUCKET, history=1, storage=StorageType.MEMORY,
+            replicas=replicas, ttl=3600,
+        ))
 
 
 async def _entries(watcher: object) -> AsyncIterator[KeyValue.Entry | None]:

@@ -25,7 +25,7 @@ from projections.sessions import SessionsModel
 from projections.usage import UsageModel
 from streams import subjects
 from streams.eventlog import ConcurrencyConflict, EventLog, Expect, LogUnavailable
-from streams.work import WorkerRegistry
+from streams.work import WorkerInfo, WorkerRegistry
 
 log = logging.getLogger("protoface.supervisor")
 
@@ -65,8 +65,21 @@ class Supervisor:
 
     async def check(self) -> None:
         assert self._registry is not None
+        for state in list(self.model.sessions.values()):
+            if state.status == "created" and _age(state) > self.stuck_created:
+                await self._fail(state.id, session.INTERNAL, "Session creation did not complete.")
+        try:
+            registered = await self._registry.snapshot()
+        except LogUnavailable:  # who is alive is unknown now: decide no loss on it
+            log.warning("worker registry unreadable")
+        else:
+            await self.fail_lost_workers(registered)
+        await self.end_out_of_credit()
+
+    async def fail_lost_workers(self, registered: dict[str, tuple[int, WorkerInfo]]) -> None:
+        """Fail the sessions of workers whose registry entry stopped changing."""
+        assert self._registry is not None
         now = time.monotonic()
-        registered = await self._registry.snapshot()
         for worker_id, (revision, _info) in registered.items():
             if self._seen.get(worker_id, (None, 0.0))[0] != revision:
                 self._seen[worker_id] = (revision, now)
@@ -78,15 +91,12 @@ class Supervisor:
                 if state.worker_id not in live and self._lost(state.worker_id, now):
                     await self._fail(state.id, session.WORKER_LOST,
                                      "The worker running this session stopped responding.")
-            elif state.status == "created" and _age(state) > self.stuck_created:
-                await self._fail(state.id, session.INTERNAL, "Session creation did not complete.")
         self._unseen = {w: t for w, t in self._unseen.items() if w in owners and w not in live}
         for worker_id in set(self._seen) - live:
             if worker_id in registered:
                 await self._registry.leave(worker_id)
                 log.warning("worker lost", extra={"worker_id": worker_id})
             self._seen.pop(worker_id, None)
-        await self.end_out_of_credit()
 
     def _lost(self, worker_id: str, now: float) -> bool:
         """A worker seen before is lost once its entry stopped changing. One never seen
