@@ -272,19 +272,25 @@ class EventLog:
 
     async def version(self, subject_filter: str) -> int:
         """The stream sequence of the last event on ``subject_filter`` (0 if none)."""
-        request = json.dumps({"last_by_subj": subject_filter}).encode()
+        found = await self._direct_get({"last_by_subj": subject_filter})
+        return 0 if found is None else found[0]
+
+    async def _direct_get(self, request: dict[str, object]) -> tuple[int, bytes] | None:
+        """One stored message by a direct get (no consumer is created): its sequence and
+        data, or None when there is none."""
         try:
             msg = await self.nc.request(
-                f"$JS.API.DIRECT.GET.{subjects.STREAM}", request, timeout=self.timeout
+                f"$JS.API.DIRECT.GET.{subjects.STREAM}", json.dumps(request).encode(),
+                timeout=self.timeout,
             )
         except UNREACHABLE as exc:
             raise LogUnavailable(type(exc).__name__) from exc
         headers = msg.headers or {}
         if headers.get("Status") == "404":
-            return 0
+            return None
         if "Nats-Sequence" not in headers:
             raise LogUnavailable(f"unexpected direct-get reply: {headers.get('Status')}")
-        return int(headers["Nats-Sequence"])
+        return int(headers["Nats-Sequence"]), msg.data
 
     async def last_seq(self) -> int:
         try:
@@ -298,8 +304,7 @@ class EventLog:
         version = await self.version(subject_filter)
         if version == 0:
             return [], 0
-        events = [s.event async for s in self.replay(1, until=version, subject=subject_filter)]
-        return events, version
+        return [s.event for s in await self.read(subject_filter, 1, version)], version
 
     async def read(self, subject_filter: str, from_seq: int, until: int) -> list[Stored]:
         """The events on ``subject_filter`` from ``from_seq`` through ``until``, by direct
@@ -310,17 +315,11 @@ class EventLog:
         found: list[Stored] = []
         seq = max(1, from_seq)
         while seq <= until:
-            try:
-                msg = await self.js.get_msg(subjects.STREAM, seq=seq, subject=subject_filter,
-                                            direct=True, next=True)
-            except NotFoundError:
-                break  # nothing more on the subject
-            except UNREACHABLE as exc:
-                raise LogUnavailable(type(exc).__name__) from exc
-            if msg.seq is None or msg.seq > until or msg.data is None:
-                break
-            found.append(Stored(msg.seq, decode(msg.data)))
-            seq = msg.seq + 1
+            got = await self._direct_get({"seq": seq, "next_by_subj": subject_filter})
+            if got is None or got[0] > until:
+                break  # nothing more on the subject up to ``until``
+            found.append(Stored(got[0], decode(got[1])))
+            seq = got[0] + 1
         return found
 
     async def _replay_end(self, from_seq: int, until: int | None, subject: str) -> int | None:

@@ -87,18 +87,14 @@ class EventQueue:
         self._sub = sub
 
     @classmethod
-    def config(cls, ack_wait: float | None = None) -> ConsumerConfig:
-        """The consumer's settings; used only when it does not exist yet (an existing
-        durable consumer is bound as it is)."""
-        return ConsumerConfig(
+    async def open(cls, log: EventLog, ack_wait: float | None = None) -> Self:
+        # The settings apply only when the consumer does not exist yet (an existing
+        # durable consumer is bound as it is).
+        return await cls._bind(log, ConsumerConfig(
             durable_name=cls.durable, filter_subject=cls.subject,
             ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
             ack_wait=ack_wait or cls.ack_wait, max_ack_pending=cls.max_ack_pending,
-        )
-
-    @classmethod
-    async def open(cls, log: EventLog, ack_wait: float | None = None) -> Self:
-        return await cls._bind(log, cls.config(ack_wait))
+        ))
 
     @classmethod
     async def _bind(cls, log: EventLog, config: ConsumerConfig) -> Self:
