@@ -5,20 +5,19 @@ from __future__ import annotations
 from litestar import Litestar, Request
 from litestar.di import NamedDependency, Provide
 from litestar.types import ASGIApp
-
-from api import auth, metrics
-from api.controllers.avatars import AvatarsController
-from api.controllers.ops import OpsController
-from api.controllers.pipecat import PipecatController
-from api.controllers.platform import PlatformController
-from api.controllers.sessions import SessionsController
-from api.controllers.usage import UsageController
-from api.controllers.web import WebController, static_files
-from api.controllers.webhooks import WebhookEndpointsController
-from api.errors import HANDLERS
-from api.requestid import request_id_middleware
-from api.services import Services
-from projections.orgs import Principal
+from protoface.api import auth, metrics
+from protoface.api.avatars.controller import AvatarsController
+from protoface.api.errors import HANDLERS
+from protoface.api.platform.controller import PlatformController
+from protoface.api.platform.dashboard import OpsController
+from protoface.api.platform.pages import WebController, static_files
+from protoface.api.requestid import request_id_middleware
+from protoface.api.services import Services
+from protoface.api.sessions.controller import SessionsController
+from protoface.api.sessions.pipecat import PipecatController
+from protoface.api.usage.controller import UsageController
+from protoface.api.webhooks.controller import WebhookEndpointsController
+from protoface.projections.orgs import Principal
 
 
 def create_app(services: Services) -> ASGIApp:

@@ -7,11 +7,10 @@ import hashlib
 import secrets
 
 from litestar.connection import ASGIConnection
-
-from api.errors import ApiError
-from projections.orgs import OrgsModel, Principal
-from projections.runner import Projector
-from streams.eventlog import LogUnavailable
+from protoface.api.errors import ApiError
+from protoface.projections.orgs import OrgsModel, Principal
+from protoface.projections.runner import Projector
+from protoface.streams.eventlog import LogUnavailable
 
 KEY_PREFIX = "sk_live_"
 

@@ -10,8 +10,7 @@ import re
 from typing import TypeVar
 
 import msgspec
-
-from api.errors import ApiError, invalid
+from protoface.api.errors import ApiError, invalid
 
 T = TypeVar("T")
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 import time
 
-from domain.errors import Rejected
-from streams.eventlog import EventLog
-from streams.work import WorkerInfo, WorkerRegistry
+from protoface.domain.errors import Rejected
+from protoface.streams.eventlog import EventLog
+from protoface.streams.work import WorkerInfo, WorkerRegistry
 
 LOST_AFTER = 2.5
 

@@ -9,8 +9,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from domain.sealing import Keyring
-from streams import subjects
+from protoface.domain.sealing import Keyring
+from protoface.streams import subjects
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,8 @@ import logging
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
-
-from domain.errors import Rejected
-from streams.eventlog import ConcurrencyConflict, LogUnavailable
+from protoface.domain.errors import Rejected
+from protoface.streams.eventlog import ConcurrencyConflict, LogUnavailable
 
 log = logging.getLogger("protoface.api")
 

@@ -13,9 +13,8 @@ import hashlib
 from collections.abc import Awaitable, Callable
 
 import msgspec
-
-from api.errors import ApiError, invalid
-from streams.idempotency import Claimed, IdempotencyStore, Record
+from protoface.api.errors import ApiError, invalid
+from protoface.streams.idempotency import Claimed, IdempotencyStore, Record
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255

@@ -12,10 +12,9 @@ from collections.abc import Iterator
 from prometheus_client import REGISTRY, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-
-from api.capacity import Capacity
-from domain.session import STATUSES
-from projections.sessions import SessionsModel
+from protoface.api.capacity import Capacity
+from protoface.domain.session import STATUSES
+from protoface.projections.sessions import SessionsModel
 
 REQUEST_SECONDS = Histogram(
     "protoface_http_request_seconds", "HTTP request duration.", ["method", "route", "status"],

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict, deque
 
-from api.errors import ApiError
+from protoface.api.errors import ApiError
 
 WINDOW_SECONDS = 60.0
 

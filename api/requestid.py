@@ -15,9 +15,8 @@ import time
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client.metrics import Histogram
-
-from api import metrics
-from domain import ids
+from protoface.api import metrics
+from protoface.domain import ids
 
 access_log = logging.getLogger("protoface.access")
 

@@ -4,27 +4,27 @@ from __future__ import annotations
 
 import asyncio
 
-from api.avatars import AvatarService
-from api.capacity import Capacity
-from api.config import Settings
-from api.media_tokens import MediaTokens
-from api.ratelimit import RateLimiter
-from api.sessions import SessionService
-from api.webhooks import WebhookService
-from domain.sealing import Keyring
-from projections import snapshots
-from projections.avatars import AvatarsModel
-from projections.deliveries import RecentDeliveries
-from projections.orgs import OrgsModel
-from projections.runner import Projector
-from projections.sessions import SessionsModel
-from projections.usage import UsageModel
-from projections.webhooks import WebhookEndpointsModel
-from streams import subjects
-from streams.avatars import AvatarStore
-from streams.eventlog import EventLog
-from streams.idempotency import IdempotencyStore
-from streams.snapshots import SnapshotStore
+from protoface.api.avatars.service import AvatarService
+from protoface.api.capacity import Capacity
+from protoface.api.config import Settings
+from protoface.api.ratelimit import RateLimiter
+from protoface.api.sessions.media_tokens import MediaTokens
+from protoface.api.sessions.service import SessionService
+from protoface.api.webhooks.service import WebhookService
+from protoface.domain.sealing import Keyring
+from protoface.projections import snapshots
+from protoface.projections.avatars import AvatarsModel
+from protoface.projections.deliveries import RecentDeliveries
+from protoface.projections.orgs import OrgsModel
+from protoface.projections.runner import Projector
+from protoface.projections.sessions import SessionsModel
+from protoface.projections.usage import UsageModel
+from protoface.projections.webhooks import WebhookEndpointsModel
+from protoface.streams import subjects
+from protoface.streams.avatars import AvatarStore
+from protoface.streams.eventlog import EventLog
+from protoface.streams.idempotency import IdempotencyStore
+from protoface.streams.snapshots import SnapshotStore
 
 
 class Services:

@@ -56,9 +56,9 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from api import serving
-from api.config import load_keyring
-from streams.server import EmbeddedNats, free_port
+from protoface.api import serving
+from protoface.api.config import load_keyring
+from protoface.streams.server import EmbeddedNats, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CREATED_FILTER = "events.session.*.*.created"
@@ -340,7 +340,7 @@ def count_created(nats_url: str) -> tuple[int, int, bytes]:
 def create_key(org: str, nats_url: str, env: dict[str, str]) -> str:
     """An ``internal`` plan key (unlimited concurrency, no create rate limit), by the CLI."""
     made = subprocess.run(
-        [sys.executable, "-m", "api.cli", "keys", "create", "--org", org, "--plan", "internal",
+        [sys.executable, "-m", "protoface", "keys", "create", "--org", org, "--plan", "internal",
          "--nats-url", nats_url],
         cwd=ROOT, env=env, capture_output=True, text=True,
     )
@@ -518,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
         bare = Proc(BARE, [sys.executable, "-m", "bench.baseline_app", "--port", str(bare_port)],
                     tmp / "bare.log", env)
         procs.append(bare)
-        api_cmd = [sys.executable, "-m", "api.cli", "api", "--nats-url", nats.url, "--host",
+        api_cmd = [sys.executable, "-m", "protoface", "api", "--nats-url", nats.url, "--host",
                    "127.0.0.1", "--port", str(api_port), "--data-dir", str(data_dir)]
         if profile == "cprofile":
             api_cmd[1:1] = ["-m", "cProfile", "-o", str(args.profile_out)]

@@ -12,8 +12,7 @@ import argparse
 
 import msgspec
 from litestar import Litestar, Request, Response, post
-
-from api import serving
+from protoface.api import serving
 
 PATH = "/bench"
 

@@ -62,11 +62,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from protoface.api import serving
+from protoface.api.config import load_keyring
+from protoface.streams.server import EmbeddedNats, free_port
 
-from api import serving
-from api.config import load_keyring
 from bench.api_create import Proc, create_key, wait_http
-from streams.server import EmbeddedNats, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEECH_DIR = ROOT / "tests" / "data" / "speech"
@@ -211,8 +211,7 @@ class MouthMeter:
         import io
 
         from PIL import Image
-
-        from worker.render_mock import MockRenderer
+        from protoface.worker.render.mock import MockRenderer
 
         box = self._boxes.get((width, height))
         if box is None:
@@ -233,8 +232,7 @@ async def _session(
     every 40 ms from the first frame, so the phase decides how long the burst's first
     record waits for the tick that plays it (0–40 ms); sessions spread it evenly."""
     import aiohttp
-
-    from worker import records
+    from protoface.streams import records
 
     headers = {"Authorization": f"Bearer {key}"}
     wall0, t0 = time.time(), time.perf_counter()
@@ -432,8 +430,7 @@ def sessions_load(
 def ws_echo_load(url: str, pings: int) -> EchoResult:
     """Round trips of 20 ms AUDIO records through a bare WebSocket echo."""
     import aiohttp
-
-    from worker import records
+    from protoface.streams import records
 
     record = records.encode(records.Kind.AUDIO, {"sample_rate": RATE, "num_channels": 1},
                             bytes(2 * CHUNK))
@@ -459,10 +456,9 @@ def relay_echo_load(api_url: str, key: str, nats_url: str, sessions: int,
     No worker runs: the sessions stay queued, the stand-in attaches to each session's
     media channel as the real worker would, and the session is ended afterwards."""
     import aiohttp
-
-    from streams.eventlog import EventLog
-    from streams.media import MediaChannel
-    from worker import records
+    from protoface.streams import records
+    from protoface.streams.eventlog import EventLog
+    from protoface.streams.media import MediaChannel
 
     record = records.encode(records.Kind.AUDIO, {"sample_rate": RATE, "num_channels": 1},
                             bytes(2 * CHUNK))
@@ -772,12 +768,12 @@ def main(argv: list[str] | None = None) -> int:
         api_port, echo_port = free_port(), free_port()
         api_url = f"http://127.0.0.1:{api_port}"
         common = ["--nats-url", nats.url]
-        api = Proc("protoface api", [sys.executable, "-m", "api.cli", "api", *common, "--host",
+        api = Proc("protoface api", [sys.executable, "-m", "protoface", "api", *common, "--host",
                                      "127.0.0.1", "--port", str(api_port), "--data-dir",
                                      str(data_dir)], tmp / "api.log", env)
         procs.append(api)
         supervisor = Proc("protoface supervisor",
-                          [sys.executable, "-m", "api.cli", "supervisor", *common],
+                          [sys.executable, "-m", "protoface", "supervisor", *common],
                           tmp / "supervisor.log", env)
         procs.append(supervisor)
         echo = Proc("ws echo", [sys.executable, "-m", "bench.first_frame", "--serve-echo",
@@ -794,7 +790,7 @@ def main(argv: list[str] | None = None) -> int:
         per = max(1, args.pings // 4)
         relay_a = pool.submit(relay_echo_load, api_url, key, nats.url, 4, per).result(timeout=60)
 
-        worker = Proc("protoface worker", [sys.executable, "-m", "api.cli", "worker", *common,
+        worker = Proc("protoface worker", [sys.executable, "-m", "protoface", "worker", *common,
                                            "--slots", str(args.slots), "--data-dir",
                                            str(data_dir)], tmp / "worker.log", env)
         procs.append(worker)

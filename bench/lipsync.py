@@ -26,12 +26,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from protoface.domain.tiers import TIERS, Tier
+from protoface.worker import offline
+from protoface.worker.face import sync_score
+from protoface.worker.face.features import FaceDriver
+from protoface.worker.render.rig import stock_asset
 
 from tests.worker import speechlike
-from worker import lipsync, offline
-from worker.features import FaceDriver
-from worker.rig import stock_asset
-from worker.tiers import TIERS, Tier
 
 SPEECH_DIR = Path(__file__).resolve().parent.parent / "tests" / "data" / "speech"
 AVATAR = "av_stock_001"
@@ -66,7 +67,7 @@ def measure(name: str, samples: np.ndarray, tier: Tier, renderer_name: str,
     renderer = RENDERERS[renderer_name](stock_asset(AVATAR), tier, SEED)
     frames = [item.frame for item in offline.drive(samples, tier, renderer, SEED)]
     frames = [frames[0]] * delay + frames[: len(frames) - delay]
-    result = lipsync.score(samples, frames, renderer.mouth_box, tier.fps, tier.samples_per_frame)
+    result = sync_score.score(samples, frames, renderer.mouth_box, tier.fps, tier.samples_per_frame)
     label = f"{name} (video +{delay} frames)" if delay else name
     return Row(label, tier.name, renderer_name, samples.size / 16_000, round(result.r, 3),
                round(result.lag_ms, 1), round(result.peak_r, 3), result.passes())

@@ -46,17 +46,24 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import uvloop
-
-from worker import realtime, render_kernel
-from worker.batcher import FrameClock, SharedRenderer
-from worker.encode import jpeg
-from worker.features import FaceParams
-from worker.pipeline import Pipeline
-from worker.render_mock import MockRenderer
-from worker.render_torch import AvatarModel, TierModel, configure_threads
-from worker.rig import STOCK_PORTRAITS, stock_asset
-from worker.tiers import TIERS, Tier
-from worker.transport import Closed, FrameOut, Inbound, Playback, SpeechIn, until_closed
+from protoface.domain.tiers import TIERS, Tier
+from protoface.worker import realtime
+from protoface.worker.face.features import FaceParams
+from protoface.worker.pipeline import Pipeline
+from protoface.worker.render import kernel
+from protoface.worker.render.batcher import FrameClock, SharedRenderer
+from protoface.worker.render.encode import jpeg
+from protoface.worker.render.mock import MockRenderer
+from protoface.worker.render.renderer import AvatarModel, TierModel, configure_threads
+from protoface.worker.render.rig import STOCK_PORTRAITS, stock_asset
+from protoface.worker.transports.port import (
+    Closed,
+    FrameOut,
+    Inbound,
+    Playback,
+    SpeechIn,
+    until_closed,
+)
 
 TARGETS = {"lite": 20, "standard": 8, "pro": 2}
 STEPS = {"lite": (12, 16, 20, 24, 28, 32), "standard": (4, 6, 8, 10, 12),
@@ -124,12 +131,12 @@ def python_thread() -> Iterator[None]:
 @contextlib.contextmanager
 def eager() -> Iterator[None]:
     """The model's kernel run eagerly (uncompiled), as it was before: the baseline."""
-    compiled = render_kernel.render
-    render_kernel.render = render_kernel._render
+    compiled = kernel.render
+    kernel.render = kernel._render
     try:
         yield
     finally:
-        render_kernel.render = compiled
+        kernel.render = compiled
 
 
 # ── Real-time sessions ──────────────────────────────────────────────────────────

@@ -54,15 +54,14 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-
-from api import serving
-from domain import org as o
-from domain import session as s
-from domain.events import Event
-from projections import audit
-from streams import subjects
-from streams.eventlog import EventLog, encode, subject_of
-from streams.server import EmbeddedNats, free_port
+from protoface.api import serving
+from protoface.domain import org as o
+from protoface.domain import session as s
+from protoface.domain.events import Event
+from protoface.projections import audit
+from protoface.streams import subjects
+from protoface.streams.eventlog import EventLog, encode, subject_of
+from protoface.streams.server import EmbeddedNats, free_port
 
 TARGET_RATE = 100_000.0
 TARGET_SHARE = 0.50

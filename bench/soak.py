@@ -40,13 +40,13 @@ from pathlib import Path
 
 import httpx
 import websockets
+from protoface.api.config import load_keyring
+from protoface.domain import session as s
+from protoface.streams import records
+from protoface.streams.eventlog import EventLog
+from protoface.streams.server import EmbeddedNats, free_port
 
-from api.config import load_keyring
 from bench.api_create import Proc, create_key, wait_http
-from domain import session as s
-from streams.eventlog import EventLog
-from streams.server import EmbeddedNats, free_port
-from worker import records
 
 RATE = 16_000
 CHUNK = bytes(640)  # 20 ms of 16 kHz PCM16 (quiet; the mock renders every tick anyway)
@@ -200,12 +200,12 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         api_url = f"http://127.0.0.1:{port}"
         common = ["--nats-url", nats.url]
-        api = Proc("api", [sys.executable, "-m", "api.cli", "api", *common, "--port", str(port),
+        api = Proc("api", [sys.executable, "-m", "protoface", "api", *common, "--port", str(port),
                            "--data-dir", str(data_dir)], tmp / "api.log", env)
         procs.append(api)
-        procs.append(Proc("supervisor", [sys.executable, "-m", "api.cli", "supervisor",
+        procs.append(Proc("supervisor", [sys.executable, "-m", "protoface", "supervisor",
                                          *common], tmp / "supervisor.log", env))
-        worker = Proc("worker", [sys.executable, "-m", "api.cli", "worker", *common, "--slots",
+        worker = Proc("worker", [sys.executable, "-m", "protoface", "worker", *common, "--slots",
                                  str(slots), "--data-dir", str(data_dir)],
                       tmp / "worker.log", env)
         procs.append(worker)

@@ -21,9 +21,8 @@ from datetime import UTC, datetime
 from typing import Final, Literal
 
 import msgspec
-
-from domain.errors import CONFLICT, INVALID, NOT_FOUND, QUOTA, Rejected
-from domain.plans import Plan
+from protoface.domain.errors import CONFLICT, INVALID, NOT_FOUND, QUOTA, Rejected
+from protoface.domain.plans import Plan
 
 
 class StockAvatar(msgspec.Struct, gc=False, frozen=True, kw_only=True):

@@ -27,10 +27,9 @@ from datetime import UTC, datetime
 from typing import Final
 
 import msgspec
-
-from domain.errors import QUOTA, Rejected
-from domain.plans import PLANS
-from domain.session import Quality, Session
+from protoface.domain.errors import QUOTA, Rejected
+from protoface.domain.plans import PLANS
+from protoface.domain.session import Quality, Session
 
 MILLI: Final = 1_000
 # Millicredits per session minute, by the tier a session bills as.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from domain import avatar, org, session, webhook
+from protoface.domain import avatar, org, session, webhook
 
 Event = session.Event | org.Event | webhook.Event | avatar.Event
 

@@ -17,9 +17,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import msgspec
-
-from domain.errors import CONFLICT, INVALID, QUOTA, Rejected
-from domain.plans import PLANS, Plan
+from protoface.domain.errors import CONFLICT, INVALID, QUOTA, Rejected
+from protoface.domain.plans import PLANS, Plan
 
 # ── Events: the storage format ──────────────────────────────────────────────────
 

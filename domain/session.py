@@ -17,8 +17,7 @@ from datetime import datetime
 from typing import Final, Literal
 
 import msgspec
-
-from domain.errors import CONFLICT, Rejected
+from protoface.domain.errors import CONFLICT, Rejected
 
 Status = Literal[
     "created", "queued", "starting", "running", "ending", "ended", "failed", "canceled"

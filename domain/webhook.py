@@ -19,8 +19,7 @@ from datetime import datetime, timedelta
 from typing import Final, Literal
 
 import msgspec
-
-from domain.errors import CONFLICT, Rejected
+from protoface.domain.errors import CONFLICT, Rejected
 
 # The public lifecycle events a webhook can carry.
 SESSION_TYPES: Final[dict[str, str]] = {

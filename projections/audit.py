@@ -41,11 +41,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-
-from domain.billing import BILLS_AS, MILLI, MINUTE_COST
-from projections import audit_parts
-from projections.audit_parts import Part
-from streams.eventlog import EventLog
+from protoface.domain.billing import BILLS_AS, MILLI, MINUTE_COST
+from protoface.projections import audit_parts
+from protoface.projections.audit_parts import Part
+from protoface.streams.eventlog import EventLog
 
 Progress = Callable[[int, int], None]  # (events read, events to read)
 

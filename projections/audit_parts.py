@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from streams.eventlog import UNREACHABLE, EventLog, LogUnavailable, RawBatch
+from protoface.streams.eventlog import UNREACHABLE, EventLog, LogUnavailable, RawBatch
 
 # The default gives each reader at least this many events: a reader process's startup
 # (~0.2 s, some 20,000 events' reading) should stay a small share of its work.
@@ -119,7 +119,7 @@ async def read_in_processes(
     try:
         for part in parts:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "projections.audit_reader", str(part.first),
+                sys.executable, "-m", "protoface.projections.audit_reader", str(part.first),
                 str(part.last), str(part.path), env=env, stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
             procs.append(proc)

@@ -15,7 +15,7 @@ def run() -> int:
     # without it (nats-py then treats aiohttp as not installed).
     if not any(u.strip().startswith(("ws://", "wss://")) for u in url.split(",")):
         sys.modules.setdefault("aiohttp", None)  # type: ignore[arg-type]
-    from projections.audit_parts import main
+    from protoface.projections.audit_parts import main
 
     return main(url, sys.argv[1:])
 

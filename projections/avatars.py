@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from domain import avatar
-from domain.avatar import STOCK_AVATARS, Avatar, AvatarCreated, AvatarEvent, StockAvatar
-from domain.events import Event
+from protoface.domain import avatar
+from protoface.domain.avatar import STOCK_AVATARS, Avatar, AvatarCreated, AvatarEvent, StockAvatar
+from protoface.domain.events import Event
 
 Scope = Literal["all", "platform", "org"]
 Listed = Avatar | StockAvatar

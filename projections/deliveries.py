@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from domain.events import Event
-from domain.webhook import DeliveryAttempted
+from protoface.domain.events import Event
+from protoface.domain.webhook import DeliveryAttempted
 
 KEEP = 50
 

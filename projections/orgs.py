@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from domain import org
-from domain.events import Event
-from domain.org import Org, OrgEvent
+from protoface.domain import org
+from protoface.domain.events import Event
+from protoface.domain.org import Org, OrgEvent
 
 
 class Principal:

@@ -17,10 +17,9 @@ from datetime import UTC
 from typing import Protocol
 
 from prometheus_client import Gauge
-
-from domain.events import Event
-from streams import subjects
-from streams.eventlog import EventLog, LogUnavailable, Stored
+from protoface.domain.events import Event
+from protoface.streams import subjects
+from protoface.streams.eventlog import EventLog, LogUnavailable, Stored
 
 log = logging.getLogger("protoface.projections")
 

@@ -13,10 +13,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from domain import session
-from domain.events import Event
-from domain.org import ADMISSION_GRACE, SessionAdmitted, SessionsAdmitted, admitted_sessions
-from domain.session import Session, SessionCreated, SessionEvent
+from protoface.domain import session
+from protoface.domain.events import Event
+from protoface.domain.org import (
+    ADMISSION_GRACE,
+    SessionAdmitted,
+    SessionsAdmitted,
+    admitted_sessions,
+)
+from protoface.domain.session import Session, SessionCreated, SessionEvent
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,12 +13,11 @@ import logging
 from typing import TypeVar
 
 import msgspec
-
-from projections.avatars import AvatarsModel
-from projections.orgs import OrgsModel
-from projections.sessions import SessionsModel
-from projections.usage import UsageModel
-from streams.snapshots import SnapshotStore
+from protoface.projections.avatars import AvatarsModel
+from protoface.projections.orgs import OrgsModel
+from protoface.projections.sessions import SessionsModel
+from protoface.projections.usage import UsageModel
+from protoface.streams.snapshots import SnapshotStore
 
 log = logging.getLogger("protoface.projections")
 

@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from domain import billing, session
-from domain.billing import Credits, Month, UsageRecord
-from domain.events import Event
-from domain.org import CreditsGranted, OrgCreated, PlanChanged
-from domain.session import Quality, Session, SessionEvent
+from protoface.domain import billing, session
+from protoface.domain.billing import Credits, Month, UsageRecord
+from protoface.domain.events import Event
+from protoface.domain.org import CreditsGranted, OrgCreated, PlanChanged
+from protoface.domain.session import Quality, Session, SessionEvent
 
 
 @dataclass(frozen=True, slots=True)

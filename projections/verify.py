@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import msgspec
-
-from domain.events import Event
-from projections import snapshots
-from streams.eventlog import EventLog
-from streams.snapshots import SnapshotStore
+from protoface.domain.events import Event
+from protoface.projections import snapshots
+from protoface.streams.eventlog import EventLog
+from protoface.streams.snapshots import SnapshotStore
 
 
 class Model(Protocol):

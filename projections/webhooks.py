@@ -49,20 +49,30 @@ from typing import Any
 
 import httpx
 import msgspec
+from protoface.domain import avatar, ids, session, webhook
+from protoface.domain.avatar import Avatar, AvatarEvent
+from protoface.domain.events import Event
+from protoface.domain.sealing import Keyring
+from protoface.domain.session import Session, SessionEvent
+from protoface.domain.webhook import (
+    Delivery,
+    DeliveryAttempted,
+    Endpoint,
+    EndpointCreated,
+    WebhookEvent,
+)
+from protoface.projections.runner import Projector
+from protoface.projections.webhook_urls import (
+    Resolver,
+    UrlRefused,
+    resolve_target,
+    system_resolver,
+)
+from protoface.streams import subjects
+from protoface.streams.eventlog import EventLog, LogUnavailable, Stored, history_of
+from protoface.streams.lease import Lease
+from protoface.streams.webhooks import Job, WebhookQueue
 from standardwebhooks import Webhook
-
-from domain import avatar, ids, session, webhook
-from domain.avatar import Avatar, AvatarEvent
-from domain.events import Event
-from domain.sealing import Keyring
-from domain.session import Session, SessionEvent
-from domain.webhook import Delivery, DeliveryAttempted, Endpoint, EndpointCreated, WebhookEvent
-from projections.runner import Projector
-from projections.webhook_urls import Resolver, UrlRefused, resolve_target, system_resolver
-from streams import subjects
-from streams.eventlog import EventLog, LogUnavailable, Stored, history_of
-from streams.lease import Lease
-from streams.webhooks import Job, WebhookQueue
 
 log = logging.getLogger("protoface.webhooks")
 _encoder = msgspec.json.Encoder()

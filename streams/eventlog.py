@@ -29,11 +29,10 @@ from nats.js.errors import (
     NotFoundError,
     ServiceUnavailableError,
 )
-
-from domain.events import AvatarEvent, Event, OrgEvent, SessionEvent, WebhookEvent
-from domain.org import SessionsAdmitted
-from streams import subjects
-from streams.metrics import APPEND_SECONDS
+from protoface.domain.events import AvatarEvent, Event, OrgEvent, SessionEvent, WebhookEvent
+from protoface.domain.org import SessionsAdmitted
+from protoface.streams import subjects
+from protoface.streams.metrics import APPEND_SECONDS
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Event)

@@ -16,9 +16,8 @@ from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
-
-from streams import subjects
-from streams.eventlog import UNREACHABLE, LogUnavailable
+from protoface.streams import subjects
+from protoface.streams.eventlog import UNREACHABLE, LogUnavailable
 
 TTL_SECONDS = 24 * 3600
 PENDING_LEASE_SECONDS = 30.0

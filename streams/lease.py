@@ -22,9 +22,8 @@ from nats.errors import Error as NatsError
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import BucketNotFoundError, KeyValueError
 from nats.js.kv import KeyValue
-
-from streams import subjects
-from streams.eventlog import EventLog
+from protoface.streams import subjects
+from protoface.streams.eventlog import EventLog
 
 log = logging.getLogger("protoface.lease")
 

@@ -16,9 +16,8 @@ from typing import Literal
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-
-from streams import subjects
-from streams.eventlog import EventLog
+from protoface.streams import subjects
+from protoface.streams.eventlog import EventLog
 
 Side = Literal["relay", "worker"]
 Control = Literal["connected", "attached", "closed", "detached"]

@@ -13,9 +13,8 @@ import contextlib
 from nats.js.api import ObjectStoreConfig, StorageType
 from nats.js.errors import BucketNotFoundError, NotFoundError, ObjectNotFoundError
 from nats.js.object_store import ObjectStore
-
-from streams import subjects
-from streams.eventlog import EventLog
+from protoface.streams import subjects
+from protoface.streams.eventlog import EventLog
 
 
 class SnapshotStore:

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import os
 
-from domain.webhook import AVATAR_TYPES, SESSION_TYPES
+from protoface.domain.webhook import AVATAR_TYPES, SESSION_TYPES
 
 STREAM = "EVENTS"
 ALL_EVENTS = "events.>"

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-
-from streams import subjects
-from streams.eventlog import EventLog
-from streams.work import EventQueue, Job
+from protoface.streams import subjects
+from protoface.streams.eventlog import EventLog
+from protoface.streams.work import EventQueue, Job
 
 __all__ = ["Backlog", "Job", "WebhookQueue"]
 

@@ -30,10 +30,9 @@ from nats.js.errors import (
     NotFoundError,
 )
 from nats.js.kv import KeyValue
-
-from domain.events import Event
-from streams import subjects
-from streams.eventlog import EventLog, LogUnavailable, decode
+from protoface.domain.events import Event
+from protoface.streams import subjects
+from protoface.streams.eventlog import EventLog, LogUnavailable, decode
 
 
 class WorkerInfo(msgspec.Struct, frozen=True, kw_only=True):

@@ -17,13 +17,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from api.app import create_app
-from api.config import Settings, load_keyring
-from api.orgs import create_key
-from api.services import Services
-from streams.eventlog import EventLog
-from streams.server import EmbeddedNats, free_port
+from protoface.api.app import create_app
+from protoface.api.config import Settings, load_keyring
+from protoface.api.platform.orgs import create_key
+from protoface.api.services import Services
+from protoface.streams.eventlog import EventLog
+from protoface.streams.server import EmbeddedNats, free_port
 
 KeyFactory = Callable[..., Awaitable[str]]
 
@@ -87,7 +86,7 @@ class LiveServer:
     def new_key(self, plan: str = "launch", org: str | None = None) -> str:
         """A key made exactly as an operator does: ``protoface keys create``."""
         out = subprocess.run(
-            [sys.executable, "-m", "api.cli", "keys", "create",
+            [sys.executable, "-m", "protoface", "keys", "create",
              "--org", org or f"org-{uuid.uuid4().hex[:10]}", "--plan", plan,
              "--nats-url", self.nats_url],
             check=True, capture_output=True, text=True, timeout=30,
@@ -105,7 +104,7 @@ def live_server(
     env = {**os.environ, "PROTOFACE_LOG_LEVEL": "INFO"}
     with log_path.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "api", "--nats-url", nats_server.url,
+            [sys.executable, "-m", "protoface", "api", "--nats-url", nats_server.url,
              "--port", str(port), "--data-dir", str(data_dir), "--when-at-capacity", "queue"],
             stdout=out, stderr=out, env=env,
         )

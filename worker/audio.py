@@ -19,8 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-
-from worker.transport import Playback
+from protoface.worker.transports.port import Playback
 
 MODEL_RATE = 16_000
 

@@ -8,19 +8,19 @@ import zlib
 from concurrent.futures import Executor, ThreadPoolExecutor
 from functools import cache
 
-from domain import avatar as avatars
-from domain.avatar import STOCK_AVATARS
-from domain.session import Session
-from streams import subjects
-from streams.avatars import AvatarStore
-from streams.eventlog import EventLog
-from worker import rig
-from worker.batcher import SharedRenderer, frame_clock
-from worker.features import FaceParams
-from worker.pipeline import Renderer
-from worker.render_mock import MockRenderer
-from worker.render_torch import AvatarModel, TierModel, tier_model
-from worker.tiers import TIERS
+from protoface.domain import avatar as avatars
+from protoface.domain.avatar import STOCK_AVATARS
+from protoface.domain.session import Session
+from protoface.domain.tiers import TIERS
+from protoface.streams import subjects
+from protoface.streams.avatars import AvatarStore
+from protoface.streams.eventlog import EventLog
+from protoface.worker.face.features import FaceParams
+from protoface.worker.pipeline import Renderer
+from protoface.worker.render import rig
+from protoface.worker.render.batcher import SharedRenderer, frame_clock
+from protoface.worker.render.mock import MockRenderer
+from protoface.worker.render.renderer import AvatarModel, TierModel, tier_model
 
 
 class AvatarNotAvailable(Exception):

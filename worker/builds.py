@@ -17,13 +17,14 @@ import logging
 import time
 from datetime import UTC, datetime
 
-from domain import avatar, ids
-from domain.avatar import AvatarCreated
-from streams import subjects
-from streams.avatars import AvatarStore, BuildQueue
-from streams.eventlog import ConcurrencyConflict, EventLog, Expect, LogUnavailable
-from streams.work import Job
-from worker import metrics, rig
+from protoface.domain import avatar, ids
+from protoface.domain.avatar import AvatarCreated
+from protoface.streams import subjects
+from protoface.streams.avatars import AvatarStore, BuildQueue
+from protoface.streams.eventlog import ConcurrencyConflict, EventLog, Expect, LogUnavailable
+from protoface.streams.work import Job
+from protoface.worker import metrics
+from protoface.worker.render import rig
 
 log = logging.getLogger("protoface.builds")
 

@@ -22,14 +22,13 @@ from typing import Protocol
 import av
 import numpy as np
 from PIL import Image, ImageDraw
-
-from worker.audio import MODEL_RATE, Resampler, to_mono_int16
-from worker.features import FaceDriver, FaceParams
-from worker.lipsync import MouthBox
-from worker.pipeline import Renderer
-from worker.render_mock import MockRenderer
-from worker.rig import stock_asset
-from worker.tiers import Tier
+from protoface.domain.tiers import Tier
+from protoface.worker.audio import MODEL_RATE, Resampler, to_mono_int16
+from protoface.worker.face.features import FaceDriver, FaceParams
+from protoface.worker.face.sync_score import MouthBox
+from protoface.worker.pipeline import Renderer
+from protoface.worker.render.mock import MockRenderer
+from protoface.worker.render.rig import stock_asset
 
 VIDEO_CODECS = ("libx264", "h264", "mpeg4")  # the first PyAV's FFmpeg can encode
 AUDIO_CODEC = "aac"
@@ -56,7 +55,7 @@ def model_renderer(asset: bytes, tier: Tier, seed: int) -> FaceRenderer:
     face's life (blinks, head, gaze) through the ``FaceDriver``."""
     if tier.name == "mock":
         return mock_renderer(asset, tier, seed)
-    from worker.render_torch import TorchRenderer, tier_model  # torch loads only here
+    from protoface.worker.render.renderer import TorchRenderer, tier_model
 
     return TorchRenderer(tier_model(tier), asset)
 

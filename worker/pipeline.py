@@ -17,12 +17,11 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
-
-from worker import metrics
-from worker.audio import SpeechQueue
-from worker.features import FaceDriver, FaceParams
-from worker.tiers import Tier
-from worker.transport import (
+from protoface.domain.tiers import Tier
+from protoface.worker import metrics
+from protoface.worker.audio import SpeechQueue
+from protoface.worker.face.features import FaceDriver, FaceParams
+from protoface.worker.transports.port import (
     Closed,
     Flush,
     FrameOut,

@@ -14,24 +14,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from domain import ids, session
-from domain.avatar import STOCK_AVATARS
-from domain.errors import Rejected
-from domain.sealing import Keyring
-from domain.session import LiveKitTransport, PipecatTransport, Session
-from streams import subjects
-from streams.avatars import AvatarStore
-from streams.eventlog import ConcurrencyConflict, EventLog, Expect, LogUnavailable
-from streams.work import WorkerInfo, WorkerRegistry, WorkQueue
-from worker import metrics
-from worker.avatars import AvatarNotAvailable, load_asset, renderer_for
-from worker.builds import Builder
-from worker.livekit import LiveKitTransportAdapter
-from worker.pipeline import Renderer
-from worker.relay import RelayTransport
-from worker.session_runner import RunnerSettings, SessionRunner
-from worker.tiers import TIERS
-from worker.transport import Transport
+from protoface.domain import ids, session
+from protoface.domain.avatar import STOCK_AVATARS
+from protoface.domain.errors import Rejected
+from protoface.domain.sealing import Keyring
+from protoface.domain.session import LiveKitTransport, PipecatTransport, Session
+from protoface.domain.tiers import TIERS
+from protoface.streams import subjects
+from protoface.streams.avatars import AvatarStore
+from protoface.streams.eventlog import ConcurrencyConflict, EventLog, Expect, LogUnavailable
+from protoface.streams.work import WorkerInfo, WorkerRegistry, WorkQueue
+from protoface.worker import metrics
+from protoface.worker.avatars import AvatarNotAvailable, load_asset, renderer_for
+from protoface.worker.builds import Builder
+from protoface.worker.pipeline import Renderer
+from protoface.worker.session_runner import RunnerSettings, SessionRunner
+from protoface.worker.transports.livekit.transport import LiveKitTransportAdapter
+from protoface.worker.transports.port import Transport
+from protoface.worker.transports.relay.transport import RelayTransport
 
 log = logging.getLogger("protoface.worker")
 

@@ -17,16 +17,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import get_args
 
-from domain import ids, session
-from domain.errors import Rejected
-from domain.session import Session
-from streams import subjects
-from streams.eventlog import ConcurrencyConflict, EventLog, Expect
-from streams.work import session_signals
-from worker import metrics
-from worker.pipeline import Pipeline, Renderer
-from worker.tiers import TIERS
-from worker.transport import Transport, TransportError
+from protoface.domain import ids, session
+from protoface.domain.errors import Rejected
+from protoface.domain.session import Session
+from protoface.domain.tiers import TIERS
+from protoface.streams import subjects
+from protoface.streams.eventlog import ConcurrencyConflict, EventLog, Expect
+from protoface.streams.work import session_signals
+from protoface.worker import metrics
+from protoface.worker.pipeline import Pipeline, Renderer
+from protoface.worker.transports.port import Transport, TransportError
 
 log = logging.getLogger("protoface.worker")
 

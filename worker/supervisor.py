@@ -19,13 +19,13 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 
-from domain import billing, ids, session
-from domain.errors import Rejected
-from projections.sessions import SessionsModel
-from projections.usage import UsageModel
-from streams import subjects
-from streams.eventlog import ConcurrencyConflict, EventLog, Expect, LogUnavailable
-from streams.work import WorkerInfo, WorkerRegistry
+from protoface.domain import billing, ids, session
+from protoface.domain.errors import Rejected
+from protoface.projections.sessions import SessionsModel
+from protoface.projections.usage import UsageModel
+from protoface.streams import subjects
+from protoface.streams.eventlog import ConcurrencyConflict, EventLog, Expect, LogUnavailable
+from protoface.streams.work import WorkerInfo, WorkerRegistry
 
 log = logging.getLogger("protoface.supervisor")
 

@@ -8,22 +8,22 @@ import asyncio
 import httpx
 import pytest
 from nats.js.errors import NotFoundError
+from protoface.api.auth import key_hash
+from protoface.api.avatars import images
+from protoface.api.avatars.service import AvatarService, NewAvatar
+from protoface.api.http import now
+from protoface.api.services import Services
+from protoface.domain import ids
+from protoface.domain.errors import Rejected
+from protoface.projections.avatars import AvatarsModel
+from protoface.projections.runner import Projector
+from protoface.streams import subjects
+from protoface.worker.builds import Builder
 
-from api import images
-from api.auth import key_hash
-from api.avatars import AvatarService, NewAvatar
-from api.controllers.common import now
-from api.services import Services
-from domain import ids
-from domain.errors import Rejected
-from projections.avatars import AvatarsModel
-from projections.runner import Projector
-from streams import subjects
 from tests.api.support import assert_error, auth
 from tests.avatars import FACE, NO_FACE, image_bytes, upload, upload_ok
 from tests.conftest import KeyFactory
 from tests.tokens import livekit_body
-from worker.builds import Builder
 
 
 def builder(services: Services) -> Builder:

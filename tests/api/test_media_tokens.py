@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from api.media_tokens import TTL, MediaGrant, MediaTokens
-from domain.sealing import Keyring
+from protoface.api.sessions.media_tokens import TTL, MediaGrant, MediaTokens
+from protoface.domain.sealing import Keyring
 
 NOW = datetime.now(UTC)
 

@@ -72,7 +72,7 @@ async def test_openapi_document_is_served_with_its_twelve_operations(
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("application/json")
     # The checked-in contract, byte for byte: never a document generated from the routes.
-    assert r.content == resources.files("api").joinpath("openapi.json").read_bytes()
+    assert r.content == resources.files("protoface.api").joinpath("openapi.json").read_bytes()
     document = r.json()
     assert document["info"]["title"] == "Protoface API"
     operations = {

@@ -7,8 +7,7 @@ from __future__ import annotations
 import gc
 
 from litestar import Litestar
-
-from api import serving
+from protoface.api import serving
 
 
 def test_building_the_server_freezes_the_heap_alive_at_startup() -> None:

@@ -13,14 +13,14 @@ from typing import Any
 
 import httpx
 import pytest
+from protoface.api.services import Services
+from protoface.domain import billing
+from protoface.domain.session import Claim, Finish, Quality, ReportFirstFrame, ReportUsage
+from protoface.projections.usage import UsageModel
+from protoface.worker.supervisor import Supervisor
 
-from api.services import Services
-from domain import billing
-from domain.session import Claim, Finish, Quality, ReportFirstFrame, ReportUsage
-from projections.usage import UsageModel
 from tests.api.support import act_as_worker, assert_error, auth, create, create_ok
 from tests.conftest import KeyFactory
-from worker.supervisor import Supervisor
 
 
 def at(**delta: float) -> datetime:
@@ -62,7 +62,7 @@ async def quota(client: httpx.AsyncClient, key: str) -> dict[str, Any]:
 def grant(services: Services, org: str, credits: int) -> subprocess.CompletedProcess[str]:
     """``protoface credits grant`` as an operator runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "api.cli", "credits", "grant", "--org", org,
+        [sys.executable, "-m", "protoface", "credits", "grant", "--org", org,
          "--credits", str(credits), "--nats-url", services.settings.nats_url],
         capture_output=True, text=True, timeout=30,
     )

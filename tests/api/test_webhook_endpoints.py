@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from protoface.api.services import Services
+from protoface.domain.webhook import EndpointCreated
+from protoface.streams import subjects
 
-from api.services import Services
-from domain.webhook import EndpointCreated
-from streams import subjects
 from tests.api.support import assert_error, auth
 from tests.conftest import KeyFactory
 
@@ -115,7 +115,7 @@ async def test_the_endpoints_api_needs_an_api_key_and_a_valid_body(
 
 
 def test_settings_default_to_refusing_private_addresses() -> None:
-    from api.config import Settings
+    from protoface.api.config import Settings
 
     settings = Settings()
     assert not settings.webhook_allow_private and not settings.production

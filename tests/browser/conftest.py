@@ -27,8 +27,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
-
-from streams.server import free_port
+from protoface.streams.server import free_port
 
 SPEECH = Path(__file__).parent.parent / "data" / "speech"
 # Flags that keep a headless Chromium quiet and self-contained on a machine with no
@@ -80,7 +79,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
            "PROTOFACE_WEBHOOK_ALLOW_PRIVATE": "1", "PROTOFACE_WEBHOOK_RETRY_SCALE": "0.05"}
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "up", "--port", str(port),
+            [sys.executable, "-m", "protoface", "up", "--port", str(port),
              "--nats-port", str(free_port()), "--data-dir", str(root / "data")],
             stdout=out, stderr=out, env=env,
         )

@@ -102,7 +102,7 @@ def test_an_uploaded_avatar_reaches_ready(server: Server, browser: Browser) -> N
     assert config["avatars_api"]  # the page shows its upload panel
     page = browser.new_page()
     page.goto(f"{server.url}/playground")
-    portrait = resources.files("worker.portraits").joinpath("astronaut.png")
+    portrait = resources.files("protoface.worker.portraits").joinpath("astronaut.png")
     page.set_input_files("#upload-image", str(portrait))
     page.fill("#upload-name", "Browser upload")
     page.click("#upload-submit")

@@ -8,6 +8,10 @@ import asyncio
 import time
 
 import pytest
+from protoface.streams import subjects
+from protoface.streams.avatars import AvatarStore
+from protoface.streams.eventlog import EventLog
+from protoface.worker.builds import Builder
 from protoface_sdk import (
     Avatar,
     AvatarStatus,
@@ -19,13 +23,9 @@ from protoface_sdk import (
     UnprocessableError,
 )
 
-from streams import subjects
-from streams.avatars import AvatarStore
-from streams.eventlog import EventLog
 from tests.avatars import FACE, NO_FACE
 from tests.conftest import LiveServer
 from tests.tokens import livekit_body
-from worker.builds import Builder
 
 
 def client(live_server: LiveServer, key: str) -> ProtofaceClient:

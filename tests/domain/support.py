@@ -10,8 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import settings
-
-from domain import session as s
+from protoface.domain import session as s
 
 # Modest, deterministic-enough settings: the whole domain suite stays well under 20 s.
 PROPERTY = settings(max_examples=200, deadline=None)

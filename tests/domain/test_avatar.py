@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import msgspec
+import protoface.domain.events
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from protoface.domain import avatar as a
+from protoface.domain.errors import Rejected
+from protoface.domain.plans import PLANS
 
-import domain.events
-from domain import avatar as a
-from domain.errors import Rejected
-from domain.plans import PLANS
 from tests.domain.support import ORG, PROPERTY, T0, Ids, t
 
 AV = "av_01JN0000000000000000000001"
@@ -164,7 +164,7 @@ def test_only_a_ready_avatar_can_run_sessions(history: list[a.Event], ready: boo
 def test_avatar_events_round_trip_through_the_log_encoding() -> None:
     for event in (created(), built(), failed(), deleted()):
         data = msgspec.json.encode(event)
-        assert msgspec.json.decode(data, type=domain.events.Event) == event
+        assert msgspec.json.decode(data, type=protoface.domain.events.Event) == event
 
 
 # ── Properties ──────────────────────────────────────────────────────────────────

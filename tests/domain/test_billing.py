@@ -9,12 +9,13 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from protoface.domain import billing as b
+from protoface.domain import org as o
+from protoface.domain import session as s
+from protoface.domain.errors import QUOTA, Rejected
+from protoface.domain.plans import PLANS
+from protoface.domain.tiers import TIERS
 
-from domain import billing as b
-from domain import org as o
-from domain import session as s
-from domain.errors import QUOTA, Rejected
-from domain.plans import PLANS
 from tests.domain import support
 from tests.domain.support import (
     HISTORIES,
@@ -30,7 +31,6 @@ from tests.domain.support import (
     starting,
     t,
 )
-from worker.tiers import TIERS
 
 MARCH = "2026-03"
 LAUNCH = [(datetime(2026, 1, 10, tzinfo=UTC), "launch")]

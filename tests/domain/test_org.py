@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import msgspec
+import protoface.domain.events
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from protoface.domain import org as o
+from protoface.domain.errors import CONFLICT, QUOTA, Rejected
+from protoface.domain.plans import PLANS, PUBLIC_PLANS
 
-import domain.events
-from domain import org as o
-from domain.errors import CONFLICT, QUOTA, Rejected
-from domain.plans import PLANS, PUBLIC_PLANS
 from tests.domain.support import ORG, PROPERTY, Ids, t
 
 ENV = {"org_id": ORG}
@@ -297,6 +297,6 @@ def test_clamp_duration_never_exceeds_the_plan_and_never_raises_a_request(
     o.SessionsAdmitted(id="e6", **ENV, at=t(5), session_ids=("sess_2", "sess_3")),
 ], ids=lambda e: type(e).__name__)
 def test_org_events_round_trip_through_the_shared_event_decoder(event: o.Event) -> None:
-    decoded = msgspec.json.Decoder(domain.events.Event).decode(msgspec.json.encode(event))
+    decoded = msgspec.json.Decoder(protoface.domain.events.Event).decode(msgspec.json.encode(event))
     assert type(decoded) is type(event)
     assert decoded == event

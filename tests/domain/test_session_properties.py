@@ -13,13 +13,13 @@ from datetime import UTC, timedelta, timezone
 from typing import get_args
 
 import msgspec
+import protoface.domain.events
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from protoface.domain import session as s
+from protoface.domain.errors import Rejected
 
-import domain.events
-from domain import session as s
-from domain.errors import Rejected
 from tests.domain.support import ORG, PROPERTY, SID, T0, Clock, Ids, create_command
 
 # ── The allowed transition graph, written down independently of the code ────────
@@ -321,7 +321,7 @@ def test_replaying_the_log_from_scratch_equals_the_live_state(tail: list[s.Comma
 @given(sequences)
 def test_replaying_the_stored_json_log_equals_the_live_state(tail: list[s.Command]) -> None:
     result = run(tail)
-    decoder = msgspec.json.Decoder(domain.events.Event)
+    decoder = msgspec.json.Decoder(protoface.domain.events.Event)
     stored = [decoder.decode(msgspec.json.encode(e)) for e in result.log]
     assert stored == result.log
     assert s.fold(stored) == result.state  # type: ignore[arg-type]
@@ -387,7 +387,7 @@ events: st.SearchStrategy[s.Event] = st.one_of(
               frames=counters, billable_seconds=counters),
     st.builds(s.SessionCanceled, **envelope),
 )
-DECODER = msgspec.json.Decoder(domain.events.Event)
+DECODER = msgspec.json.Decoder(protoface.domain.events.Event)
 
 
 @PROPERTY

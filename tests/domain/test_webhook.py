@@ -6,10 +6,9 @@ from datetime import UTC, datetime, timedelta
 from itertools import count
 
 import pytest
-
-from domain import webhook
-from domain.errors import Rejected
-from domain.webhook import (
+from protoface.domain import webhook
+from protoface.domain.errors import Rejected
+from protoface.domain.webhook import (
     CreateEndpoint,
     DeleteEndpoint,
     Delivery,

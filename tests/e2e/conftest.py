@@ -16,9 +16,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from api.config import load_keyring
-from streams.server import EmbeddedNats, free_port
+from protoface.api.config import load_keyring
+from protoface.streams.server import EmbeddedNats, free_port
 
 HEARTBEAT = 0.5
 
@@ -36,7 +35,7 @@ class Stack:
         env = {**os.environ, "PROTOFACE_HEARTBEAT_SECONDS": str(HEARTBEAT)}
         with (self.logs / f"{name}.log").open("ab") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "api.cli", *args, "--nats-url", self.nats.url],
+                [sys.executable, "-m", "protoface", *args, "--nats-url", self.nats.url],
                 stdout=out, stderr=out, env=env,
             )
         self.processes.append(process)
@@ -76,7 +75,7 @@ class Stack:
 
     def new_key(self, plan: str = "launch") -> str:
         out = subprocess.run(
-            [sys.executable, "-m", "api.cli", "keys", "create", "--org",
+            [sys.executable, "-m", "protoface", "keys", "create", "--org",
              f"org-{uuid.uuid4().hex[:10]}", "--plan", plan, "--nats-url", self.nats.url],
             check=True, capture_output=True, text=True, timeout=30,
         )

@@ -9,11 +9,12 @@ import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from api.orgs import load_orgs
-from domain import ids
-from domain import session as s
-from streams import subjects
-from streams.eventlog import EventLog, Expect
+from protoface.api.platform.orgs import load_orgs
+from protoface.domain import ids
+from protoface.domain import session as s
+from protoface.streams import subjects
+from protoface.streams.eventlog import EventLog, Expect
+
 from tests.e2e.conftest import Stack
 from tests.e2e.test_relay_session import wait_status
 from tests.e2e.test_workers import create, history, running
@@ -23,7 +24,7 @@ def new_org_key(stack: Stack, plan: str) -> tuple[str, str]:
     """A key from ``protoface keys create`` and the name of its (new) org."""
     org = f"org-{uuid.uuid4().hex[:10]}"
     out = subprocess.run(
-        [sys.executable, "-m", "api.cli", "keys", "create", "--org", org, "--plan", plan,
+        [sys.executable, "-m", "protoface", "keys", "create", "--org", org, "--plan", plan,
          "--nats-url", stack.nats.url],
         check=True, capture_output=True, text=True, timeout=30,
     )

@@ -16,10 +16,10 @@ from pipecat_protoface._client import (
     ProtofaceRelayClient,
     ProtofaceVideoFrame,
 )
+from protoface.streams import records
 
 from tests import speech
 from tests.e2e.conftest import Stack
-from worker import records
 
 
 def auth(key: str) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streams.server import EmbeddedNats, free_port
+from protoface.streams.server import EmbeddedNats, free_port
 
 NODE_CONFIG = """
 server_name: {name}

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from protoface.api.config import load_keyring
+from protoface.domain import session as s
+from protoface.streams.eventlog import EventLog
+from protoface.streams.server import EmbeddedNats, free_port
 
-from api.config import load_keyring
-from domain import session as s
-from streams.eventlog import EventLog
-from streams.server import EmbeddedNats, free_port
 from tests.e2e.conftest import HEARTBEAT
 
 # A session left in ``created`` is failed after this many seconds (30 in production).
@@ -51,7 +51,7 @@ class Deployment:
     def spawn(self, *args: str, name: str) -> subprocess.Popen[bytes]:
         with (self.logs / f"{name}.log").open("ab") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "api.cli", *args, "--nats-url", self.nats_url],
+                [sys.executable, "-m", "protoface", *args, "--nats-url", self.nats_url],
                 stdout=out, stderr=out, env=self.env,
             )
         self.processes.append(process)
@@ -72,7 +72,7 @@ class Deployment:
 
     def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "api.cli", *args, "--nats-url", self.nats_url],
+            [sys.executable, "-m", "protoface", *args, "--nats-url", self.nats_url],
             capture_output=True, text=True, timeout=timeout, env=self.env,
         )
 

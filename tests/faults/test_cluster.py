@@ -21,15 +21,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from protoface.domain import session as s
+from protoface.domain.events import Event
+from protoface.domain.plans import PLANS
+from protoface.streams import subjects
+from protoface.streams.eventlog import EventLog
+from protoface.streams.idempotency import IdempotencyStore
+from protoface.streams.snapshots import SnapshotStore
+from protoface.streams.work import WorkerRegistry
 
-from domain import session as s
-from domain.events import Event
-from domain.plans import PLANS
-from streams import subjects
-from streams.eventlog import EventLog
-from streams.idempotency import IdempotencyStore
-from streams.snapshots import SnapshotStore
-from streams.work import WorkerRegistry
 from tests.faults.cluster import Cluster
 from tests.faults.conftest import Deployment, auth
 

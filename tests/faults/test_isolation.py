@@ -23,9 +23,9 @@ import duckdb
 import httpx
 import pytest
 import websockets
+from protoface.api.sessions.relay import PROTOCOL
+from protoface.streams.eventlog import EventLog
 
-from api.relay import PROTOCOL
-from streams.eventlog import EventLog
 from tests.conftest import LiveServer
 from tests.tokens import livekit_body, worker_token
 
@@ -206,7 +206,7 @@ async def raw_event_log(nats_url: str) -> str:
 def duckdb_text(nats_url: str, out: Path) -> str:
     """Every value of every table of ``protoface audit export``, as text."""
     done = subprocess.run(
-        [sys.executable, "-m", "api.cli", "audit", "export", "--out", str(out),
+        [sys.executable, "-m", "protoface", "audit", "export", "--out", str(out),
          "--nats-url", nats_url], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     texts: list[str] = [done.stdout, done.stderr]

@@ -19,14 +19,13 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from domain import ids
-from domain import session as s
-from domain.errors import Rejected
-from domain.session import LiveKitTransport
-from projections.usage import UsageModel
-from streams import subjects
-from streams.eventlog import ConcurrencyConflict, EventLog, Expect, Stored
+from protoface.domain import ids
+from protoface.domain import session as s
+from protoface.domain.errors import Rejected
+from protoface.domain.session import LiveKitTransport
+from protoface.projections.usage import UsageModel
+from protoface.streams import subjects
+from protoface.streams.eventlog import ConcurrencyConflict, EventLog, Expect, Stored
 
 # (status before, event type) pairs the lifecycle allows (domain/session.py's diagram).
 LEGAL = {

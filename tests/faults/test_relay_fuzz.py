@@ -23,10 +23,10 @@ import pytest
 import websockets
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from protoface.streams import records
 
 from tests.e2e.conftest import Stack
 from tests.e2e.test_relay_session import auth
-from worker import records
 
 pytestmark = pytest.mark.slow
 

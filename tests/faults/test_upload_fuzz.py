@@ -13,12 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from protoface.api.avatars.images import MAX_IMAGE_PIXELS, check
+from protoface.api.errors import ApiError
+from protoface.worker.render import rig
 
-from api.errors import ApiError
-from api.images import MAX_IMAGE_PIXELS, check
 from tests.avatars import FACE, image_bytes, upload
 from tests.conftest import KeyFactory
-from worker import rig
 
 CODES = {"image_empty", "image_unsupported_type", "image_corrupt", "image_too_small",
          "image_too_many_pixels", "image_too_large"}

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from domain.events import Event
-from projections.runner import Model
-from streams.eventlog import EventLog
+from protoface.domain.events import Event
+from protoface.projections.runner import Model
+from protoface.streams.eventlog import EventLog
 
 M = TypeVar("M", bound=Model)
 

@@ -24,21 +24,21 @@ from typing import Any
 import duckdb
 import msgspec
 import pytest
+from protoface.api.platform.orgs import create_key, grant_credits
+from protoface.domain import org as o
+from protoface.domain import session as s
+from protoface.domain import webhook as w
+from protoface.domain.events import Event
+from protoface.projections import audit, audit_parts, snapshots
+from protoface.projections.orgs import OrgsModel
+from protoface.projections.sessions import SessionsModel
+from protoface.projections.usage import UsageModel
+from protoface.projections.verify import differences, verify
+from protoface.streams import subjects
+from protoface.streams.eventlog import EventLog, Expect, RawBatch, encode
+from protoface.streams.server import EmbeddedNats, free_port
+from protoface.streams.snapshots import SnapshotStore
 
-from api.orgs import create_key, grant_credits
-from domain import org as o
-from domain import session as s
-from domain import webhook as w
-from domain.events import Event
-from projections import audit, audit_parts, snapshots
-from projections.orgs import OrgsModel
-from projections.sessions import SessionsModel
-from projections.usage import UsageModel
-from projections.verify import differences, verify
-from streams import subjects
-from streams.eventlog import EventLog, Expect, RawBatch, encode
-from streams.server import EmbeddedNats, free_port
-from streams.snapshots import SnapshotStore
 from tests.streams.support import new_event_id, new_session
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -725,7 +725,7 @@ def test_differences_walk_dicts_structs_and_lists_and_count_everything() -> None
 
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "api.cli", "audit", *args],
+    return subprocess.run([sys.executable, "-m", "protoface", "audit", *args],
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -9,17 +9,17 @@ from typing import Any
 
 import httpx
 from nats.aio.msg import Msg
+from protoface.api.auth import key_hash
+from protoface.api.avatars.schemas import avatar_view
+from protoface.api.services import Services
+from protoface.api.sessions.schemas import session_view
+from protoface.projections.webhooks import Dispatcher, DispatchSettings
+from protoface.worker.builds import Builder
 
-from api.auth import key_hash
-from api.avatar_schemas import avatar_view
-from api.schemas import session_view
-from api.services import Services
-from projections.webhooks import Dispatcher, DispatchSettings
 from tests.api.support import auth
 from tests.avatars import FACE, NO_FACE, upload_ok
 from tests.conftest import KeyFactory
 from tests.projections.test_webhook_delivery import Receiver, _until, receiver
-from worker.builds import Builder
 
 __all__ = ["receiver"]  # the fixture, shared with the session webhook specs
 

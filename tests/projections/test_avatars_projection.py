@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import httpx
 import msgspec
+from protoface.api.services import Services
+from protoface.projections import snapshots
+from protoface.projections.avatars import AvatarsModel
+from protoface.projections.runner import Projector
+from protoface.streams.snapshots import SnapshotStore
+from protoface.worker.builds import Builder
 
-from api.services import Services
-from projections import snapshots
-from projections.avatars import AvatarsModel
-from projections.runner import Projector
-from streams.snapshots import SnapshotStore
 from tests.api.support import auth
 from tests.avatars import NO_FACE, upload_ok
 from tests.conftest import KeyFactory
 from tests.projections.support import UpTo, rebuild
-from worker.builds import Builder
 
 
 async def some_avatars(client: httpx.AsyncClient, services: Services, key: str) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from domain.webhook import DeliveryAttempted, EndpointDisabled
-from projections.deliveries import RecentDeliveries
+from protoface.domain.webhook import DeliveryAttempted, EndpointDisabled
+from protoface.projections.deliveries import RecentDeliveries
 
 AT = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from domain import ids, webhook
-from domain.webhook import DeliveryAttempted, EndpointCreated, EndpointDisabled
-from projections.webhooks import PRUNE_EVERY, DeliveryLedger
+from protoface.domain import ids, webhook
+from protoface.domain.webhook import DeliveryAttempted, EndpointCreated, EndpointDisabled
+from protoface.projections.webhooks import PRUNE_EVERY, DeliveryLedger
 
 AT = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -16,16 +16,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from protoface.domain import ids
+from protoface.domain import session as s
+from protoface.domain.errors import Rejected
+from protoface.domain.events import Event
+from protoface.domain.org import (
+    ADMISSION_GRACE,
+    OrgCreated,
+    OrgEvent,
+    SessionAdmitted,
+    SessionsAdmitted,
+)
+from protoface.projections.runner import Projector
+from protoface.projections.sessions import Query, SessionsModel
+from protoface.streams import subjects
+from protoface.streams.eventlog import ConcurrencyConflict, EventLog, Expect, LogUnavailable
 
-from domain import ids
-from domain import session as s
-from domain.errors import Rejected
-from domain.events import Event
-from domain.org import ADMISSION_GRACE, OrgCreated, OrgEvent, SessionAdmitted, SessionsAdmitted
-from projections.runner import Projector
-from projections.sessions import Query, SessionsModel
-from streams import subjects
-from streams.eventlog import ConcurrencyConflict, EventLog, Expect, LogUnavailable
 from tests.projections import support
 from tests.streams.support import (
     Clock,

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from domain import session as s
-from projections import snapshots
-from projections.orgs import OrgsModel
-from projections.runner import Projector
-from projections.sessions import SessionsModel
-from streams import subjects
-from streams.eventlog import EventLog, Expect
-from streams.snapshots import SnapshotStore
+from protoface.domain import session as s
+from protoface.projections import snapshots
+from protoface.projections.orgs import OrgsModel
+from protoface.projections.runner import Projector
+from protoface.projections.sessions import SessionsModel
+from protoface.streams import subjects
+from protoface.streams.eventlog import EventLog, Expect
+from protoface.streams.snapshots import SnapshotStore
+
 from tests.streams.support import creation, heartbeat, new_org, new_session, starting
 
 

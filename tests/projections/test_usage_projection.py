@@ -15,18 +15,18 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 import msgspec
+from protoface.domain import billing
+from protoface.domain import session as s
+from protoface.domain.events import Event
+from protoface.domain.org import CreditsGranted, OrgCreated, PlanChanged
+from protoface.projections import snapshots
+from protoface.projections.runner import Projector
+from protoface.projections.sessions import SessionsModel
+from protoface.projections.usage import UsageModel
+from protoface.streams import subjects
+from protoface.streams.eventlog import EventLog, Expect
+from protoface.streams.snapshots import SnapshotStore
 
-from domain import billing
-from domain import session as s
-from domain.events import Event
-from domain.org import CreditsGranted, OrgCreated, PlanChanged
-from projections import snapshots
-from projections.runner import Projector
-from projections.sessions import SessionsModel
-from projections.usage import UsageModel
-from streams import subjects
-from streams.eventlog import EventLog, Expect
-from streams.snapshots import SnapshotStore
 from tests.projections import support
 from tests.projections.test_sessions_projection import Driver
 from tests.streams.support import Clock, create_command, new_event_id, new_org, new_session

@@ -15,19 +15,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from protoface.api.config import load_keyring
+from protoface.api.sessions.schemas import session_view
+from protoface.api.webhooks.service import ENDPOINT, new_secret
+from protoface.domain import ids, session, webhook
+from protoface.domain.sealing import Keyring
+from protoface.domain.session import Claim
+from protoface.domain.webhook import DeliveryAttempted
+from protoface.projections.webhooks import Dispatcher, DispatchSettings
+from protoface.streams import subjects
+from protoface.streams.eventlog import EventLog, Expect, Stored
+from protoface.streams.server import EmbeddedNats, free_port
+from protoface.streams.webhooks import Backlog
 
-from api.config import load_keyring
-from api.schemas import session_view
-from api.webhooks import ENDPOINT, new_secret
-from domain import ids, session, webhook
-from domain.sealing import Keyring
-from domain.session import Claim
-from domain.webhook import DeliveryAttempted
-from projections.webhooks import Dispatcher, DispatchSettings
-from streams import subjects
-from streams.eventlog import EventLog, Expect, Stored
-from streams.server import EmbeddedNats, free_port
-from streams.webhooks import Backlog
 from tests.projections.test_webhook_delivery import Receiver, _until, receiver
 from tests.streams.support import creation, new_org, new_session
 

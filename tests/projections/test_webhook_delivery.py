@@ -15,16 +15,16 @@ import httpx
 import pytest
 from aiohttp import web
 from nats.aio.msg import Msg
+from protoface.api.auth import key_hash
+from protoface.api.services import Services
+from protoface.api.sessions.schemas import session_view
+from protoface.domain.session import Claim, Finish, ReportFirstFrame, RequestEnd
+from protoface.domain.webhook import DeliveryAttempted, EndpointDisabled
+from protoface.projections.webhooks import Dispatcher, DispatchSettings
+from protoface.streams import subjects
+from protoface.streams.server import free_port
 from standardwebhooks import Webhook
 
-from api.auth import key_hash
-from api.schemas import session_view
-from api.services import Services
-from domain.session import Claim, Finish, ReportFirstFrame, RequestEnd
-from domain.webhook import DeliveryAttempted, EndpointDisabled
-from projections.webhooks import Dispatcher, DispatchSettings
-from streams import subjects
-from streams.server import free_port
 from tests.api.support import act_as_worker, auth, create_ok
 from tests.conftest import KeyFactory
 

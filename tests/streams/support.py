@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from domain import ids
-from domain import session as s
+from protoface.domain import ids
+from protoface.domain import session as s
 
 AVATAR = "av_stock_001"
 

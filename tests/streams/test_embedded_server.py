@@ -7,8 +7,7 @@ from pathlib import Path
 
 import nats
 import pytest
-
-from streams.server import REPO_CONFIG, EmbeddedNats, binary, free_port
+from protoface.streams.server import REPO_CONFIG, EmbeddedNats, binary, free_port
 
 
 def listening(port: int) -> bool:

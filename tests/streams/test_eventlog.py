@@ -13,11 +13,10 @@ from collections.abc import AsyncIterator
 import pytest
 from nats.js.api import StorageType
 from nats.js.errors import APIError
-
-from domain import session as s
-from domain.events import Event
-from streams import subjects
-from streams.eventlog import (
+from protoface.domain import session as s
+from protoface.domain.events import Event
+from protoface.streams import subjects
+from protoface.streams.eventlog import (
     ConcurrencyConflict,
     EventLog,
     Expect,
@@ -26,7 +25,8 @@ from streams.eventlog import (
     history_of,
     subject_of,
 )
-from streams.server import EmbeddedNats
+from protoface.streams.server import EmbeddedNats
+
 from tests.streams.support import (
     created,
     creation,

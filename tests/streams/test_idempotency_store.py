@@ -7,10 +7,9 @@ import uuid
 
 import pytest
 from nats.js.api import StorageType
-
-from streams import subjects
-from streams.eventlog import EventLog
-from streams.idempotency import TTL_SECONDS, Claimed, Existing, IdempotencyStore, Record
+from protoface.streams import subjects
+from protoface.streams.eventlog import EventLog
+from protoface.streams.idempotency import TTL_SECONDS, Claimed, Existing, IdempotencyStore, Record
 
 
 @pytest.fixture
@@ -158,7 +157,7 @@ async def test_a_pending_claim_past_its_lease_is_taken_over_by_one_retry(
     assert isinstance(await store.claim(scope, "k", "fp"), Claimed)
     assert isinstance(await store.claim(scope, "k", "fp"), Existing)  # within its lease
     # When its lease has run out, then exactly one of two racing retries takes it over.
-    monkeypatch.setattr("streams.idempotency.PENDING_LEASE_SECONDS", 0.5)
+    monkeypatch.setattr("protoface.streams.idempotency.PENDING_LEASE_SECONDS", 0.5)
     await asyncio.sleep(0.6)
     first, second = await asyncio.gather(store.claim(scope, "k", "fp"),
                                          store.claim(scope, "k", "fp"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from streams.eventlog import EventLog
-from streams.lease import Lease
+from protoface.streams.eventlog import EventLog
+from protoface.streams.lease import Lease
 
 
 async def _lease(event_log: EventLog, role: str, holder: str, ttl: float = 1.0) -> Lease:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from streams import subjects
-from streams.eventlog import EventLog, Expect, RawBatch, decode, encode
+from protoface.streams import subjects
+from protoface.streams.eventlog import EventLog, Expect, RawBatch, decode, encode
+
 from tests.streams.support import creation, heartbeat, new_org, new_session, starting
 
 

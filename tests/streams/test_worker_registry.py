@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
-from streams.eventlog import EventLog, LogUnavailable
-from streams.server import EmbeddedNats
-from streams.work import WorkerInfo, WorkerRegistry
+from protoface.streams.eventlog import EventLog, LogUnavailable
+from protoface.streams.server import EmbeddedNats
+from protoface.streams.work import WorkerInfo, WorkerRegistry
 
 
 async def test_after_a_server_restart_the_registry_is_created_again_and_workers_reappear(

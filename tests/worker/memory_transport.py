@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from worker.transport import FrameOut, Inbound, Playback, until_closed
+from protoface.worker.transports.port import FrameOut, Inbound, Playback, until_closed
 
 
 class MemoryTransport:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
-
-from worker.audio import Resampler, SpeechQueue, to_mono_int16
-from worker.transport import Playback
+from protoface.worker.audio import Resampler, SpeechQueue, to_mono_int16
+from protoface.worker.transports.port import Playback
 
 
 def tone(rate: int, seconds: float, hz: float = 440.0) -> np.ndarray:

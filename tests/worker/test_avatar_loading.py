@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from protoface.api.services import Services
+from protoface.streams import subjects
+from protoface.worker.avatars import AvatarNotAvailable, load_asset
+from protoface.worker.builds import Builder
+from protoface.worker.render import rig
 
-from api.services import Services
-from streams import subjects
 from tests.avatars import upload_ok
 from tests.conftest import KeyFactory
-from worker import rig
-from worker.avatars import AvatarNotAvailable, load_asset
-from worker.builds import Builder
 
 
 async def test_a_stock_avatar_loads_the_shipped_portraits_asset(services: Services) -> None:

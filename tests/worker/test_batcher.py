@@ -9,19 +9,19 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
+from protoface.domain.session import PipecatTransport, Session
+from protoface.domain.tiers import TIERS
+from protoface.worker.avatars import AvatarNotAvailable, renderer_for
+from protoface.worker.face.features import FaceParams
+from protoface.worker.pipeline import Pipeline
+from protoface.worker.render.batcher import FrameClock, SharedRenderer
+from protoface.worker.render.mock import MockRenderer
+from protoface.worker.render.renderer import TierModel
+from protoface.worker.render.rig import stock_asset
+from protoface.worker.transports.port import Closed, FrameOut, SpeechIn
 
-from domain.session import PipecatTransport, Session
 from tests import speech
 from tests.worker.memory_transport import MemoryTransport
-from worker.avatars import AvatarNotAvailable, renderer_for
-from worker.batcher import FrameClock, SharedRenderer
-from worker.features import FaceParams
-from worker.pipeline import Pipeline
-from worker.render_mock import MockRenderer
-from worker.render_torch import TierModel
-from worker.rig import stock_asset
-from worker.tiers import TIERS
-from worker.transport import Closed, FrameOut, SpeechIn
 
 TIER = TIERS["lite"]
 

@@ -6,11 +6,11 @@ import itertools
 
 import numpy as np
 import pytest
+from protoface.worker.face.features import FaceDriver, FaceParams, level_db
+from protoface.worker.face.motion import HEAD_LIMITS
 
 from tests import speech
 from tests.worker import speechlike
-from worker.face_motion import HEAD_LIMITS
-from worker.features import FaceDriver, FaceParams, level_db
 
 
 def drive(signal: np.ndarray, seed: int = 0, fps: int = 25,

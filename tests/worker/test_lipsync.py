@@ -6,13 +6,15 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from protoface.domain.tiers import TIERS
+from protoface.worker import offline
+from protoface.worker.face import sync_score
+from protoface.worker.face.features import FaceParams
+from protoface.worker.render import rig
+from protoface.worker.render.mock import MockRenderer
 
 from tests import speech
 from tests.worker import speechlike
-from worker import lipsync, offline, rig
-from worker.features import FaceParams
-from worker.render_mock import MockRenderer
-from worker.tiers import TIERS
 
 
 def rendered(signal: np.ndarray, tier_name: str = "mock",
@@ -23,22 +25,22 @@ def rendered(signal: np.ndarray, tier_name: str = "mock",
 
 
 def scored(signal: np.ndarray, frames: list[np.ndarray], renderer: MockRenderer,
-           tier_name: str = "mock") -> lipsync.LipSync:
+           tier_name: str = "mock") -> sync_score.LipSync:
     tier = TIERS[tier_name]
-    return lipsync.score(signal, frames, renderer.mouth_box, tier.fps, tier.samples_per_frame)
+    return sync_score.score(signal, frames, renderer.mouth_box, tier.fps, tier.samples_per_frame)
 
 
 def test_mouth_opening_is_measured_from_the_pixels_in_the_mouth_box() -> None:
     renderer = MockRenderer(256, 256)
     frames = renderer.render([FaceParams(x, x > 0) for x in (0.0, 0.3, 0.6, 1.0)])
-    opening = lipsync.mouth_opening(frames, renderer.mouth_box)
+    opening = sync_score.mouth_opening(frames, renderer.mouth_box)
     assert opening[0] == 0 and np.all(np.diff(opening) > 0)
 
 
 def test_band_pass_keeps_the_syllable_rate_and_drops_drift_and_flicker() -> None:
     t = np.arange(500) / 25
     syllables, drift, flicker = (np.sin(2 * np.pi * f * t) for f in (4.0, 0.3, 11.0))
-    out = lipsync.band_pass(syllables + drift + flicker, 25)
+    out = sync_score.band_pass(syllables + drift + flicker, 25)
     inner = slice(50, 450)  # away from the edges
     assert np.corrcoef(out[inner], syllables[inner])[0, 1] > 0.98
 
@@ -89,9 +91,9 @@ def test_the_avatar_model_scores_above_half_on_real_speech_measured_from_its_pix
     renderer = offline.model_renderer(rig.stock_asset(stock), tier, 0)
     utterance = speech.load("greeting.wav")
     frames = [item.frame for item in offline.drive(utterance, tier, renderer, 0)]
-    result = lipsync.score(utterance, frames, renderer.mouth_box, tier.fps,
+    result = sync_score.score(utterance, frames, renderer.mouth_box, tier.fps,
                            tier.samples_per_frame)
     assert result.passes(), result
-    late = lipsync.score(utterance, [frames[0]] * 4 + frames[:-4], renderer.mouth_box,
+    late = sync_score.score(utterance, [frames[0]] * 4 + frames[:-4], renderer.mouth_box,
                          tier.fps, tier.samples_per_frame)
     assert not late.passes(), late

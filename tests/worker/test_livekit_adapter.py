@@ -10,15 +10,19 @@ import numpy as np
 import pytest
 from aiohttp import web
 from livekit import rtc
+from protoface.domain.session import (
+    TRANSPORT_CONNECT_FAILED,
+    TRANSPORT_UNAUTHORIZED,
+    LiveKitTransport,
+)
+from protoface.streams.server import free_port
+from protoface.worker.session_runner import end_reason_of
+from protoface.worker.transports.livekit.sender import is_sender, wanted_sender
+from protoface.worker.transports.livekit.transport import LiveKitTransportAdapter, failure_code
+from protoface.worker.transports.port import Closed, Inbound, SpeechIn, TransportError
 
-from domain.session import TRANSPORT_CONNECT_FAILED, TRANSPORT_UNAUTHORIZED, LiveKitTransport
-from streams.server import free_port
 from tests.tokens import worker_token
 from tests.worker.livekit_fake import FakeLiveKit, participant_info, publication_info
-from worker.livekit import LiveKitTransportAdapter, failure_code
-from worker.livekit_sender import is_sender, wanted_sender
-from worker.session_runner import end_reason_of
-from worker.transport import Closed, Inbound, SpeechIn, TransportError
 
 WORKER = "protoface-avatar-agent"
 STANDARD = rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD

@@ -20,18 +20,26 @@ from livekit.agents.types import ATTRIBUTE_PUBLISH_ON_BEHALF
 from livekit.agents.voice.avatar import DataStreamAudioOutput
 from livekit.agents.voice.avatar import _datastream_io as official
 from livekit.agents.voice.io import PlaybackFinishedEvent
+from protoface.domain.session import LiveKitTransport
+from protoface.domain.tiers import TIERS
+from protoface.worker.pipeline import Pipeline
+from protoface.worker.render.mock import MockRenderer
+from protoface.worker.transports.livekit import avatar_protocol
+from protoface.worker.transports.livekit.avatar_protocol import AvatarAudioReceiver
+from protoface.worker.transports.livekit.sender import PUBLISH_ON_BEHALF
+from protoface.worker.transports.livekit.transport import LiveKitTransportAdapter
+from protoface.worker.transports.port import (
+    Flush,
+    FrameOut,
+    Inbound,
+    Interrupt,
+    Playback,
+    Rejected,
+    SpeechIn,
+)
 
-from domain.session import LiveKitTransport
 from tests.tokens import worker_token
 from tests.worker.livekit_fake import FakeLiveKit, participant_info
-from worker import livekit_avatar
-from worker.livekit import LiveKitTransportAdapter
-from worker.livekit_avatar import AvatarAudioReceiver
-from worker.livekit_sender import PUBLISH_ON_BEHALF
-from worker.pipeline import Pipeline
-from worker.render_mock import MockRenderer
-from worker.tiers import TIERS
-from worker.transport import Flush, FrameOut, Inbound, Interrupt, Playback, Rejected, SpeechIn
 
 AGENT = "agent-AJ_1"
 WORKER = "protoface-avatar-agent"
@@ -60,10 +68,10 @@ async def until(condition: object, timeout: float = 3.0) -> None:
 
 
 def test_wire_names_are_those_of_livekit_agents() -> None:
-    assert livekit_avatar.AUDIO_STREAM_TOPIC == official.AUDIO_STREAM_TOPIC
-    assert livekit_avatar.RPC_CLEAR_BUFFER == official.RPC_CLEAR_BUFFER
-    assert livekit_avatar.RPC_PLAYBACK_STARTED == official.RPC_PLAYBACK_STARTED
-    assert livekit_avatar.RPC_PLAYBACK_FINISHED == official.RPC_PLAYBACK_FINISHED
+    assert avatar_protocol.AUDIO_STREAM_TOPIC == official.AUDIO_STREAM_TOPIC
+    assert avatar_protocol.RPC_CLEAR_BUFFER == official.RPC_CLEAR_BUFFER
+    assert avatar_protocol.RPC_PLAYBACK_STARTED == official.RPC_PLAYBACK_STARTED
+    assert avatar_protocol.RPC_PLAYBACK_FINISHED == official.RPC_PLAYBACK_FINISHED
     assert PUBLISH_ON_BEHALF == ATTRIBUTE_PUBLISH_ON_BEHALF
 
 

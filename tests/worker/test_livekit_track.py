@@ -7,11 +7,10 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 from livekit import rtc
-
-from worker.features import FaceDriver
-from worker.livekit_track import SilenceSegmenter, track_speech
-from worker.synthetic import synthetic_voice
-from worker.transport import Flush, Inbound, Interrupt, SpeechIn
+from protoface.worker.face.features import FaceDriver
+from protoface.worker.transports.livekit.synthetic import synthetic_voice
+from protoface.worker.transports.livekit.track import SilenceSegmenter, track_speech
+from protoface.worker.transports.port import Flush, Inbound, Interrupt, SpeechIn
 
 TEN_MS = 160
 

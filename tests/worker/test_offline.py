@@ -11,18 +11,18 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
+from protoface.api.services import Services
+from protoface.domain.tiers import TIERS
+from protoface.streams.server import EmbeddedNats
+from protoface.worker import offline
+from protoface.worker.builds import Builder
+from protoface.worker.face.sync_score import mouth_opening
+from protoface.worker.render.mock import MockRenderer
 
-from api.cli import main
-from api.services import Services
-from streams.server import EmbeddedNats
+from protoface.cli import main
 from tests import speech
 from tests.avatars import upload_ok
 from tests.conftest import KeyFactory
-from worker import offline
-from worker.builds import Builder
-from worker.lipsync import mouth_opening
-from worker.render_mock import MockRenderer
-from worker.tiers import TIERS
 
 
 def write_wav(path: Path, samples: np.ndarray, rate: int, channels: int) -> None:

@@ -7,12 +7,11 @@ from functools import cache
 import numpy as np
 import pytest
 import torch
-
-from worker import render_kernel
-from worker.features import FaceParams
-from worker.render_torch import TierModel, TorchRenderer
-from worker.rig import stock_asset
-from worker.tiers import TIERS
+from protoface.domain.tiers import TIERS
+from protoface.worker.face.features import FaceParams
+from protoface.worker.render import kernel
+from protoface.worker.render.renderer import TierModel, TorchRenderer
+from protoface.worker.render.rig import stock_asset
 
 SILENCE = FaceParams(0.0, False)
 SPEECH = FaceParams(0.8, True)
@@ -129,15 +128,15 @@ def test_a_batch_is_one_call_of_the_compiled_kernel(monkeypatch: pytest.MonkeyPa
     # The worker renders on its own thread while the event loop runs Python. Eager, a
     # batch is ~500 torch ops, each giving the GIL up and waiting to take it back; the
     # compiled kernel runs its graph in C++ without it (bench/render.py measures both).
-    assert isinstance(render_kernel.render, torch.jit.ScriptFunction)
+    assert isinstance(kernel.render, torch.jit.ScriptFunction)
     calls: list[int] = []
-    compiled = render_kernel.render
+    compiled = kernel.render
 
     def counted(*args: object) -> torch.Tensor:
         calls.append(len(args))
         return compiled(*args)
 
-    monkeypatch.setattr(render_kernel, "render", counted)
+    monkeypatch.setattr(kernel, "render", counted)
     model = lite()
     avatars = [model.avatar(stock_asset(a)) for a in ("av_stock_001", "av_stock_002")]
     frames = model.render_many([(avatars[i % 2], FaceParams(0.6, True, blink=0.5))

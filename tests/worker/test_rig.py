@@ -6,9 +6,8 @@ import cv2
 import msgspec
 import numpy as np
 import pytest
-
-from worker import rig
-from worker.portraits.generate import LOOKS, draw
+from protoface.worker.portraits.generate import LOOKS, draw
+from protoface.worker.render import rig
 
 
 def png(rgb: np.ndarray) -> bytes:
@@ -44,7 +43,7 @@ def test_the_generated_portraits_are_the_ones_shipped() -> None:
     from importlib import resources
 
     for look in LOOKS:
-        shipped = resources.files("worker.portraits").joinpath(look.name).read_bytes()
+        shipped = resources.files("protoface.worker.portraits").joinpath(look.name).read_bytes()
         pixels = cv2.imdecode(np.frombuffer(shipped, np.uint8), cv2.IMREAD_COLOR)
         assert np.array_equal(cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB), draw(look))
 

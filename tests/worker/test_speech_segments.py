@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+from protoface.worker.audio import SpeechQueue
+from protoface.worker.transports.port import Flush, Interrupt, Playback, SpeechIn
 
 from tests.worker.memory_transport import MemoryTransport
 from tests.worker.test_pipeline import run_pipeline
-from worker.audio import SpeechQueue
-from worker.transport import Flush, Interrupt, Playback, SpeechIn
 
 
 def speech(n: int, value: int = 1000) -> np.ndarray:

@@ -8,14 +8,14 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
+from protoface.projections.runner import Projector
+from protoface.projections.sessions import SessionsModel
+from protoface.streams.eventlog import EventLog
+from protoface.streams.server import EmbeddedNats
+from protoface.streams.work import WorkerInfo, WorkerRegistry
+from protoface.worker.supervisor import LOST_AFTER, Supervisor
 
-from projections.runner import Projector
-from projections.sessions import SessionsModel
-from streams.eventlog import EventLog
-from streams.server import EmbeddedNats
-from streams.work import WorkerInfo, WorkerRegistry
 from tests.streams.support import creation, new_org, new_session, starting
-from worker.supervisor import LOST_AFTER, Supervisor
 
 HEARTBEAT = 0.2
 LOSS_PERIOD = LOST_AFTER * HEARTBEAT

@@ -1,0 +1,1 @@
+"""Avatars: upload, build status, list and delete (``/v1/avatars``)."""

@@ -1,1 +1,0 @@
-"""HTTP controllers: translate requests into service calls and results into responses."""

@@ -1,0 +1,1 @@
+"""Platform: plans, status, keys and credits, the dashboard and the pages."""

@@ -1,0 +1,82 @@
+"""``/v1/sessions``: create, get, list, end."""
+
+from __future__ import annotations
+
+from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+from protoface.api import body
+from protoface.api.http import (
+    check_query,
+    encode,
+    json_response,
+    now,
+    query_datetime,
+    query_int,
+    query_statuses,
+)
+from protoface.api.services import Services
+from protoface.api.sessions import creating, validation
+from protoface.api.sessions.schemas import SessionCreateRequest, SessionList, session_view
+from protoface.domain import ids
+from protoface.projections.orgs import Principal
+from protoface.projections.sessions import Query
+
+# Injected by the app (see api.app): the process's services and the caller.
+Svc = NamedDependency[Services]
+Caller = NamedDependency[Principal]
+
+
+LIST_PARAMS = frozenset({"avatar_id", "created_after", "created_before", "starting_after",
+                         "limit"})
+
+
+class SessionsController(Controller):
+    path = "/v1/sessions"
+
+    @post("/", status_code=201)
+    async def create(
+        self, request: Request, services: Svc, principal: Caller  # type: ignore[type-arg]
+    ) -> Response[bytes]:
+        async def build(raw: bytes) -> bytes:
+            decoded = body.decode(raw, SessionCreateRequest)
+            session_id = ids.new_id(ids.SESSION)
+            at = now()
+            new = validation.new_session(decoded, session_id, at, services.keyring)
+            state = await services.sessions.create(principal, new, at, session_id)
+            return encode(session_view(state))
+
+        return await creating.create(request, services, principal, build)
+
+    @get("/")
+    async def list_sessions(
+        self, request: Request, services: Svc, principal: Caller  # type: ignore[type-arg]
+    ) -> Response[bytes]:
+        params = request.query_params
+        check_query(params, LIST_PARAMS, frozenset({"status"}))
+        query = Query(
+            org_id=principal.org.id,
+            statuses=query_statuses(params.getall("status", [])),
+            avatar_id=params.get("avatar_id"),
+            created_after=query_datetime(params.get("created_after"), "created_after"),
+            created_before=query_datetime(params.get("created_before"), "created_before"),
+            starting_after=params.get("starting_after"),
+            limit=query_int(params.get("limit"), "limit", 20, 1, 100),
+        )
+        page, has_more = services.sessions.page(query)
+        data = [session_view(s) for s in page]
+        cursor = data[-1].id if has_more and data else None
+        return json_response(SessionList(data=data, has_more=has_more, next_cursor=cursor))
+
+    @get("/{session_id:str}")
+    async def get_session(
+        self, session_id: FromPath[str], services: Svc, principal: Caller
+    ) -> Response[bytes]:
+        return json_response(session_view(await services.sessions.get(principal, session_id)))
+
+    @post("/{session_id:str}/end", status_code=200)
+    async def end_session(
+        self, session_id: FromPath[str], services: Svc, principal: Caller
+    ) -> Response[bytes]:
+        state = await services.sessions.end(principal, session_id, now())
+        return json_response(session_view(state))

@@ -1,0 +1,61 @@
+"""``POST /v1/pipecat/sessions`` and the relay media socket it hands out."""
+
+from __future__ import annotations
+
+from litestar import Controller, Request, Response, WebSocket, post, websocket
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+from protoface.api import body
+from protoface.api.http import encode, now
+from protoface.api.services import Services
+from protoface.api.sessions import creating, relay, validation
+from protoface.api.sessions.schemas import (
+    PipecatRelayView,
+    PipecatSessionCreateRequest,
+    PipecatSessionView,
+    session_view,
+)
+from protoface.api.sessions.service import NewSession
+from protoface.domain import ids
+from protoface.domain.session import PipecatTransport
+from protoface.projections.orgs import Principal
+
+Svc = NamedDependency[Services]
+Caller = NamedDependency[Principal]
+
+
+class PipecatController(Controller):
+    path = "/v1/pipecat/sessions"
+
+    @post("/", status_code=201)
+    async def create(
+        self, request: Request, services: Svc, principal: Caller  # type: ignore[type-arg]
+    ) -> Response[bytes]:
+        async def build(raw: bytes) -> bytes:
+            decoded = body.decode(raw, PipecatSessionCreateRequest)
+            session_id, at = ids.new_id(ids.SESSION), now()
+            transport = PipecatTransport()
+            new = NewSession(
+                avatar_id=decoded.avatar_id, quality=decoded.quality,
+                idle_timeout_seconds=decoded.idle_timeout_seconds,
+                max_duration_seconds=decoded.max_duration_seconds,
+                metadata=validation.metadata(decoded.metadata), transport=transport,
+            )
+            state = await services.sessions.create(principal, new, at, session_id)
+            token = services.media_tokens.issue(session_id, principal.org.id, at)
+            view = PipecatSessionView(
+                session=session_view(state),
+                relay=PipecatRelayView(
+                    protocol=relay.PROTOCOL,
+                    media_url=relay.media_url(request, services, session_id),
+                    media_token=token, audio_sample_rate=transport.audio_sample_rate,
+                    video_encoding=transport.video_encoding,
+                ),
+            )
+            return encode(view)
+
+        return await creating.create(request, services, principal, build)
+
+    @websocket("/{session_id:str}/media")
+    async def media(self, socket: WebSocket, session_id: FromPath[str], services: Svc) -> None:  # type: ignore[type-arg]
+        await relay.serve(socket, session_id, services)

@@ -1,0 +1,224 @@
+"""The session service: load state from the read model, decide, append, read back.
+
+One ``POST /v1/sessions`` flows: controller → :meth:`SessionService.create` →
+``domain.billing.require_credit`` + ``domain.org.admit`` + ``domain.session.decide`` →
+``EventLog.append`` → wait until the projection has applied it → the public view.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from protoface.api.avatars.service import AvatarService
+from protoface.api.capacity import Capacity
+from protoface.domain import billing, ids, org, session
+from protoface.domain.errors import Rejected
+from protoface.domain.session import Session
+from protoface.projections.orgs import Principal
+from protoface.projections.runner import Projector
+from protoface.projections.sessions import Query, SessionsModel
+from protoface.projections.usage import UsageModel
+from protoface.streams import subjects
+from protoface.streams.eventlog import ConcurrencyConflict, EventLog, Expect
+
+log = logging.getLogger("protoface.sessions")
+
+# How often a decision is retried when another process changed the aggregate first.
+MAX_ATTEMPTS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    """A validated create request, before admission."""
+
+    avatar_id: str
+    quality: session.Quality
+    idle_timeout_seconds: int
+    max_duration_seconds: int | None
+    metadata: dict[str, session.MetadataValue]
+    transport: session.Transport
+
+
+class _Group:
+    """Creates of one org admitted by one decision: their ids in arrival order, and,
+    once decided, which were refused."""
+
+    __slots__ = ("done", "refused", "session_ids")
+
+    def __init__(self) -> None:
+        self.session_ids: list[str] = []
+        self.refused: dict[str, Rejected] = {}
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+
+class SessionService:
+    def __init__(
+        self, log: EventLog, projector: Projector, model: SessionsModel, capacity: Capacity,
+        usage: UsageModel, *, avatars: AvatarService,
+    ) -> None:
+        self.log = log
+        self.projector = projector
+        self.model = model
+        self.capacity = capacity
+        self.usage = usage
+        self.avatars = avatars
+        self._org_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # Admissions this process appended: org → {session id: stream seq}. Those the
+        # projection has not applied yet are counted by hand, so the org lock is held
+        # only for the conditional append, not for the round trip back through the log.
+        self._pending: defaultdict[str, dict[str, int]] = defaultdict(dict)
+        # Per org, the group of creates still open for joining (see _admit).
+        self._open_groups: dict[str, _Group] = {}
+
+    # ── Commands ────────────────────────────────────────────────────────────────
+
+    async def create(
+        self, principal: Principal, request: NewSession, now: datetime, session_id: str
+    ) -> Session:
+        plan = principal.org.plan_limits
+        # Stock, or the org's own ready avatar: 409 avatar_not_ready, else 404.
+        await self.avatars.usable(principal, request.avatar_id)
+        # No usable credits → 402, before admission: a refused create writes nothing.
+        # Not a reservation: sessions that together overdraw are ended by the supervisor.
+        credits = self.usage.credits(principal.org.id, billing.month_of(now))
+        billing.require_credit(credits, request.quality)
+        self.capacity.check(waiting=len(self.model.waiting))
+        command = session.Create(
+            session_id=session_id, org_id=principal.org.id, now=now,
+            avatar_id=request.avatar_id, quality=request.quality,
+            idle_timeout_seconds=request.idle_timeout_seconds,
+            max_duration_seconds=org.clamp_duration(plan, request.max_duration_seconds),
+            metadata=request.metadata, transport=request.transport,
+            api_key_id=principal.key_id,
+        )
+        events = session.decide(command, None, ids.new_event_id)
+        await self._admit(principal, session_id, now)
+        try:
+            # A brand-new session id: its history must be empty (version 0).
+            seq = await self.log.append(events, Expect(subjects.session_history(session_id), 0))
+            await self.projector.wait_for(seq)
+        finally:
+            self._pending[principal.org.id].pop(session_id, None)
+        log.info("session created", extra={"session_id": session_id, "org_id": principal.org.id})
+        return self.model.sessions[session_id]
+
+    async def _admit(self, principal: Principal, session_id: str, now: datetime) -> None:
+        """Have this session admitted by the org, in a group with the creates that
+        arrive while the org's previous admission is being appended (group commit).
+
+        The first create of a group leads: it waits for the org's lock, closes the
+        group and appends one admission for all of it; the others wait for its
+        outcome. So a burst of creates costs one conditional append per group, and
+        the cap stays exact: the group is decided as a whole, in arrival order.
+        """
+        org_id = principal.org.id
+        group = self._open_groups.get(org_id)
+        if group is None or len(group.session_ids) >= org.MAX_GROUP:
+            group = _Group()
+            self._open_groups[org_id] = group
+            group.session_ids.append(session_id)
+            async with self._org_locks[org_id]:
+                if self._open_groups.get(org_id) is group:
+                    del self._open_groups[org_id]  # closed: later creates start a new group
+                await self._admit_group(principal, group, now)
+        else:
+            group.session_ids.append(session_id)
+            try:
+                await asyncio.shield(group.done)  # our own cancellation leaves the group be
+            except asyncio.CancelledError:
+                if not group.done.cancelled():
+                    raise
+                # The leader's request was cancelled before deciding: admit afresh.
+                return await self._admit(principal, session_id, now)
+        refused = group.refused.get(session_id)
+        if refused is not None:
+            raise refused
+
+    async def _admit_group(self, principal: Principal, group: _Group, now: datetime) -> None:
+        """Decide and append ``group``'s admission (the caller holds the org's lock);
+        record each member's outcome and wake them, whatever happens."""
+        try:
+            admitted = await self._append_admission(principal, group.session_ids, now)
+        except asyncio.CancelledError:
+            group.done.cancel()
+            raise
+        except Exception as exc:
+            group.done.set_exception(exc)
+            group.done.exception()  # retrieved: the leader raises it, members may not exist
+            raise
+        refusal = principal.org.plan_limits
+        for session_id in group.session_ids[admitted:]:
+            group.refused[session_id] = org.over_cap(refusal)
+        group.done.set_result(None)
+
+    async def _append_admission(
+        self, principal: Principal, session_ids: list[str], now: datetime
+    ) -> int:
+        """Append the admission of the leading ``session_ids`` that fit under the cap,
+        conditional on the org's previous admission; return how many it admitted."""
+        org_id = principal.org.id
+        for _ in range(MAX_ATTEMPTS):
+            pending = self._pending[org_id]
+            unseen = sum(1 for seq in pending.values() if seq > self.model.last_seq)
+            active = self.model.active_count(org_id, now) + unseen
+            events, admitted = org.decide_group_admission(
+                principal.org, session_ids, active, now, ids.new_event_id)
+            if not events:
+                return 0
+            version = max(self.model.admission_version.get(org_id, 0), *pending.values(), 0)
+            try:
+                seq = await self.log.append(
+                    events, Expect(subjects.org_admissions(org_id), version))
+            except ConcurrencyConflict:
+                # Another API process admitted a session in this org: catch up, re-decide.
+                latest = await self.log.version(subjects.org_admissions(org_id))
+                await self.projector.wait_for(latest)
+                continue
+            for session_id in session_ids[:admitted]:
+                pending[session_id] = seq
+            return admitted
+        raise ConcurrencyConflict(f"org {org_id}: admission kept conflicting")
+
+    async def end(self, principal: Principal, session_id: str, now: datetime) -> Session:
+        command = session.RequestEnd(session_id=session_id, now=now, reason="requested")
+        for _ in range(MAX_ATTEMPTS):
+            state = await self.get(principal, session_id)
+            events = session.decide(command, state, ids.new_event_id)
+            if not events:
+                return state
+            try:
+                version = self.model.versions[session_id]
+                seq = await self.log.append(
+                    events, Expect(subjects.session_history(session_id), version)
+                )
+            except ConcurrencyConflict:
+                await self.projector.wait_for(
+                    await self.log.version(subjects.session_history(session_id))
+                )
+                continue
+            await self.projector.wait_for(seq)
+            log.info("session end requested", extra={"session_id": session_id})
+            return self.model.sessions[session_id]
+        raise ConcurrencyConflict(f"session {session_id}: end kept conflicting")
+
+    # ── Queries ─────────────────────────────────────────────────────────────────
+
+    async def get(self, principal: Principal, session_id: str) -> Session:
+        found = self.model.get(principal.org.id, session_id)
+        if found is None and ids.is_valid(ids.SESSION, session_id):
+            # Created through another API process a moment ago? Wait for it.
+            version = await self.log.version(subjects.session_history(session_id))
+            if version > self.projector.last_seq:
+                await self.projector.wait_for(version)
+                found = self.model.get(principal.org.id, session_id)
+        if found is None:
+            raise Rejected("not_found", "session_not_found", f"No session {session_id!r}.",
+                           param="session_id")
+        return found
+
+    def page(self, query: Query) -> tuple[list[Session], bool]:
+        return self.model.page(query)

@@ -1,0 +1,1 @@
+"""Usage and credits (``/v1/usage``)."""

@@ -1,0 +1,1 @@
+"""The composition root: the ``protoface`` command, the one module that knows every role."""

@@ -1,0 +1,386 @@
+"""The ``protoface`` command line.
+
+    protoface up [--host 127.0.0.1] [--port 8000] [--nats-port 4222] [--data-dir .protoface]
+    protoface api [--nats-url …] [--host …] [--port …] [--data-dir …]
+    protoface worker [--nats-url …] [--slots N] [--data-dir …]
+    protoface supervisor [--nats-url …]
+    protoface webhooks [--nats-url …] [--data-dir …]
+    protoface keys create --org NAME --plan free|starter|launch|scale [--nats-url …]
+    protoface credits grant --org NAME --credits N [--nats-url …]
+    protoface audit export --out audit.duckdb | verify [--api-url …] | report [--db …]
+    protoface render --avatar av_stock_001 --audio speech.wav [--quality standard] -o out.mp4
+                     [--strip strip.png] [--seed N]
+
+``up`` runs the API, the projections, a worker and the supervisor in one process
+on an embedded NATS; in production each runs as many times as needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+
+import prometheus_client
+
+from protoface import audit
+from protoface.api import logs, serving
+from protoface.api.app import create_app
+from protoface.api.avatars.schemas import avatar_view
+from protoface.api.config import Settings, load_keyring
+from protoface.api.platform import operator
+from protoface.api.platform.orgs import create_key, grant_credits
+from protoface.api.services import Services
+from protoface.api.sessions.schemas import session_view
+from protoface.domain.avatar import STOCK_AVATARS
+from protoface.domain.errors import Rejected
+from protoface.domain.plans import PLANS
+from protoface.domain.sealing import Keyring
+from protoface.domain.tiers import TIERS
+from protoface.projections import snapshots
+from protoface.projections.runner import Projector
+from protoface.projections.sessions import SessionsModel
+from protoface.projections.usage import UsageModel
+from protoface.projections.webhooks import Dispatcher, DispatchSettings, dispatch_while_holding
+from protoface.streams.avatars import AvatarStore
+from protoface.streams.eventlog import EventLog, LogUnavailable
+from protoface.streams.lease import webhook_dispatcher_lease
+from protoface.streams.server import EmbeddedNats
+from protoface.streams.snapshots import SnapshotStore
+from protoface.worker import realtime
+from protoface.worker.runtime import Worker, WorkerSettings
+from protoface.worker.supervisor import Supervisor
+
+log = logging.getLogger("protoface")
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logs.configure(Settings.from_env().log_level)
+    return int(args.run(args) or 0)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="protoface", description="Protoface avatar service")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    up = commands.add_parser("up", help="run everything locally on an embedded NATS")
+    _serve_args(up)
+    up.add_argument("--nats-port", type=int, default=4222)
+    up.add_argument("--nats-url", default=None, help="use this NATS instead of starting one")
+    _worker_args(up)
+    up.set_defaults(run=_up)
+
+    api = commands.add_parser("api", help="run the HTTP API against an existing NATS")
+    _serve_args(api)
+    api.add_argument("--nats-url", default=DEFAULT_NATS_URL)
+    api.set_defaults(run=_api)
+
+    worker = commands.add_parser("worker", help="run a worker against an existing NATS")
+    worker.add_argument("--nats-url", default=DEFAULT_NATS_URL)
+    worker.add_argument("--data-dir", type=Path, default=Path(".protoface"))
+    worker.add_argument("--heartbeat-seconds", type=float, default=None)
+    worker.add_argument("--metrics-port", type=int, default=None,
+                        help="serve this worker's Prometheus metrics on this port")
+    _worker_args(worker)
+    worker.set_defaults(run=_worker)
+
+    supervisor = commands.add_parser("supervisor", help="fail sessions of lost workers")
+    supervisor.add_argument("--nats-url", default=DEFAULT_NATS_URL)
+    supervisor.add_argument("--heartbeat-seconds", type=float, default=None)
+    supervisor.set_defaults(run=_supervisor)
+
+    webhooks = commands.add_parser("webhooks", help="deliver webhooks (run one)")
+    webhooks.add_argument("--nats-url", default=DEFAULT_NATS_URL)
+    webhooks.add_argument("--data-dir", type=Path, default=Path(".protoface"))
+    webhooks.set_defaults(run=_webhooks)
+
+    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(required=True)
+    create = keys.add_parser("create", help="create an API key (and the org if new)")
+    create.add_argument("--org", required=True)
+    create.add_argument("--plan", required=True, choices=sorted(PLANS))
+    create.add_argument("--nats-url", default=DEFAULT_NATS_URL)
+    create.set_defaults(run=_keys_create)
+
+    credits = commands.add_parser("credits", help="manage credits").add_subparsers(required=True)
+    grant = credits.add_parser("grant", help="add credits to an org's balance")
+    grant.add_argument("--org", required=True)
+    grant.add_argument("--credits", type=int, required=True)
+    grant.add_argument("--nats-url", default=DEFAULT_NATS_URL)
+    grant.set_defaults(run=_credits_grant)
+    audit.add_commands(commands, DEFAULT_NATS_URL)
+
+    render = commands.add_parser("render", help="render an avatar speaking a WAV to an MP4")
+    render.add_argument("--avatar", required=True,
+                        help="a stock avatar (av_stock_001) or a ready custom one (from NATS)")
+    render.add_argument("--audio", type=Path, required=True, help="speech (WAV; any rate)")
+    render.add_argument("--quality", choices=sorted(TIERS), default="standard")
+    render.add_argument("-o", "--out", type=Path, required=True, help="the MP4 to write")
+    render.add_argument("--strip", type=Path, default=None,
+                        help="also write a PNG of the most closed and most open frames")
+    render.add_argument("--seed", type=int, default=None,
+                        help="blinks, head motion and gaze (default: from the avatar id)")
+    render.add_argument("--nats-url", default=DEFAULT_NATS_URL,
+                        help="where a custom avatar's built asset is (stock ones need none)")
+    render.set_defaults(run=_render)
+    return parser
+
+
+def _serve_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--data-dir", type=Path, default=Path(".protoface"))
+    parser.add_argument("--create-rate-per-minute", type=int, default=None)
+    parser.add_argument("--when-at-capacity", choices=("reject", "queue"), default=None)
+    parser.add_argument("--public-url", default=None)
+    parser.add_argument("--heartbeat-seconds", type=float, default=None)
+
+
+def _worker_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--slots", type=int, default=4, help="sessions this worker runs at once")
+
+
+def _settings(args: argparse.Namespace, nats_url: str) -> Settings:
+    return Settings.from_env(
+        nats_url=nats_url, host=getattr(args, "host", None), port=getattr(args, "port", None),
+        data_dir=getattr(args, "data_dir", None),
+        create_rate_per_minute=getattr(args, "create_rate_per_minute", None),
+        when_at_capacity=getattr(args, "when_at_capacity", None),
+        public_url=getattr(args, "public_url", None),
+        heartbeat_seconds=getattr(args, "heartbeat_seconds", None),
+        worker_slots=getattr(args, "slots", None),
+    )
+
+
+def _up(args: argparse.Namespace) -> int:
+    nats_server: EmbeddedNats | None = None
+    nats_url = args.nats_url
+    if nats_url is None:
+        nats_server = EmbeddedNats(
+            port=args.nats_port, store_dir=args.data_dir / "jetstream",
+            log_file=args.data_dir / "nats-server.log",
+        )
+        args.data_dir.mkdir(parents=True, exist_ok=True)
+        nats_server.start()
+        nats_url = nats_server.url
+        log.info("embedded nats-server started", extra={"url": nats_url})
+    realtime.prepare()  # this process runs a worker too
+    try:
+        return serving.run(_serve(_settings(args, nats_url), create_keys=True, everything=True))
+    finally:
+        if nats_server is not None:
+            nats_server.stop()
+            log.info("embedded nats-server stopped")
+
+
+def _api(args: argparse.Namespace) -> int:
+    return serving.run(_serve(_settings(args, args.nats_url), create_keys=False))
+
+
+def _worker(args: argparse.Namespace) -> int:
+    settings = _settings(args, args.nats_url)
+    if args.metrics_port is not None:
+        # Render time, late frames, time to first frame, free slots of this worker.
+        prometheus_client.start_http_server(args.metrics_port, addr=settings.host)
+
+    async def run(stop: asyncio.Event) -> None:
+        log_ = await EventLog.connect(settings.nats_url, name="protoface-worker")
+        keyring = load_keyring(settings.keys_file, create=False)
+        try:
+            await Worker(log_, keyring, _worker_settings(settings)).run(stop)
+        finally:
+            await log_.close()
+
+    realtime.prepare()
+    return serving.run(_until_signal(run))
+
+
+def _supervisor(args: argparse.Namespace) -> int:
+    settings = _settings(args, args.nats_url)
+
+    async def run(stop: asyncio.Event) -> None:
+        log_ = await EventLog.connect(settings.nats_url, name="protoface-supervisor")
+        store = await SnapshotStore.open(log_)
+        model = await snapshots.restore(store, SessionsModel)
+        usage = await snapshots.restore(store, UsageModel)  # credits_exhausted decisions
+        projector = Projector(log_, [model, usage])
+        await projector.start()
+        try:
+            await Supervisor(
+                log_, model, settings.heartbeat_seconds, usage,
+                timedelta(seconds=settings.stuck_created_seconds)).run(stop)
+        finally:
+            await projector.stop()
+            await log_.close()
+
+    return serving.run(_until_signal(run))
+
+
+def _webhooks(args: argparse.Namespace) -> int:
+    settings = _settings(args, args.nats_url)
+
+    async def run(stop: asyncio.Event) -> None:
+        log_ = await EventLog.connect(settings.nats_url, name="protoface-webhooks")
+        keyring = load_keyring(settings.keys_file, create=False)
+        try:
+            await _dispatch(log_, keyring, settings, stop)
+        finally:
+            await log_.close()
+
+    return serving.run(_until_signal(run))
+
+
+async def _dispatch(
+    event_log: EventLog, keyring: Keyring, settings: Settings, stop: asyncio.Event,
+) -> None:
+    """The webhook dispatcher, active while this process holds the dispatcher lease."""
+    lease = await webhook_dispatcher_lease(
+        event_log, f"{socket.gethostname()}:{os.getpid()}")
+    dispatch = DispatchSettings(
+        production=settings.production, allow_private=settings.webhook_allow_private,
+        scale=settings.webhook_retry_scale)
+    await dispatch_while_holding(
+        lease, lambda: Dispatcher(event_log, keyring, session_view, dispatch,
+                                  render_avatar=avatar_view), stop)
+
+
+def _worker_settings(settings: Settings) -> WorkerSettings:
+    return WorkerSettings(slots=settings.worker_slots, heartbeat_seconds=settings.heartbeat_seconds)
+
+
+async def _until_signal(run: Callable[[asyncio.Event], Awaitable[None]]) -> int:
+    """Run until SIGINT/SIGTERM; ``run`` gets the event and drains when it is set."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await run(stop)
+    return 0
+
+
+async def _serve(settings: Settings, *, create_keys: bool, everything: bool = False) -> int:
+    keyring = load_keyring(settings.keys_file, create=create_keys)
+    services = await Services.start(settings, keyring)
+    background: list[asyncio.Task[None]] = []
+    stop_workers = asyncio.Event()
+    if everything:
+        await _ensure_dev_key(services.log, settings.data_dir)
+        operator.ensure_key_file(settings.data_dir)
+        background.append(asyncio.create_task(
+            Worker(services.log, keyring, _worker_settings(settings)).run(stop_workers)))
+        background.append(asyncio.create_task(Supervisor(
+            services.log, services.sessions_model, settings.heartbeat_seconds,
+            services.usage, timedelta(seconds=settings.stuck_created_seconds),
+        ).run(stop_workers)))
+        background.append(asyncio.create_task(
+            _dispatch(services.log, keyring, settings, stop_workers)))
+    server = serving.server(create_app(services), settings.host, settings.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    serving_task = asyncio.create_task(server.serve())
+    log.info("protoface api listening", extra={"url": f"http://{settings.host}:{settings.port}"})
+    waiter = asyncio.create_task(stop.wait())
+    await asyncio.wait({serving_task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    stop_workers.set()  # drain sessions before the API goes away
+    await asyncio.gather(*background, return_exceptions=True)
+    server.should_exit = True
+    with contextlib.suppress(Exception):
+        await serving_task
+    waiter.cancel()
+    await services.stop()
+    log.info("protoface stopped")
+    return 0
+
+
+async def _ensure_dev_key(event_log: EventLog, data_dir: Path) -> None:
+    """For ``protoface up``: a key for a local "dev" org, written to a file (never logged)."""
+    path = data_dir / "dev-api-key"
+    if not path.exists():
+        issued = await create_key(event_log, "dev", "launch")
+        path.write_text(issued.key + "\n")
+        path.chmod(0o600)
+    log.info("development API key (org dev, plan launch) is in a file", extra={"path": str(path)})
+
+
+def _render(args: argparse.Namespace) -> int:
+    # Imported here: PyAV and OpenCV are not for the long-running commands to load.
+    from protoface.worker import offline
+
+    def assets(avatar_id: str) -> bytes:
+        if avatar_id in STOCK_AVATARS:
+            return offline.stock_only(avatar_id)
+        return serving.run(_custom_asset(args.nats_url, avatar_id))
+
+    try:
+        result = offline.render_file(args.avatar, args.audio, TIERS[args.quality], args.out,
+                                     seed=args.seed, strip=args.strip, assets=assets)
+    except (offline.UnknownAvatar, offline.UnreadableAudio) as refused:
+        print(f"protoface: {refused}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out}: {result.frames} frames, {result.seconds:.2f} s, "
+          f"{result.video_codec} + aac")
+    return 0
+
+
+async def _custom_asset(nats_url: str, avatar_id: str) -> bytes:
+    """A ready custom avatar's built asset, as a worker loads it (digest checked)."""
+    from protoface.worker import offline
+    from protoface.worker.avatars import AvatarNotAvailable, load_asset
+
+    try:
+        log_ = await asyncio.wait_for(EventLog.connect(nats_url, name="protoface-render"), 10.0)
+    except (LogUnavailable, TimeoutError) as down:
+        raise offline.UnknownAvatar(
+            f"{avatar_id} is not a stock avatar, and NATS at {nats_url} is unreachable "
+            f"to load it ({type(down).__name__})") from None
+    try:
+        return await load_asset(log_, await AvatarStore.open(log_), avatar_id)
+    except AvatarNotAvailable as missing:
+        raise offline.UnknownAvatar(str(missing)) from None
+    finally:
+        await log_.close()
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    async def run() -> str:
+        log_ = await EventLog.connect(args.nats_url, name="protoface-cli")
+        try:
+            issued = await create_key(log_, args.org, args.plan)
+        finally:
+            await log_.close()
+        return issued.key
+
+    print(serving.run(run()))
+    return 0
+
+
+def _credits_grant(args: argparse.Namespace) -> int:
+    async def run() -> int:
+        log_ = await EventLog.connect(args.nats_url, name="protoface-cli")
+        try:
+            granted = await grant_credits(log_, args.org, args.credits)
+        except Rejected as refused:
+            print(f"protoface: {refused.message}", file=sys.stderr)
+            return 1
+        finally:
+            await log_.close()
+        print(f"granted {granted.credits} credits to org {args.org} ({granted.org_id})")
+        return 0
+
+    return serving.run(run())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

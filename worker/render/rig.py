@@ -1,0 +1,298 @@
+"""The avatar build step: find the face in a portrait and fit the rig the renderer warps.
+
+OpenCV's Haar cascades (shipped inside opencv-python-headless) find exactly one frontal
+face, then the eyes and the mouth inside it; where a cascade finds nothing the feature
+is placed by face proportions. Skin and lip colours are sampled from the image. The
+portrait is cropped around the face (and shrunk when the face is larger than the
+renderer needs) so the stored asset is small and any worker can load it.
+
+Asset versions: 1 held the face box only; 2 adds eyes, mouth, jaw and colours. Fields
+new in 2 default to ``None`` and :func:`landmarks` fills them from face proportions, so
+a version-1 asset still decodes and renders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+import cv2
+import msgspec
+import numpy as np
+
+MIN_FACE_FRACTION = 0.08  # a face narrower than this share of the image is too small
+MIN_FACE_PIXELS = 64  # …or narrower than this many pixels
+MAX_FACE_PIXELS = 320  # a larger face is shrunk to this width in the stored portrait
+CLUTTER_FRACTION = 0.6  # detections narrower than this share of the largest are clutter
+ASSET_VERSION = 2
+
+RGB = tuple[int, int, int]
+
+
+class RigError(Exception):
+    """The portrait cannot be rigged; ``reason`` is the human ``failure_reason``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Box(msgspec.Struct, frozen=True, array_like=True):
+    x: int
+    y: int
+    w: int
+    h: int
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        return self.x + self.w / 2, self.y + self.h / 2
+
+
+class Rig(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the face is in the stored portrait (pixels) and what colours it has."""
+
+    width: int
+    height: int
+    face: Box
+    eyes: tuple[Box, Box] | None = None  # image-left eye first; the visible eye, not brows
+    mouth: Box | None = None  # the lips, corner to corner
+    jaw: Box | None = None  # what moves when the mouth opens: lower lip to below the chin
+    skin: RGB | None = None
+    lips: RGB | None = None
+    inner_mouth: RGB | None = None  # fill of the open mouth behind the teeth
+
+
+class Asset(msgspec.Struct, frozen=True, kw_only=True):
+    """A built avatar: the normalised portrait (PNG) and its rig."""
+
+    version: int = 1
+    portrait_png: bytes
+    rig: Rig
+
+
+@dataclass(frozen=True, slots=True)
+class Landmarks:
+    """A rig with every feature placed: what the renderer consumes."""
+
+    face: Box
+    eyes: tuple[Box, Box]
+    mouth: Box
+    jaw: Box
+    skin: RGB
+    lips: RGB
+    inner_mouth: RGB
+
+
+# ── Detection ──────────────────────────────────────────────────────────────────
+
+
+@cache
+def _cascade(name: str) -> cv2.CascadeClassifier:
+    return cv2.CascadeClassifier(cv2.data.haarcascades + name)  # type: ignore[attr-defined]
+
+
+def _detect(name: str, gray: np.ndarray, neighbours: int, min_side: int) -> list[Box]:
+    found = _cascade(name).detectMultiScale(gray, 1.1, neighbours, minSize=(min_side, min_side))
+    return [Box(*(int(v) for v in f)) for f in found]
+
+
+def find_face(gray: np.ndarray) -> Box:
+    """The one face in the image, or ``RigError`` with the reason for the user."""
+    faces = _detect("haarcascade_frontalface_default.xml", gray, 5, 24)
+    if not faces:
+        raise RigError("No face detected in source image.")
+    largest = max(faces, key=lambda f: f.w)
+    faces = [f for f in faces if f.w >= CLUTTER_FRACTION * largest.w]
+    if len(faces) > 1:
+        raise RigError(f"{len(faces)} faces detected in source image; exactly one is needed.")
+    need = max(MIN_FACE_PIXELS, int(MIN_FACE_FRACTION * min(gray.shape)))
+    if largest.w < need:
+        raise RigError(f"The face in the source image is too small ({largest.w} pixels wide; "
+                       f"at least {need} are needed).")
+    return largest
+
+
+def find_eyes(gray: np.ndarray, face: Box) -> tuple[Box, Box] | None:
+    """Both eyes (the eye itself, inside Haar's eye-and-brow box), or ``None``."""
+    top = gray[face.y : face.y + int(face.h * 0.6), face.x : face.x + face.w]
+    found = _detect("haarcascade_eye.xml", top, 5, max(8, face.w // 10))
+    mid = face.w / 2
+    left = [b for b in found if b.x + b.w / 2 < mid]
+    right = [b for b in found if b.x + b.w / 2 >= mid]
+    if not left or not right:
+        return None
+    return (_eye_in(max(left, key=lambda b: b.w), face),
+            _eye_in(max(right, key=lambda b: b.w), face))
+
+
+def _eye_in(box: Box, face: Box) -> Box:
+    cx, cy = box.centre
+    cy += 0.08 * box.h  # Haar's box holds the brow too: the eye sits below its centre
+    w, h = 0.6 * box.w, 0.3 * box.w
+    return Box(int(face.x + cx - w / 2), int(face.y + cy - h / 2), int(w), int(h))
+
+
+def find_mouth(gray: np.ndarray, face: Box) -> Box | None:
+    """The lips, from the smile cascade in the lower face, or ``None``."""
+    y0 = face.y + face.h // 2
+    lower = gray[y0 : face.y + int(face.h * 1.05), face.x : face.x + face.w]
+    found = [b for b in _detect("haarcascade_smile.xml", lower, 15, max(8, face.w // 8))
+             if abs(b.centre[0] - face.w / 2) < 0.15 * face.w
+             and 0.62 * face.h < y0 - face.y + b.centre[1] < 0.92 * face.h]
+    if not found:
+        return None
+    best = max(found, key=lambda b: b.w)
+    cx, cy = best.centre
+    w, h = 0.54 * best.w, 0.22 * best.w
+    return Box(int(face.x + cx - w / 2), int(y0 + cy - h / 2), int(w), int(h))
+
+
+def on_lip_line(gray: np.ndarray, mouth: Box) -> Box:
+    """The mouth box re-centred on the lip line: the darkest row of its middle half."""
+    top, bottom = mouth.y + mouth.h // 4, mouth.y + (3 * mouth.h) // 4 + 1
+    rows = gray[max(0, top) : max(1, bottom), mouth.x + mouth.w // 4 : mouth.x + 3 * mouth.w // 4]
+    if rows.size == 0:
+        return mouth
+    line = max(0, top) + int(np.argmin(rows.astype(np.float32).mean(axis=1)))
+    return Box(mouth.x, line - mouth.h // 2, mouth.w, mouth.h)
+
+
+# ── Proportions (fallbacks) and colours ───────────────────────────────────────
+
+
+def _at(face: Box, fx: float, fy: float, fw: float, fh: float) -> Box:
+    """A box centred at (fx, fy) of the face, ``fw``×``fh`` face widths/heights."""
+    w, h = fw * face.w, fh * face.h
+    return Box(int(face.x + fx * face.w - w / 2), int(face.y + fy * face.h - h / 2),
+               int(w), int(h))
+
+
+def default_eyes(face: Box) -> tuple[Box, Box]:
+    return _at(face, 0.31, 0.40, 0.20, 0.09), _at(face, 0.69, 0.40, 0.20, 0.09)
+
+
+def default_mouth(face: Box) -> Box:
+    return _at(face, 0.5, 0.77, 0.32, 0.12)
+
+
+def jaw_of(face: Box, mouth: Box) -> Box:
+    bottom = face.y + int(1.12 * face.h)
+    top = mouth.y + mouth.h // 2
+    return Box(face.x + face.w // 8, top, face.w - face.w // 4, max(1, bottom - top))
+
+
+def _median(rgb: np.ndarray, box: Box) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    patch = rgb[max(0, box.y) : min(h, box.y + box.h), max(0, box.x) : min(w, box.x + box.w)]
+    return np.asarray(np.median(patch.reshape(-1, 3), axis=0), np.float64)
+
+
+def skin_of(rgb: np.ndarray, face: Box) -> RGB:
+    cheeks = np.stack([_median(rgb, _at(face, fx, 0.6, 0.1, 0.08)) for fx in (0.28, 0.72)])
+    return _rgb(cheeks.mean(axis=0))
+
+
+def lips_of(rgb: np.ndarray, mouth: Box) -> RGB:
+    """The reddest share of the mouth box's pixels: lips, not the skin around them."""
+    h, w = rgb.shape[:2]
+    patch = rgb[max(0, mouth.y) : min(h, mouth.y + mouth.h),
+                max(0, mouth.x) : min(w, mouth.x + mouth.w)].reshape(-1, 3).astype(np.float32)
+    redness = patch[:, 0] - patch[:, 1]
+    return _rgb(np.median(patch[redness >= np.quantile(redness, 0.6)], axis=0))
+
+
+def inner_mouth_of(lips: RGB) -> RGB:
+    return _rgb(np.asarray(lips, np.float32) * np.array([0.32, 0.2, 0.22]))
+
+
+def _rgb(values: np.ndarray) -> RGB:
+    r, g, b = (round(float(v)) for v in values)
+    return r, g, b
+
+
+def landmarks(rig: Rig, rgb: np.ndarray) -> Landmarks:
+    """Every feature of ``rig``, placed by proportions or sampled where the asset lacks it."""
+    face = rig.face
+    eyes = rig.eyes or default_eyes(face)
+    mouth = rig.mouth or default_mouth(face)
+    lips = rig.lips or lips_of(rgb, mouth)
+    return Landmarks(
+        face=face, eyes=eyes, mouth=mouth, jaw=rig.jaw or jaw_of(face, mouth),
+        skin=rig.skin or skin_of(rgb, face), lips=lips,
+        inner_mouth=rig.inner_mouth or inner_mouth_of(lips),
+    )
+
+
+# ── Build ──────────────────────────────────────────────────────────────────────
+
+
+def _normalise(bgr: np.ndarray, face: Box) -> tuple[np.ndarray, Box]:
+    """Crop to the face's surroundings (4 face widths × 3.5 heights) and cap its size."""
+    h, w = bgr.shape[:2]
+    x0, x1 = max(0, face.x - int(1.5 * face.w)), min(w, face.x + int(2.5 * face.w))
+    y0, y1 = max(0, face.y - int(1.2 * face.h)), min(h, face.y + int(2.3 * face.h))
+    crop = bgr[y0:y1, x0:x1]
+    scale = min(1.0, MAX_FACE_PIXELS / face.w)
+    if scale < 1.0:
+        size = (round(crop.shape[1] * scale), round(crop.shape[0] * scale))
+        crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+    moved = Box(round((face.x - x0) * scale), round((face.y - y0) * scale),
+                round(face.w * scale), round(face.h * scale))
+    return np.ascontiguousarray(crop), moved
+
+
+def fit(bgr: np.ndarray) -> tuple[np.ndarray, Rig]:
+    """The normalised portrait (BGR) and its rig, or ``RigError``."""
+    face = find_face(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
+    portrait, face = _normalise(bgr, face)
+    gray = cv2.equalizeHist(cv2.cvtColor(portrait, cv2.COLOR_BGR2GRAY))
+    rgb = cv2.cvtColor(portrait, cv2.COLOR_BGR2RGB)
+    eyes = find_eyes(gray, face) or default_eyes(face)
+    mouth = on_lip_line(cv2.cvtColor(portrait, cv2.COLOR_BGR2GRAY),
+                        find_mouth(gray, face) or default_mouth(face))
+    lips = lips_of(rgb, mouth)
+    rig = Rig(
+        width=portrait.shape[1], height=portrait.shape[0], face=face, eyes=eyes, mouth=mouth,
+        jaw=jaw_of(face, mouth), skin=skin_of(rgb, face), lips=lips,
+        inner_mouth=inner_mouth_of(lips),
+    )
+    return portrait, rig
+
+
+def build_asset(image: bytes) -> bytes:
+    """Build the asset for an uploaded portrait (PNG or JPEG bytes); raise ``RigError``."""
+    pixels = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_COLOR)
+    if pixels is None:
+        raise RigError("The source image could not be decoded.")
+    portrait, rig = fit(pixels)
+    ok, png = cv2.imencode(".png", portrait)
+    assert ok
+    asset = Asset(version=ASSET_VERSION, portrait_png=png.tobytes(), rig=rig)
+    return msgspec.msgpack.encode(asset)
+
+
+def load_asset(data: bytes) -> Asset:
+    return msgspec.msgpack.decode(data, type=Asset)
+
+
+def portrait_rgb(asset: Asset) -> np.ndarray:
+    bgr = cv2.imdecode(np.frombuffer(asset.portrait_png, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise RigError("The avatar's stored portrait could not be decoded.")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+STOCK_PORTRAITS = {
+    "av_stock_001": "astronaut.png",
+    "av_stock_002": "synthetic_a.png",
+    "av_stock_003": "synthetic_b.png",
+}
+
+
+@cache
+def stock_asset(avatar_id: str) -> bytes:
+    """The built asset of a stock avatar, from the portrait shipped with the worker."""
+    portraits = resources.files("protoface.worker.portraits")
+    image = portraits.joinpath(STOCK_PORTRAITS[avatar_id]).read_bytes()
+    return build_asset(image)

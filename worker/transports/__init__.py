@@ -1,0 +1,1 @@
+"""Transports: LiveKit rooms and the Pipecat relay behind one port (``port.Transport``)."""

@@ -1,0 +1,1 @@
+"""The LiveKit adapter: a room, the avatar data-stream protocol, tracks."""

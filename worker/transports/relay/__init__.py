@@ -1,0 +1,1 @@
+"""The Pipecat relay transport: media records over the NATS media channel."""
