@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 TORCH  := torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test lint typecheck bench fuzz soak clean install chromium screenshots
+.PHONY: up test lint typecheck imports typetree bench fuzz soak clean install chromium screenshots
 
 install: $(STAMP)
 
@@ -26,10 +26,21 @@ up: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-typecheck: $(STAMP)
-	$(BIN)/mypy --strict domain streams
+# mypy and import-linter see the installed layout (protoface.api, protoface.domain, …)
+# through a tree of links to the repository's folders.
+TYPETREE := build/typecheck
+typetree:
+	rm -rf $(TYPETREE) && mkdir -p $(TYPETREE)/protoface
+	for d in api domain streams projections worker; do ln -s ../../../$$d $(TYPETREE)/protoface/$$d; done
+	for f in protoface/*.py; do ln -s ../../../$$f $(TYPETREE)/protoface/; done
 
-test: $(STAMP) lint typecheck chromium
+typecheck: $(STAMP) typetree
+	MYPYPATH=$(TYPETREE) $(BIN)/mypy --strict -p protoface
+
+imports: $(STAMP) typetree
+	cd $(TYPETREE) && PYTHONPATH=. $(CURDIR)/$(BIN)/lint-imports $(CURDIR)/pyproject.toml
+
+test: $(STAMP) lint typecheck imports chromium
 	$(BIN)/python -m pytest
 
 # The browser tests (tests/browser) drive Debian's chromium through Playwright — never a

@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar import Litestar, Request
 from litestar.di import NamedDependency, Provide
 from litestar.types import ASGIApp
+
 from protoface.api import auth, metrics
 from protoface.api.avatars.controller import AvatarsController
 from protoface.api.errors import HANDLERS

@@ -7,6 +7,7 @@ import hashlib
 import secrets
 
 from litestar.connection import ASGIConnection
+
 from protoface.api.errors import ApiError
 from protoface.projections.orgs import OrgsModel, Principal
 from protoface.projections.runner import Projector

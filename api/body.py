@@ -10,6 +10,7 @@ import re
 from typing import TypeVar
 
 import msgspec
+
 from protoface.api.errors import ApiError, invalid
 
 T = TypeVar("T")

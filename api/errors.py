@@ -12,6 +12,7 @@ import logging
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
+
 from protoface.domain.errors import Rejected
 from protoface.streams.eventlog import ConcurrencyConflict, LogUnavailable
 

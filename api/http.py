@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 from litestar import Response
+
 from protoface.api.errors import invalid
 from protoface.domain.session import ACTIVE, STATUSES, TERMINAL
 

@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Awaitable, Callable
 
 import msgspec
+
 from protoface.api.errors import ApiError, invalid
 from protoface.streams.idempotency import Claimed, IdempotencyStore, Record
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from prometheus_client import REGISTRY, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
 from protoface.api.capacity import Capacity
 from protoface.domain.session import STATUSES
 from protoface.projections.sessions import SessionsModel

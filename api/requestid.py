@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any, cast
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client.metrics import Histogram
+
 from protoface.api import metrics
 from protoface.domain import ids
 
@@ -23,12 +25,15 @@ access_log = logging.getLogger("protoface.access")
 
 def request_id_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind != "http" and kind != "websocket":
+        # A plain dict view: Litestar types the scope per kind, and this middleware reads
+        # keys (the route template, the method) that only some of its kinds declare.
+        raw = cast(dict[str, Any], scope)
+        kind = raw["type"]
+        if kind not in ("http", "websocket"):
             await app(scope, receive, send)
             return
         request_id = ids.new_id(ids.REQUEST)
-        scope.setdefault("state", {})["request_id"] = request_id  # type: ignore[typeddict-item]
+        raw.setdefault("state", {})["request_id"] = request_id
         header = (b"x-request-id", request_id.encode())
         status = 500
 
@@ -36,7 +41,8 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), header]  # type: ignore[typeddict-unknown-key]
+                fields = cast(dict[str, Any], message)
+                fields["headers"] = [*fields.get("headers", []), header]
             await send(message)
 
         if kind == "websocket":
@@ -48,12 +54,12 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         finally:
             elapsed = time.perf_counter() - started
             # Set by Litestar's router on this same scope once the path matched a route.
-            route = scope.get("path_template") or "unmatched"  # type: ignore[typeddict-item]
-            _timer(scope["method"], route, status).observe(elapsed)
+            route = raw.get("path_template") or "unmatched"
+            _timer(raw["method"], route, status).observe(elapsed)
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info("request", extra={
-                    "request_id": request_id, "method": scope["method"],
-                    "path": scope["path"], "status": status, "ms": round(elapsed * 1000, 2),
+                    "request_id": request_id, "method": raw["method"],
+                    "path": raw["path"], "status": status, "ms": round(elapsed * 1000, 2),
                 })
 
     return middleware

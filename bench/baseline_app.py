@@ -12,6 +12,7 @@ import argparse
 
 import msgspec
 from litestar import Litestar, Request, Response, post
+
 from protoface.api import serving
 
 PATH = "/bench"

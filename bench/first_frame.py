@@ -62,11 +62,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bench.api_create import Proc, create_key, wait_http
 from protoface.api import serving
 from protoface.api.config import load_keyring
 from protoface.streams.server import EmbeddedNats, free_port
-
-from bench.api_create import Proc, create_key, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEECH_DIR = ROOT / "tests" / "data" / "speech"
@@ -211,6 +211,7 @@ class MouthMeter:
         import io
 
         from PIL import Image
+
         from protoface.worker.render.mock import MockRenderer
 
         box = self._boxes.get((width, height))
@@ -232,6 +233,7 @@ async def _session(
     every 40 ms from the first frame, so the phase decides how long the burst's first
     record waits for the tick that plays it (0–40 ms); sessions spread it evenly."""
     import aiohttp
+
     from protoface.streams import records
 
     headers = {"Authorization": f"Bearer {key}"}
@@ -430,6 +432,7 @@ def sessions_load(
 def ws_echo_load(url: str, pings: int) -> EchoResult:
     """Round trips of 20 ms AUDIO records through a bare WebSocket echo."""
     import aiohttp
+
     from protoface.streams import records
 
     record = records.encode(records.Kind.AUDIO, {"sample_rate": RATE, "num_channels": 1},
@@ -456,6 +459,7 @@ def relay_echo_load(api_url: str, key: str, nats_url: str, sessions: int,
     No worker runs: the sessions stay queued, the stand-in attaches to each session's
     media channel as the real worker would, and the session is ended afterwards."""
     import aiohttp
+
     from protoface.streams import records
     from protoface.streams.eventlog import EventLog
     from protoface.streams.media import MediaChannel

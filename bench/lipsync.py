@@ -26,12 +26,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
 from protoface.domain.tiers import TIERS, Tier
 from protoface.worker import offline
 from protoface.worker.face import sync_score
 from protoface.worker.face.features import FaceDriver
 from protoface.worker.render.rig import stock_asset
-
 from tests.worker import speechlike
 
 SPEECH_DIR = Path(__file__).resolve().parent.parent / "tests" / "data" / "speech"

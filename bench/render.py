@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import uvloop
+
 from protoface.domain.tiers import TIERS, Tier
 from protoface.worker import realtime
 from protoface.worker.face.features import FaceParams

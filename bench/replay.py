@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+
 from protoface.api import serving
 from protoface.domain import org as o
 from protoface.domain import session as s

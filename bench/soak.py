@@ -40,13 +40,13 @@ from pathlib import Path
 
 import httpx
 import websockets
+
+from bench.api_create import Proc, create_key, wait_http
 from protoface.api.config import load_keyring
 from protoface.domain import session as s
 from protoface.streams import records
 from protoface.streams.eventlog import EventLog
 from protoface.streams.server import EmbeddedNats, free_port
-
-from bench.api_create import Proc, create_key, wait_http
 
 RATE = 16_000
 CHUNK = bytes(640)  # 20 ms of 16 kHz PCM16 (quiet; the mock renders every tick anyway)

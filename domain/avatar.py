@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Final, Literal
 
 import msgspec
+
 from protoface.domain.errors import CONFLICT, INVALID, NOT_FOUND, QUOTA, Rejected
 from protoface.domain.plans import Plan
 

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 import msgspec
+
 from protoface.domain.errors import QUOTA, Rejected
 from protoface.domain.plans import PLANS
 from protoface.domain.session import Quality, Session

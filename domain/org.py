@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import msgspec
+
 from protoface.domain.errors import CONFLICT, INVALID, QUOTA, Rejected
 from protoface.domain.plans import PLANS, Plan
 

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Final, Literal
 
 import msgspec
+
 from protoface.domain.errors import CONFLICT, Rejected
 
 Status = Literal[

@@ -1,4 +1,4 @@
-"""Quality tiers: output frame size and rate, and the billing multiplier."""
+"""Quality tiers: output frame size, frame rate and JPEG quality (prices: ``domain.billing``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ class Tier:
     height: int
     fps: int
     jpeg_quality: int
-    credit_multiplier: float
 
     @property
     def samples_per_frame(self) -> int:
@@ -20,8 +19,8 @@ class Tier:
 
 
 TIERS: dict[str, Tier] = {
-    "mock": Tier("mock", 256, 256, 25, 75, 1.0),  # bills as standard
-    "lite": Tier("lite", 256, 256, 25, 75, 0.5),
-    "standard": Tier("standard", 512, 512, 25, 80, 1.0),
-    "pro": Tier("pro", 1280, 720, 30, 85, 2.0),
+    "mock": Tier("mock", 256, 256, 25, 75),  # bills as standard
+    "lite": Tier("lite", 256, 256, 25, 75),
+    "standard": Tier("standard", 512, 512, 25, 80),
+    "pro": Tier("pro", 1280, 720, 30, 85),
 }

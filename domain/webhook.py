@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Final, Literal
 
 import msgspec
+
 from protoface.domain.errors import CONFLICT, Rejected
 
 # The public lifecycle events a webhook can carry.

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+
 from protoface.domain.billing import BILLS_AS, MILLI, MINUTE_COST
 from protoface.projections import audit_parts
 from protoface.projections.audit_parts import Part

@@ -17,6 +17,7 @@ from datetime import UTC
 from typing import Protocol
 
 from prometheus_client import Gauge
+
 from protoface.domain.events import Event
 from protoface.streams import subjects
 from protoface.streams.eventlog import EventLog, LogUnavailable, Stored

@@ -13,6 +13,7 @@ import logging
 from typing import TypeVar
 
 import msgspec
+
 from protoface.projections.avatars import AvatarsModel
 from protoface.projections.orgs import OrgsModel
 from protoface.projections.sessions import SessionsModel

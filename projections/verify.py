@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import msgspec
+
 from protoface.domain.events import Event
 from protoface.projections import snapshots
 from protoface.streams.eventlog import EventLog

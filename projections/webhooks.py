@@ -49,6 +49,8 @@ from typing import Any
 
 import httpx
 import msgspec
+from standardwebhooks import Webhook
+
 from protoface.domain import avatar, ids, session, webhook
 from protoface.domain.avatar import Avatar, AvatarEvent
 from protoface.domain.events import Event
@@ -71,8 +73,8 @@ from protoface.projections.webhook_urls import (
 from protoface.streams import subjects
 from protoface.streams.eventlog import EventLog, LogUnavailable, Stored, history_of
 from protoface.streams.lease import Lease
+from protoface.streams.transact import Stream, current_version, transact
 from protoface.streams.webhooks import Job, WebhookQueue
-from standardwebhooks import Webhook
 
 log = logging.getLogger("protoface.webhooks")
 _encoder = msgspec.json.Encoder()
@@ -493,7 +495,7 @@ class Dispatcher:
             scale=self.settings.scale, jitter=random.uniform(-0.1, 0.1),
             disable_after=self.settings.disable_after,
         )
-        if not await self._append(events):
+        if not await self._append(endpoint, events):
             # Not recorded: the message comes back after ERROR_DELAY and this attempt is
             # made again, rather than at once in a loop while the log is unreachable.
             raise LogUnavailable("webhook attempt not recorded")
@@ -504,11 +506,19 @@ class Dispatcher:
             "attempt": attempt, "status": status, "outcome": attempted.outcome})
         return attempted
 
-    async def _append(self, events: list[webhook.Event]) -> int:
+    async def _append(self, endpoint: Endpoint, events: list[webhook.Event]) -> int:
+        """Record an attempt on the endpoint's history, conditionally on its latest
+        version (this dispatcher is its only writer of attempts; a concurrent delete
+        or disable is kept in order). Retried while the log is unreachable."""
+        stream = Stream.webhook_endpoint(endpoint.id)
+
+        async def load() -> tuple[None, int]:
+            return None, await current_version(self.log, stream)
+
         for delay in (0.0, 0.5, 1.0, 2.0, 5.0):
             await asyncio.sleep(delay)
             try:
-                return await self.log.append(list(events))
+                return (await transact(self.log, stream, load, lambda _: events)).version
             except LogUnavailable:
                 continue
         log.error("could not record a webhook attempt")

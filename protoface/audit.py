@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, TextIO
 
-from protoface.api import serving
+from protoface.api.serving import run as run_loop
 from protoface.projections.verify import Check, verify
 from protoface.streams.eventlog import EventLog
 from protoface.streams.snapshots import SnapshotStore
@@ -123,7 +123,7 @@ def _export(args: argparse.Namespace) -> int:
             await log.close()
 
     try:
-        done = serving.run(run())
+        done = run_loop(run())
     finally:
         if bar is not None:
             bar.close()
@@ -152,7 +152,7 @@ def _report(args: argparse.Namespace) -> int:
                 await log.close()
 
         try:
-            serving.run(run())
+            run_loop(run())
         finally:
             if bar is not None:
                 bar.close()
@@ -172,7 +172,7 @@ def _verify(args: argparse.Namespace) -> int:
         finally:
             await log.close()
 
-    checks, end = serving.run(run())
+    checks, end = run_loop(run())
     print(f"event log: {end:,} events")
     if args.api_url is not None:
         print(_api_position(args.api_url, end))

@@ -32,13 +32,15 @@ from pathlib import Path
 import prometheus_client
 
 from protoface import audit
-from protoface.api import logs, serving
+from protoface.api import logs
 from protoface.api.app import create_app
 from protoface.api.avatars.schemas import avatar_view
 from protoface.api.config import Settings, load_keyring
 from protoface.api.platform import operator
 from protoface.api.platform.orgs import create_key, grant_credits
 from protoface.api.services import Services
+from protoface.api.serving import run as run_loop
+from protoface.api.serving import server as http_server
 from protoface.api.sessions.schemas import session_view
 from protoface.domain.avatar import STOCK_AVATARS
 from protoface.domain.errors import Rejected
@@ -175,7 +177,7 @@ def _up(args: argparse.Namespace) -> int:
         log.info("embedded nats-server started", extra={"url": nats_url})
     realtime.prepare()  # this process runs a worker too
     try:
-        return serving.run(_serve(_settings(args, nats_url), create_keys=True, everything=True))
+        return run_loop(_serve(_settings(args, nats_url), create_keys=True, everything=True))
     finally:
         if nats_server is not None:
             nats_server.stop()
@@ -183,7 +185,7 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _api(args: argparse.Namespace) -> int:
-    return serving.run(_serve(_settings(args, args.nats_url), create_keys=False))
+    return run_loop(_serve(_settings(args, args.nats_url), create_keys=False))
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -201,7 +203,7 @@ def _worker(args: argparse.Namespace) -> int:
             await log_.close()
 
     realtime.prepare()
-    return serving.run(_until_signal(run))
+    return run_loop(_until_signal(run))
 
 
 def _supervisor(args: argparse.Namespace) -> int:
@@ -222,7 +224,7 @@ def _supervisor(args: argparse.Namespace) -> int:
             await projector.stop()
             await log_.close()
 
-    return serving.run(_until_signal(run))
+    return run_loop(_until_signal(run))
 
 
 def _webhooks(args: argparse.Namespace) -> int:
@@ -236,7 +238,7 @@ def _webhooks(args: argparse.Namespace) -> int:
         finally:
             await log_.close()
 
-    return serving.run(_until_signal(run))
+    return run_loop(_until_signal(run))
 
 
 async def _dispatch(
@@ -283,12 +285,12 @@ async def _serve(settings: Settings, *, create_keys: bool, everything: bool = Fa
         ).run(stop_workers)))
         background.append(asyncio.create_task(
             _dispatch(services.log, keyring, settings, stop_workers)))
-    server = serving.server(create_app(services), settings.host, settings.port)
+    server = http_server(create_app(services), settings.host, settings.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]
     serving_task = asyncio.create_task(server.serve())
     log.info("protoface api listening", extra={"url": f"http://{settings.host}:{settings.port}"})
     waiter = asyncio.create_task(stop.wait())
@@ -321,7 +323,7 @@ def _render(args: argparse.Namespace) -> int:
     def assets(avatar_id: str) -> bytes:
         if avatar_id in STOCK_AVATARS:
             return offline.stock_only(avatar_id)
-        return serving.run(_custom_asset(args.nats_url, avatar_id))
+        return run_loop(_custom_asset(args.nats_url, avatar_id))
 
     try:
         result = offline.render_file(args.avatar, args.audio, TIERS[args.quality], args.out,
@@ -362,7 +364,7 @@ def _keys_create(args: argparse.Namespace) -> int:
             await log_.close()
         return issued.key
 
-    print(serving.run(run()))
+    print(run_loop(run()))
     return 0
 
 
@@ -379,7 +381,7 @@ def _credits_grant(args: argparse.Namespace) -> int:
         print(f"granted {granted.credits} credits to org {args.org} ({granted.org_id})")
         return 0
 
-    return serving.run(run())
+    return run_loop(run())
 
 
 if __name__ == "__main__":

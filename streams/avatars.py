@@ -16,6 +16,7 @@ import contextlib
 from nats.js.api import ObjectStoreConfig, StorageType
 from nats.js.errors import BucketNotFoundError, NotFoundError, ObjectNotFoundError
 from nats.js.object_store import ObjectStore
+
 from protoface.streams import subjects
 from protoface.streams.eventlog import EventLog
 from protoface.streams.work import EventQueue

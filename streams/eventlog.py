@@ -29,6 +29,7 @@ from nats.js.errors import (
     NotFoundError,
     ServiceUnavailableError,
 )
+
 from protoface.domain.events import AvatarEvent, Event, OrgEvent, SessionEvent, WebhookEvent
 from protoface.domain.org import SessionsAdmitted
 from protoface.streams import subjects

@@ -16,6 +16,7 @@ from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
+
 from protoface.streams import subjects
 from protoface.streams.eventlog import UNREACHABLE, LogUnavailable
 

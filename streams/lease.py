@@ -22,6 +22,7 @@ from nats.errors import Error as NatsError
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import BucketNotFoundError, KeyValueError
 from nats.js.kv import KeyValue
+
 from protoface.streams import subjects
 from protoface.streams.eventlog import EventLog
 

@@ -16,6 +16,7 @@ from typing import Literal
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+
 from protoface.streams import subjects
 from protoface.streams.eventlog import EventLog
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
 from protoface.streams import subjects
 from protoface.streams.eventlog import EventLog
 from protoface.streams.work import EventQueue, Job

@@ -30,6 +30,7 @@ from nats.js.errors import (
     NotFoundError,
 )
 from nats.js.kv import KeyValue
+
 from protoface.domain.events import Event
 from protoface.streams import subjects
 from protoface.streams.eventlog import EventLog, LogUnavailable, decode

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from protoface.api.app import create_app
 from protoface.api.config import Settings, load_keyring
 from protoface.api.platform.orgs import create_key

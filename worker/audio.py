@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
 from protoface.worker.transports.port import Playback
 
 MODEL_RATE = 16_000
@@ -52,7 +53,8 @@ class Resampler:
         out = np.interp(positions, np.arange(buf.size), buf)
         self._t = (positions[-1] + self._step if positions.size else self._t) - last
         self._prev = buf[-1:]
-        return np.clip(np.round(out), -32768, 32767).astype(np.int16)
+        clipped: np.ndarray = np.clip(np.round(out), -32768, 32767).astype(np.int16)
+        return clipped
 
 
 @dataclass(eq=False, slots=True)

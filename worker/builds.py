@@ -19,9 +19,11 @@ from datetime import UTC, datetime
 
 from protoface.domain import avatar, ids
 from protoface.domain.avatar import AvatarCreated
+from protoface.domain.errors import Rejected
 from protoface.streams import subjects
 from protoface.streams.avatars import AvatarStore, BuildQueue
-from protoface.streams.eventlog import ConcurrencyConflict, EventLog, Expect, LogUnavailable
+from protoface.streams.eventlog import ConcurrencyConflict, EventLog, LogUnavailable
+from protoface.streams.transact import Stream, from_log, transact
 from protoface.streams.work import Job
 from protoface.worker import metrics
 from protoface.worker.render import rig
@@ -73,34 +75,36 @@ class Builder:
 
     async def build(self, avatar_id: str) -> None:
         """Build ``avatar_id`` if it still waits for it; record the outcome."""
-        history = subjects.avatar_history(avatar_id)
-        events, version = await self.log.load(history)
-        state = avatar.fold(events)
+        stream = Stream.avatar(avatar_id)
+        load = from_log(self.log, stream, avatar.fold)
+        state, _ = await load()
         if state is None or state.status != "processing":
             log.info("avatar build skipped", extra={
                 "avatar_id": avatar_id, "status": state.status if state else None})
             return
         started = time.perf_counter()
         command = await self._outcome(state)
-        decided = avatar.decide(command, state, ids.new_event_id)
-        if not decided:
-            return
         try:
-            await self.log.append(decided, Expect(history, version))
-        except ConcurrencyConflict:
-            # Deleted (or recorded by another worker) meanwhile: re-read; a built asset
-            # that no event names must not stay behind.
-            events, _ = await self.log.load(history)
-            latest = avatar.fold(events)
-            if isinstance(command, avatar.RecordBuilt) and (
-                latest is None or latest.asset_key != command.asset_key
-            ):
-                await self.store.delete(command.asset_key)
+            # A conflict (deleted, or recorded by another worker, meanwhile) re-decides on
+            # the latest state, where the outcome is refused or already recorded.
+            done = await transact(self.log, stream, load,
+                                  lambda latest: avatar.decide(command, latest, ids.new_event_id))
+        except Rejected:
+            done = None
+        if done is None or not done.stored:
+            if isinstance(command, avatar.RecordBuilt):
+                await self._drop_unnamed(avatar_id, command.asset_key)
             return
         outcome = "ready" if isinstance(command, avatar.RecordBuilt) else "failed"
         metrics.AVATAR_BUILD_SECONDS.labels(outcome).observe(time.perf_counter() - started)
         log.info("avatar built", extra={"avatar_id": avatar_id, "outcome": outcome,
                                         "worker_id": self.worker_id})
+
+    async def _drop_unnamed(self, avatar_id: str, asset_key: str) -> None:
+        """A built asset that no event names must not stay behind."""
+        latest, _ = await from_log(self.log, Stream.avatar(avatar_id), avatar.fold)()
+        if latest is None or latest.asset_key != asset_key:
+            await self.store.delete(asset_key)
 
     async def _outcome(self, state: avatar.Avatar) -> avatar.Command:
         def failed(reason: str) -> avatar.Command:

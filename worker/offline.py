@@ -22,6 +22,7 @@ from typing import Protocol
 import av
 import numpy as np
 from PIL import Image, ImageDraw
+
 from protoface.domain.tiers import Tier
 from protoface.worker.audio import MODEL_RATE, Resampler, to_mono_int16
 from protoface.worker.face.features import FaceDriver, FaceParams

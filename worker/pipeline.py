@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+
 from protoface.domain.tiers import Tier
 from protoface.worker import metrics
 from protoface.worker.audio import SpeechQueue

@@ -20,9 +20,9 @@ from protoface.domain.errors import Rejected
 from protoface.domain.sealing import Keyring
 from protoface.domain.session import LiveKitTransport, PipecatTransport, Session
 from protoface.domain.tiers import TIERS
-from protoface.streams import subjects
 from protoface.streams.avatars import AvatarStore
-from protoface.streams.eventlog import ConcurrencyConflict, EventLog, Expect, LogUnavailable
+from protoface.streams.eventlog import EventLog, LogUnavailable
+from protoface.streams.transact import Stream, from_log, transact
 from protoface.streams.work import WorkerInfo, WorkerRegistry, WorkQueue
 from protoface.worker import metrics
 from protoface.worker.avatars import AvatarNotAvailable, load_asset, renderer_for
@@ -121,8 +121,9 @@ class Worker:
 
     async def _claim(self, session_id: str) -> None:
         log.debug("queued work received", extra={"session_id": session_id})
-        events, version = await self.log.load(subjects.session_history(session_id))
-        state = session.fold(events)
+        stream = Stream.session(session_id)
+        load = from_log(self.log, stream, session.fold)
+        state, _ = await load()
         if state is None or state.status != "queued":
             # Already claimed, canceled or failed: nothing to do.
             log.info("queued work skipped", extra={
@@ -134,13 +135,17 @@ class Worker:
         command = session.Claim(session_id=session_id, now=datetime.now(UTC),
                                 worker_id=self.worker_id)
         try:
-            claimed = session.decide(command, state, ids.new_event_id)
-            seq = await self.log.append(claimed, Expect(subjects.session_history(session_id),
-                                                        version))
-        except (Rejected, ConcurrencyConflict):
-            return  # another worker won, or the session was ended meanwhile
-        state = session.fold(claimed, state)
+            # Another worker's claim (or an end) meanwhile: re-decided, refused.
+            done = await transact(self.log, stream, load,
+                                  lambda latest: session.decide(command, latest,
+                                                                ids.new_event_id))
+        except Rejected:
+            return
+        if not done.stored:
+            return
+        state = session.fold(list(done.events), done.state)
         assert state is not None
+        seq = done.version
         runner = SessionRunner(
             self.log, state, seq, transport=self._transport(state), renderer=renderer,
             settings=RunnerSettings(heartbeat_seconds=self.settings.heartbeat_seconds,

@@ -19,10 +19,11 @@ from typing import get_args
 
 from protoface.domain import ids, session
 from protoface.domain.errors import Rejected
+from protoface.domain.events import Event
 from protoface.domain.session import Session
 from protoface.domain.tiers import TIERS
-from protoface.streams import subjects
-from protoface.streams.eventlog import ConcurrencyConflict, EventLog, Expect
+from protoface.streams.eventlog import EventLog
+from protoface.streams.transact import Stream, from_log, transact
 from protoface.streams.work import session_signals
 from protoface.worker import metrics
 from protoface.worker.pipeline import Pipeline, Renderer
@@ -192,7 +193,7 @@ class SessionRunner:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(pipeline.closed.wait(), 0.1)
 
-    async def _on_signal(self, event: session.Event) -> None:
+    async def _on_signal(self, event: Event) -> None:
         """Someone else changed the session (the API ending it, the supervisor failing it)."""
         if isinstance(event, session.SessionEnding):
             self.request_stop(event.reason)
@@ -213,25 +214,20 @@ class SessionRunner:
             await self._transact(command)
 
     async def _transact(self, command: session.Command) -> None:
+        async def load() -> tuple[Session, int]:
+            return self.state, self.version
+
         async with self._lock:
-            for _ in range(8):
-                events = session.decide(command, self.state, _event_id)
-                if not events:
-                    return
-                try:
-                    seq = await self.log.append(
-                        events, Expect(subjects.session_history(self.session_id), self.version))
-                except ConcurrencyConflict:
-                    await self._reload()
-                    continue
-                self.state = session.fold(events, self.state)  # type: ignore[assignment]
-                self.version = seq
-                return
-            raise ConcurrencyConflict(f"session {self.session_id}: kept conflicting")
+            # On a conflict the state is reloaded from the log (``_reload``), then re-decided.
+            done = await transact(self.log, Stream.session(self.session_id), load,
+                                  lambda state: session.decide(command, state, ids.new_event_id),
+                                  lambda _version: self._reload())
+            if done.stored:
+                self.state = session.fold(list(done.events), self.state)  # type: ignore[assignment]
+                self.version = done.version
 
     async def _reload(self) -> None:
-        events, version = await self.log.load(subjects.session_history(self.session_id))
-        state = session.fold(events)
+        state, version = await from_log(self.log, Stream.session(self.session_id), session.fold)()
         if state is not None:
             self.state, self.version = state, version
             if state.status == "ending" and state.end_reason:
@@ -245,10 +241,6 @@ def end_reason_of(closed: str | None) -> session.EndReason:
     if closed in get_args(session.EndReason):
         return closed  # type: ignore[return-value]
     return "client_disconnected"
-
-
-def _event_id() -> str:
-    return ids.new_id(ids.EVENT)
 
 
 def _now() -> datetime:

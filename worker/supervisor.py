@@ -23,8 +23,8 @@ from protoface.domain import billing, ids, session
 from protoface.domain.errors import Rejected
 from protoface.projections.sessions import SessionsModel
 from protoface.projections.usage import UsageModel
-from protoface.streams import subjects
-from protoface.streams.eventlog import ConcurrencyConflict, EventLog, Expect, LogUnavailable
+from protoface.streams.eventlog import ConcurrencyConflict, EventLog, LogUnavailable
+from protoface.streams.transact import Stream, transact
 from protoface.streams.work import WorkerInfo, WorkerRegistry
 
 log = logging.getLogger("protoface.supervisor")
@@ -138,20 +138,24 @@ class Supervisor:
         """Decide ``command`` on the projected session and append conditionally on its
         version; whether anything was appended."""
         session_id = command.session_id
-        for _ in range(3):
-            state = self.model.sessions.get(session_id)
-            try:
-                events = session.decide(command, state, ids.new_event_id)
-                if not events:
-                    return False
-                await self.log.append(events, Expect(subjects.session_history(session_id),
-                                                     self.model.versions[session_id]))
-                return True
-            except ConcurrencyConflict:
-                await asyncio.sleep(0.05)  # the projection catches up, then re-decide
-            except Rejected:
-                return False
-        return False
+
+        async def load() -> tuple[session.Session | None, int]:
+            return self.model.sessions.get(session_id), self.model.versions.get(session_id, 0)
+
+        try:
+            done = await transact(self.log, Stream.session(session_id), load,
+                                  lambda state: session.decide(command, state, ids.new_event_id),
+                                  self._catch_up)
+        except (Rejected, ConcurrencyConflict):
+            return False  # settled by someone else; the next check looks again
+        return done.stored
+
+    async def _catch_up(self, version: int) -> None:
+        """Give the projection that feeds ``model`` a moment to reach ``version``."""
+        for _ in range(20):
+            if self.model.last_seq >= version:
+                return
+            await asyncio.sleep(0.01)
 
 
 def _age(state: session.Session) -> timedelta:

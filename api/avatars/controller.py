@@ -13,6 +13,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import ClientException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.params import FromPath
+
 from protoface.api.avatars import images
 from protoface.api.avatars.schemas import AvatarList, avatar_view
 from protoface.api.avatars.service import NewAvatar

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from PIL import Image, UnidentifiedImageError
+
 from protoface.api.errors import ApiError, unprocessable
 
 MAX_IMAGE_BYTES: Final = 10 * 1024 * 1024

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Literal
 
 import msgspec
+
 from protoface.domain.avatar import Avatar, StockAvatar
 
 PublicStatus = Literal["ready", "processing", "failed"]

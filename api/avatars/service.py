@@ -23,11 +23,11 @@ from protoface.projections.orgs import Principal
 from protoface.projections.runner import Projector
 from protoface.streams import subjects
 from protoface.streams.avatars import AvatarStore
-from protoface.streams.eventlog import ConcurrencyConflict, EventLog, Expect
+from protoface.streams.eventlog import EventLog
+from protoface.streams.transact import Stream, current_version, transact
 
 log = logging.getLogger("protoface.avatars")
 
-MAX_ATTEMPTS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,18 +89,17 @@ class AvatarService:
         """Append ``avatar.created`` conditional on the org's last creation: two uploads
         deciding on the same slot count cannot both win (the loser re-reads, re-decides)."""
         org_id = principal.org.id
-        creations = subjects.org_avatar_creations(org_id)
-        lock = self._org_locks.setdefault(org_id, asyncio.Lock())
-        for _ in range(MAX_ATTEMPTS):
-            async with lock:
-                events = self._decide_create(principal, request, source, now, avatar_id)
-                version = self.model.creation_version.get(org_id, 0)
-                try:
-                    return await self.log.append(events, Expect(creations, version))
-                except ConcurrencyConflict:
-                    # Another API process took a slot first: catch up and decide again.
-                    await self.projector.wait_for(await self.log.version(creations))
-        raise ConcurrencyConflict(f"org {org_id}: avatar creation kept conflicting")
+
+        async def load() -> tuple[None, int]:
+            return None, self.model.creation_version.get(org_id, 0)
+
+        async with self._org_locks.setdefault(org_id, asyncio.Lock()):
+            # A conflict: another API process took a slot first; catch up, decide again.
+            done = await transact(
+                self.log, Stream.avatar_creations(org_id), load,
+                lambda _: self._decide_create(principal, request, source, now, avatar_id),
+                self.projector.wait_for)
+        return done.version
 
     async def delete(self, principal: Principal, avatar_id: str, now: datetime) -> None:
         """Append ``avatar.deleted``, then purge the stored source and asset."""
@@ -108,21 +107,18 @@ class AvatarService:
             raise Rejected(INVALID, "avatar_not_deletable",
                            "Platform stock avatars cannot be deleted.", "avatar_id")
         command = avatar.Delete(avatar_id=avatar_id, org_id=principal.org.id, now=now)
-        history = subjects.avatar_history(avatar_id)
-        for _ in range(MAX_ATTEMPTS):
+
+        async def load() -> tuple[Avatar, int]:
             state = await self.get_custom(principal, avatar_id)
-            events = avatar.decide(command, state, ids.new_event_id)
-            try:
-                seq = await self.log.append(events, Expect(history, self.model.versions[avatar_id]))
-            except ConcurrencyConflict:  # a build result landed meanwhile
-                await self.projector.wait_for(await self.log.version(history))
-                continue
-            await self.projector.wait_for(seq)
-            await self.purge(state)
-            log.info("avatar deleted", extra={"avatar_id": avatar_id,
-                                              "org_id": principal.org.id})
-            return
-        raise ConcurrencyConflict(f"avatar {avatar_id}: delete kept conflicting")
+            return state, self.model.versions[avatar_id]
+
+        # A conflict: a build result landed meanwhile.
+        done = await transact(self.log, Stream.avatar(avatar_id), load,
+                              lambda state: avatar.decide(command, state, ids.new_event_id),
+                              self.projector.wait_for)
+        await self.projector.wait_for(done.version)
+        await self.purge(done.state)
+        log.info("avatar deleted", extra={"avatar_id": avatar_id, "org_id": principal.org.id})
 
     async def purge(self, state: Avatar) -> None:
         # The asset key is also purged when no build was recorded yet: a build that was
@@ -140,7 +136,7 @@ class AvatarService:
         found = self.model.get(principal.org.id, avatar_id)
         if found is None and ids.is_valid(ids.AVATAR, avatar_id):
             # Created through another API process a moment ago? Wait for it.
-            version = await self.log.version(subjects.avatar_history(avatar_id))
+            version = await current_version(self.log, Stream.avatar(avatar_id))
             if version > self.projector.last_seq:
                 await self.projector.wait_for(version)
                 found = self.model.get(principal.org.id, avatar_id)

@@ -7,9 +7,10 @@ from importlib import resources
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
 from protoface.api.http import json_response, now
+from protoface.api.platform.schemas import Health, StatusComponent, StatusResponse, plan_view
 from protoface.api.services import Services
-from protoface.api.sessions.schemas import StatusComponent, StatusResponse, plan_view
 from protoface.domain.plans import PUBLIC_PLANS
 
 # Projection lag beyond which reads are called degraded.
@@ -49,7 +50,7 @@ class PlatformController(Controller):
         return Response(content=generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-def _workers_status(services: Services) -> str:
+def _workers_status(services: Services) -> Health:
     if services.capacity.policy == "queue" and services.capacity.live_workers() == 0:
         return "degraded"  # sessions are accepted and wait for a worker
     if services.capacity.live_workers() == 0:

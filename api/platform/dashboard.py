@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
+
 from protoface.api.http import json_response, now, query_int, query_statuses
 from protoface.api.platform import operator, ops
 from protoface.api.services import Services

@@ -12,6 +12,7 @@ import secrets
 from pathlib import Path
 
 from litestar.connection import ASGIConnection
+
 from protoface.api.config import Settings
 from protoface.api.errors import ApiError
 

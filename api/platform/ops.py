@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import msgspec
+
 from protoface.api.capacity import LOST_AFTER, Capacity
 from protoface.domain.billing import UsageRecord
 from protoface.domain.session import Session

@@ -16,6 +16,7 @@ from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
+
 from protoface.api.errors import ApiError
 from protoface.api.http import json_response
 from protoface.api.services import Services

@@ -7,6 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from litestar import Request, Response
+
 from protoface.api import idempotency
 from protoface.api.services import Services
 from protoface.projections.orgs import Principal

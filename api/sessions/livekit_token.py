@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import msgspec
+
 from protoface.api.errors import ApiError, unprocessable
 
 PARAM = "transport.worker_token"

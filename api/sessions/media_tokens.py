@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import jwt
+
 from protoface.domain.sealing import Keyring
 
 AUDIENCE = "protoface.media"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar import Controller, Request, Response, WebSocket, post, websocket
 from litestar.di import NamedDependency
 from litestar.params import FromPath
+
 from protoface.api import body
 from protoface.api.http import encode, now
 from protoface.api.services import Services

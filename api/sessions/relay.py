@@ -14,6 +14,7 @@ import contextlib
 import logging
 
 from litestar import Request, WebSocket
+
 from protoface.api.errors import ApiError, envelope_bytes, not_found
 from protoface.api.services import Services
 from protoface.streams import records
@@ -84,12 +85,12 @@ async def refuse(socket: WebSocket, error: ApiError, close_code: int) -> None:  
     """Turn the handshake down with the HTTP status and error envelope an HTTP request
     would get (so another org's session is a 404, not the 403 a bare close becomes),
     where the server supports denial responses; else close with ``close_code``."""
-    if "websocket.http.response" not in socket.scope.get("extensions", {}):
+    if "websocket.http.response" not in (socket.scope.get("extensions") or {}):
         await socket.close(code=close_code, reason=error.code)
         return
     rid = socket.scope.get("state", {}).get("request_id") or "req_unknown"
     body = envelope_bytes(error, str(rid))
-    await socket.send({  # type: ignore[arg-type]
+    await socket.send({
         "type": "websocket.http.response.start", "status": error.status,
         "headers": [(b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
@@ -141,7 +142,7 @@ class _Bridge:
             if message["type"] == "websocket.disconnect":
                 return
             data = message.get("bytes")
-            if data is None:
+            if not isinstance(data, bytes):
                 await self._fail("unsupported_frame", "Send binary media records.",
                                  CLOSE_UNSUPPORTED)
                 return

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
-from protoface.domain.plans import Plan
+
 from protoface.domain.session import LiveKitTransport, MetadataValue, Quality, Session, Status
 
 REDACTED = "[redacted]"
@@ -129,32 +129,6 @@ class PipecatSessionView(msgspec.Struct, kw_only=True):
     relay: PipecatRelayView
 
 
-class PlanView(msgspec.Struct, kw_only=True):
-    key: str
-    name: str
-    monthly_price_cents: int
-    included_credits: int
-    extra_credit_unit_micros: int | None
-    max_concurrency: int
-    custom_avatar_slots: int
-    extra_avatar_slot_cents: int | None
-    session_time_limit_seconds: int
-
-
-class StatusComponent(msgspec.Struct):
-    name: str
-    status: Literal["operational", "degraded", "outage"]
-
-
-class StatusResponse(msgspec.Struct):
-    status: Literal["operational", "degraded", "outage"]
-    components: list[StatusComponent]
-    updated_at: datetime
-
-
-# ── Rendering domain state ──────────────────────────────────────────────────────
-
-
 def session_view(state: Session) -> SessionView:
     transport: LiveKitTransportView | PipecatTransportView
     t = state.transport
@@ -178,13 +152,3 @@ def session_view(state: Session) -> SessionView:
         usage=SessionUsage(billable_seconds=state.billable_seconds, frames=state.frames),
     )
 
-
-def plan_view(plan: Plan) -> PlanView:
-    return PlanView(
-        key=plan.key, name=plan.name, monthly_price_cents=plan.monthly_price_cents,
-        included_credits=plan.included_credits,
-        extra_credit_unit_micros=plan.extra_credit_unit_micros,
-        max_concurrency=plan.max_concurrency, custom_avatar_slots=plan.custom_avatar_slots,
-        extra_avatar_slot_cents=plan.extra_avatar_slot_cents,
-        session_time_limit_seconds=plan.session_time_limit_seconds,
-    )

@@ -22,13 +22,10 @@ from protoface.projections.orgs import Principal
 from protoface.projections.runner import Projector
 from protoface.projections.sessions import Query, SessionsModel
 from protoface.projections.usage import UsageModel
-from protoface.streams import subjects
-from protoface.streams.eventlog import ConcurrencyConflict, EventLog, Expect
+from protoface.streams.eventlog import EventLog
+from protoface.streams.transact import Stream, create, current_version, transact
 
 log = logging.getLogger("protoface.sessions")
-
-# How often a decision is retried when another process changed the aggregate first.
-MAX_ATTEMPTS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +96,7 @@ class SessionService:
         await self._admit(principal, session_id, now)
         try:
             # A brand-new session id: its history must be empty (version 0).
-            seq = await self.log.append(events, Expect(subjects.session_history(session_id), 0))
+            seq = await create(self.log, Stream.session(session_id), events)
             await self.projector.wait_for(seq)
         finally:
             self._pending[principal.org.id].pop(session_id, None)
@@ -161,49 +158,42 @@ class SessionService:
         """Append the admission of the leading ``session_ids`` that fit under the cap,
         conditional on the org's previous admission; return how many it admitted."""
         org_id = principal.org.id
-        for _ in range(MAX_ATTEMPTS):
-            pending = self._pending[org_id]
+        pending = self._pending[org_id]
+        admitted = 0
+
+        async def load() -> tuple[int, int]:
             unseen = sum(1 for seq in pending.values() if seq > self.model.last_seq)
             active = self.model.active_count(org_id, now) + unseen
+            version = max(self.model.admission_version.get(org_id, 0), *pending.values(), 0)
+            return active, version
+
+        def decide(active: int) -> list[org.Event]:
+            nonlocal admitted
             events, admitted = org.decide_group_admission(
                 principal.org, session_ids, active, now, ids.new_event_id)
-            if not events:
-                return 0
-            version = max(self.model.admission_version.get(org_id, 0), *pending.values(), 0)
-            try:
-                seq = await self.log.append(
-                    events, Expect(subjects.org_admissions(org_id), version))
-            except ConcurrencyConflict:
-                # Another API process admitted a session in this org: catch up, re-decide.
-                latest = await self.log.version(subjects.org_admissions(org_id))
-                await self.projector.wait_for(latest)
-                continue
-            for session_id in session_ids[:admitted]:
-                pending[session_id] = seq
-            return admitted
-        raise ConcurrencyConflict(f"org {org_id}: admission kept conflicting")
+            return events
+
+        # A conflict: another API process admitted a session in this org; catch up.
+        done = await transact(self.log, Stream.org_admissions(org_id), load, decide,
+                              self.projector.wait_for)
+        for session_id in session_ids[:admitted]:
+            pending[session_id] = done.version
+        return admitted
 
     async def end(self, principal: Principal, session_id: str, now: datetime) -> Session:
         command = session.RequestEnd(session_id=session_id, now=now, reason="requested")
-        for _ in range(MAX_ATTEMPTS):
+
+        async def load() -> tuple[Session, int]:
             state = await self.get(principal, session_id)
-            events = session.decide(command, state, ids.new_event_id)
-            if not events:
-                return state
-            try:
-                version = self.model.versions[session_id]
-                seq = await self.log.append(
-                    events, Expect(subjects.session_history(session_id), version)
-                )
-            except ConcurrencyConflict:
-                await self.projector.wait_for(
-                    await self.log.version(subjects.session_history(session_id))
-                )
-                continue
-            await self.projector.wait_for(seq)
+            return state, self.model.versions[session_id]
+
+        done = await transact(self.log, Stream.session(session_id), load,
+                              lambda state: session.decide(command, state, ids.new_event_id),
+                              self.projector.wait_for)
+        if done.stored:
+            await self.projector.wait_for(done.version)
             log.info("session end requested", extra={"session_id": session_id})
-            return self.model.sessions[session_id]
-        raise ConcurrencyConflict(f"session {session_id}: end kept conflicting")
+        return self.model.sessions[session_id]
 
     # ── Queries ─────────────────────────────────────────────────────────────────
 
@@ -211,7 +201,7 @@ class SessionService:
         found = self.model.get(principal.org.id, session_id)
         if found is None and ids.is_valid(ids.SESSION, session_id):
             # Created through another API process a moment ago? Wait for it.
-            version = await self.log.version(subjects.session_history(session_id))
+            version = await current_version(self.log, Stream.session(session_id))
             if version > self.projector.last_seq:
                 await self.projector.wait_for(version)
                 found = self.model.get(principal.org.id, session_id)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import msgspec
+
 from protoface.api import body
 from protoface.api.errors import invalid, unprocessable
 from protoface.api.sessions import livekit_token

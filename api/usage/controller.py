@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
+
 from protoface.api.http import check_query, json_response, now
 from protoface.api.services import Services
 from protoface.api.usage import service

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import msgspec
+
 from protoface.api.errors import invalid
 from protoface.api.http import query_datetime
 from protoface.domain import billing

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Literal
 
 import msgspec
+
 from protoface.api.errors import invalid, not_found
 from protoface.domain import ids, webhook
 from protoface.domain.sealing import Keyring
@@ -20,8 +21,8 @@ from protoface.domain.webhook import Endpoint
 from protoface.projections.runner import Projector
 from protoface.projections.webhook_urls import UrlRefused, check_url_syntax
 from protoface.projections.webhooks import WebhookEndpointsModel
-from protoface.streams import subjects
-from protoface.streams.eventlog import EventLog, Expect
+from protoface.streams.eventlog import EventLog
+from protoface.streams.transact import Stream, create, current_version, transact
 
 ENDPOINT = "we"
 
@@ -89,8 +90,7 @@ class WebhookService:
             org_id=org_id, endpoint_id=endpoint_id, url=request.url,
             secret_sealed=self.keyring.seal(secret, endpoint_id), event_types=types, now=now,
         ), None, ids.new_event_id)
-        seq = await self.log.append(
-            events, Expect(subjects.webhook_endpoint_history(endpoint_id), 0))
+        seq = await create(self.log, Stream.webhook_endpoint(endpoint_id), events)
         await self.follower.wait_for(seq)
         created = view(self.model.endpoints[endpoint_id])
         return EndpointCreatedView(**msgspec.structs.asdict(created), secret=secret)
@@ -99,12 +99,17 @@ class WebhookService:
         return EndpointList(data=[view(e) for e in self.model.of_org(org_id)])
 
     async def delete(self, org_id: str, endpoint_id: str, now: datetime) -> None:
-        state = self.model.get(org_id, endpoint_id)
-        if state is None:
-            raise not_found("webhook_endpoint", endpoint_id)
-        events = webhook.decide(webhook.DeleteEndpoint(
-            org_id=org_id, endpoint_id=endpoint_id, now=now), state, ids.new_event_id)
-        version = await self.log.version(subjects.webhook_endpoint_history(endpoint_id))
-        seq = await self.log.append(
-            events, Expect(subjects.webhook_endpoint_history(endpoint_id), version))
-        await self.follower.wait_for(seq)
+        stream = Stream.webhook_endpoint(endpoint_id)
+
+        async def load() -> tuple[Endpoint, int]:
+            state = self.model.get(org_id, endpoint_id)
+            if state is None:
+                raise not_found("webhook_endpoint", endpoint_id)
+            # The model keeps no version (attempts are appended to the same history).
+            return state, await current_version(self.log, stream)
+
+        command = webhook.DeleteEndpoint(org_id=org_id, endpoint_id=endpoint_id, now=now)
+        done = await transact(self.log, stream, load,
+                              lambda state: webhook.decide(command, state, ids.new_event_id),
+                              self.follower.wait_for)
+        await self.follower.wait_for(done.version)

@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+
 from protoface.api.services import Services
 from protoface.domain import ids
 from protoface.domain.session import Command, decide
 from protoface.streams import subjects
 from protoface.streams.eventlog import Expect
-
 from tests.tokens import livekit_body
 
 ERROR_FIELDS = {"type", "code", "message", "param", "request_id"}

@@ -11,12 +11,12 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import httpx
+
 from protoface.api.services import Services
 from protoface.domain import org
 from protoface.domain.plans import PLANS
 from protoface.domain.session import Claim, Finish, ReportFirstFrame
 from protoface.streams import subjects
-
 from tests.api.support import act_as_worker, assert_error, auth, create, create_ok
 from tests.conftest import KeyFactory
 from tests.tokens import livekit_body

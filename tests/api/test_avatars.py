@@ -8,6 +8,7 @@ import asyncio
 import httpx
 import pytest
 from nats.js.errors import NotFoundError
+
 from protoface.api.auth import key_hash
 from protoface.api.avatars import images
 from protoface.api.avatars.service import AvatarService, NewAvatar
@@ -19,7 +20,6 @@ from protoface.projections.avatars import AvatarsModel
 from protoface.projections.runner import Projector
 from protoface.streams import subjects
 from protoface.worker.builds import Builder
-
 from tests.api.support import assert_error, auth
 from tests.avatars import FACE, NO_FACE, image_bytes, upload, upload_ok
 from tests.conftest import KeyFactory

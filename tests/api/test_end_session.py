@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
+
 from protoface.api.services import Services
 from protoface.domain.session import Claim, Fail, Finish, ReportFirstFrame, ReportUsage
-
 from tests.api.support import act_as_worker, assert_error, auth, create_ok, history
 from tests.conftest import KeyFactory
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from protoface.api.services import Services
 
+from protoface.api.services import Services
 from tests.api.support import assert_error, auth, create
 from tests.conftest import KeyFactory
 from tests.tokens import livekit_body

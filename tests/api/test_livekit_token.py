@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 import jwt
 import pytest
+
 from protoface.api.errors import ApiError
 from protoface.api.sessions import livekit_token
-
 from tests.tokens import worker_token
 
 ROOM = "demo-room"

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from protoface.api.config import Settings
 from protoface.api.platform import operator
 from protoface.api.platform.ops import usage_by_day
 from protoface.api.services import Services
 from protoface.domain.billing import UsageRecord
-
 from tests.api.support import assert_error, auth, create_ok
 from tests.conftest import KeyFactory
 

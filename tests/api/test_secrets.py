@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
+
 from protoface.api.services import Services
 from protoface.domain.sealing import SealError
 from protoface.domain.session import LiveKitTransport, SessionCreated
 from protoface.streams import eventlog, subjects
-
 from tests.api.support import auth, create_ok
 from tests.conftest import KeyFactory
 from tests.tokens import worker_token

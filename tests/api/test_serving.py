@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 
 from litestar import Litestar
+
 from protoface.api import serving
 
 

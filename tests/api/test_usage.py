@@ -13,12 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
+
 from protoface.api.services import Services
 from protoface.domain import billing
 from protoface.domain.session import Claim, Finish, Quality, ReportFirstFrame, ReportUsage
 from protoface.projections.usage import UsageModel
 from protoface.worker.supervisor import Supervisor
-
 from tests.api.support import act_as_worker, assert_error, auth, create, create_ok
 from tests.conftest import KeyFactory
 

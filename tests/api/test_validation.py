@@ -9,9 +9,9 @@ import uuid
 
 import httpx
 import pytest
+
 from protoface.api.platform.orgs import create_key
 from protoface.streams.eventlog import EventLog
-
 from tests.api.support import assert_error, auth, create, create_ok
 from tests.conftest import KeyFactory
 from tests.tokens import livekit_body, worker_token

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+
 from protoface.api.services import Services
 from protoface.domain.webhook import EndpointCreated
 from protoface.streams import subjects
-
 from tests.api.support import assert_error, auth
 from tests.conftest import KeyFactory
 

@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
+
 from protoface.streams.server import free_port
 
 SPEECH = Path(__file__).parent.parent / "data" / "speech"

@@ -8,10 +8,6 @@ import asyncio
 import time
 
 import pytest
-from protoface.streams import subjects
-from protoface.streams.avatars import AvatarStore
-from protoface.streams.eventlog import EventLog
-from protoface.worker.builds import Builder
 from protoface_sdk import (
     Avatar,
     AvatarStatus,
@@ -23,6 +19,10 @@ from protoface_sdk import (
     UnprocessableError,
 )
 
+from protoface.streams import subjects
+from protoface.streams.avatars import AvatarStore
+from protoface.streams.eventlog import EventLog
+from protoface.worker.builds import Builder
 from tests.avatars import FACE, NO_FACE
 from tests.conftest import LiveServer
 from tests.tokens import livekit_body

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from protoface_sdk import InvalidRequestError, ProtofaceClient, QualityTier, UsageSummary
+
 from protoface.domain import ids, session
 from protoface.streams import subjects
 from protoface.streams.eventlog import EventLog, Expect
-from protoface_sdk import InvalidRequestError, ProtofaceClient, QualityTier, UsageSummary
-
 from tests.conftest import LiveServer
 from tests.tokens import livekit_body
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import settings
+
 from protoface.domain import session as s
 
 # Modest, deterministic-enough settings: the whole domain suite stays well under 20 s.

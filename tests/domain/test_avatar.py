@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import msgspec
-import protoface.domain.events
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
+import protoface.domain.events
 from protoface.domain import avatar as a
 from protoface.domain.errors import Rejected
 from protoface.domain.plans import PLANS
-
 from tests.domain.support import ORG, PROPERTY, T0, Ids, t
 
 AV = "av_01JN0000000000000000000001"

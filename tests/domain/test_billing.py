@@ -9,13 +9,12 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from protoface.domain import billing as b
 from protoface.domain import org as o
 from protoface.domain import session as s
 from protoface.domain.errors import QUOTA, Rejected
 from protoface.domain.plans import PLANS
-from protoface.domain.tiers import TIERS
-
 from tests.domain import support
 from tests.domain.support import (
     HISTORIES,
@@ -66,12 +65,6 @@ def test_credits_are_minutes_times_the_tier_multiplier_and_mock_bills_as_standar
     quality: s.Quality, seconds: int, credits: float
 ) -> None:
     assert b.display(b.credits_for(quality, seconds)) == credits
-
-
-def test_billing_multipliers_agree_with_the_worker_tiers() -> None:
-    # The worker's tier table carries the multiplier too; they must never disagree.
-    for quality in ("mock", "lite", "standard", "pro"):
-        assert b.minute_cost(quality) == TIERS[quality].credit_multiplier * b.MILLI  # type: ignore[arg-type]
 
 
 @PROPERTY

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import msgspec
-import protoface.domain.events
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
+import protoface.domain.events
 from protoface.domain import org as o
 from protoface.domain.errors import CONFLICT, QUOTA, Rejected
 from protoface.domain.plans import PLANS, PUBLIC_PLANS
-
 from tests.domain.support import ORG, PROPERTY, Ids, t
 
 ENV = {"org_id": ORG}

@@ -7,8 +7,8 @@ import base64
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from protoface.domain.sealing import Keyring, SealError
 
+from protoface.domain.sealing import Keyring, SealError
 from tests.domain.support import PROPERTY
 
 OLD_KEY = bytes(range(32))

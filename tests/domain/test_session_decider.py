@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import pytest
+
 from protoface.domain import session as s
 from protoface.domain.errors import CONFLICT, Rejected
-
 from tests.domain.support import (
     AVATAR,
     NON_TERMINAL,

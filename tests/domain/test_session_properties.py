@@ -13,13 +13,13 @@ from datetime import UTC, timedelta, timezone
 from typing import get_args
 
 import msgspec
-import protoface.domain.events
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+
+import protoface.domain.events
 from protoface.domain import session as s
 from protoface.domain.errors import Rejected
-
 from tests.domain.support import ORG, PROPERTY, SID, T0, Clock, Ids, create_command
 
 # ── The allowed transition graph, written down independently of the code ────────

@@ -17,9 +17,9 @@ import pytest
 from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
 from protoface.domain import session as s
 from protoface.domain.errors import Rejected
-
 from tests.domain.support import ORG, SID, Clock, Ids, create_command
 
 WORKERS = ("wrk_a", "wrk_b", "wrk_c")

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import count
 
 import pytest
+
 from protoface.domain import webhook
 from protoface.domain.errors import Rejected
 from protoface.domain.webhook import (

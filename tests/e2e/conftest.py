@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from protoface.api.config import load_keyring
 from protoface.streams.server import EmbeddedNats, free_port
 

@@ -14,7 +14,6 @@ from protoface.domain import ids
 from protoface.domain import session as s
 from protoface.streams import subjects
 from protoface.streams.eventlog import EventLog, Expect
-
 from tests.e2e.conftest import Stack
 from tests.e2e.test_relay_session import wait_status
 from tests.e2e.test_workers import create, history, running

@@ -16,8 +16,8 @@ from livekit.agents.types import ATTRIBUTE_PUBLISH_ON_BEHALF
 from livekit.plugins.protoface import DEFAULT_STOCK_AVATAR_ID
 from livekit.plugins.protoface.api import ProtofaceAPI
 from livekit.plugins.protoface.avatar import _AVATAR_AGENT_IDENTITY, _AVATAR_AGENT_NAME
-from protoface.streams.server import free_port
 
+from protoface.streams.server import free_port
 from tests.e2e.conftest import Stack
 
 

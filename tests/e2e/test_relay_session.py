@@ -16,8 +16,8 @@ from pipecat_protoface._client import (
     ProtofaceRelayClient,
     ProtofaceVideoFrame,
 )
-from protoface.streams import records
 
+from protoface.streams import records
 from tests import speech
 from tests.e2e.conftest import Stack
 

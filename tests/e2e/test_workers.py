@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 
 import httpx
 from pipecat_protoface._client import ProtofaceRelayClient
+
 from protoface.domain import session as s
 from protoface.streams import subjects
 from protoface.streams.eventlog import EventLog
-
 from tests.e2e.conftest import HEARTBEAT, Stack
 from tests.e2e.test_relay_session import auth, ts, wait_status
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from protoface.api.config import load_keyring
 from protoface.domain import session as s
 from protoface.streams.eventlog import EventLog
 from protoface.streams.server import EmbeddedNats, free_port
-
 from tests.e2e.conftest import HEARTBEAT
 
 # A session left in ``created`` is failed after this many seconds (30 in production).

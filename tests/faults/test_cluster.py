@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from protoface.domain import session as s
 from protoface.domain.events import Event
 from protoface.domain.plans import PLANS
@@ -29,7 +30,6 @@ from protoface.streams.eventlog import EventLog
 from protoface.streams.idempotency import IdempotencyStore
 from protoface.streams.snapshots import SnapshotStore
 from protoface.streams.work import WorkerRegistry
-
 from tests.faults.cluster import Cluster
 from tests.faults.conftest import Deployment, auth
 

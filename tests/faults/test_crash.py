@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
+
 from protoface.domain import session as s
 from protoface.streams.server import EmbeddedNats
-
 from tests.faults.conftest import STUCK_CREATED_SECONDS, Deployment, auth, sessions_in_log
 
 pytestmark = pytest.mark.slow

@@ -23,9 +23,9 @@ import duckdb
 import httpx
 import pytest
 import websockets
+
 from protoface.api.sessions.relay import PROTOCOL
 from protoface.streams.eventlog import EventLog
-
 from tests.conftest import LiveServer
 from tests.tokens import livekit_body, worker_token
 

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from protoface.domain import ids
 from protoface.domain import session as s
 from protoface.domain.errors import Rejected

@@ -23,8 +23,8 @@ import pytest
 import websockets
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from protoface.streams import records
 
+from protoface.streams import records
 from tests.e2e.conftest import Stack
 from tests.e2e.test_relay_session import auth
 

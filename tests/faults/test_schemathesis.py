@@ -24,14 +24,15 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
+from schemathesis.checks import CHECKS, load_all_checks
+from schemathesis.generation.case import Case
+from schemathesis.generation.modes import GenerationMode
+
 from protoface.api.app import create_app
 from protoface.api.config import Settings, load_keyring
 from protoface.api.platform.orgs import create_key
 from protoface.api.services import Services
 from protoface.streams.server import EmbeddedNats
-from schemathesis.checks import CHECKS, load_all_checks
-from schemathesis.generation.case import Case
-from schemathesis.generation.modes import GenerationMode
 
 CASES = int(os.environ.get("PROTOFACE_FUZZ_CASES", "25"))
 

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+
 from protoface.api.avatars.images import MAX_IMAGE_PIXELS, check
 from protoface.api.errors import ApiError
 from protoface.worker.render import rig
-
 from tests.avatars import FACE, image_bytes, upload
 from tests.conftest import KeyFactory
 

@@ -24,6 +24,7 @@ from typing import Any
 import duckdb
 import msgspec
 import pytest
+
 from protoface.api.platform.orgs import create_key, grant_credits
 from protoface.domain import org as o
 from protoface.domain import session as s
@@ -38,7 +39,6 @@ from protoface.streams import subjects
 from protoface.streams.eventlog import EventLog, Expect, RawBatch, encode
 from protoface.streams.server import EmbeddedNats, free_port
 from protoface.streams.snapshots import SnapshotStore
-
 from tests.streams.support import new_event_id, new_session
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

@@ -9,13 +9,13 @@ from typing import Any
 
 import httpx
 from nats.aio.msg import Msg
+
 from protoface.api.auth import key_hash
 from protoface.api.avatars.schemas import avatar_view
 from protoface.api.services import Services
 from protoface.api.sessions.schemas import session_view
 from protoface.projections.webhooks import Dispatcher, DispatchSettings
 from protoface.worker.builds import Builder
-
 from tests.api.support import auth
 from tests.avatars import FACE, NO_FACE, upload_ok
 from tests.conftest import KeyFactory

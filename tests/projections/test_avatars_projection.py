@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import httpx
 import msgspec
+
 from protoface.api.services import Services
 from protoface.projections import snapshots
 from protoface.projections.avatars import AvatarsModel
 from protoface.projections.runner import Projector
 from protoface.streams.snapshots import SnapshotStore
 from protoface.worker.builds import Builder
-
 from tests.api.support import auth
 from tests.avatars import NO_FACE, upload_ok
 from tests.conftest import KeyFactory

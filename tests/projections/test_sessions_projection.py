@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from protoface.domain import ids
 from protoface.domain import session as s
 from protoface.domain.errors import Rejected
@@ -31,7 +32,6 @@ from protoface.projections.runner import Projector
 from protoface.projections.sessions import Query, SessionsModel
 from protoface.streams import subjects
 from protoface.streams.eventlog import ConcurrencyConflict, EventLog, Expect, LogUnavailable
-
 from tests.projections import support
 from tests.streams.support import (
     Clock,

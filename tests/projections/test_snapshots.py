@@ -10,7 +10,6 @@ from protoface.projections.sessions import SessionsModel
 from protoface.streams import subjects
 from protoface.streams.eventlog import EventLog, Expect
 from protoface.streams.snapshots import SnapshotStore
-
 from tests.streams.support import creation, heartbeat, new_org, new_session, starting
 
 

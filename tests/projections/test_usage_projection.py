@@ -15,6 +15,7 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 import msgspec
+
 from protoface.domain import billing
 from protoface.domain import session as s
 from protoface.domain.events import Event
@@ -26,7 +27,6 @@ from protoface.projections.usage import UsageModel
 from protoface.streams import subjects
 from protoface.streams.eventlog import EventLog, Expect
 from protoface.streams.snapshots import SnapshotStore
-
 from tests.projections import support
 from tests.projections.test_sessions_projection import Driver
 from tests.streams.support import Clock, create_command, new_event_id, new_org, new_session

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
 from protoface.api.config import load_keyring
 from protoface.api.sessions.schemas import session_view
 from protoface.api.webhooks.service import ENDPOINT, new_secret
@@ -27,7 +28,6 @@ from protoface.streams import subjects
 from protoface.streams.eventlog import EventLog, Expect, Stored
 from protoface.streams.server import EmbeddedNats, free_port
 from protoface.streams.webhooks import Backlog
-
 from tests.projections.test_webhook_delivery import Receiver, _until, receiver
 from tests.streams.support import creation, new_org, new_session
 

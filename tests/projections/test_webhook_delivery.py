@@ -15,6 +15,8 @@ import httpx
 import pytest
 from aiohttp import web
 from nats.aio.msg import Msg
+from standardwebhooks import Webhook
+
 from protoface.api.auth import key_hash
 from protoface.api.services import Services
 from protoface.api.sessions.schemas import session_view
@@ -23,8 +25,6 @@ from protoface.domain.webhook import DeliveryAttempted, EndpointDisabled
 from protoface.projections.webhooks import Dispatcher, DispatchSettings
 from protoface.streams import subjects
 from protoface.streams.server import free_port
-from standardwebhooks import Webhook
-
 from tests.api.support import act_as_worker, auth, create_ok
 from tests.conftest import KeyFactory
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import nats
 import pytest
+
 from protoface.streams.server import REPO_CONFIG, EmbeddedNats, binary, free_port
 
 

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 from nats.js.api import StorageType
 from nats.js.errors import APIError
+
 from protoface.domain import session as s
 from protoface.domain.events import Event
 from protoface.streams import subjects
@@ -26,7 +27,6 @@ from protoface.streams.eventlog import (
     subject_of,
 )
 from protoface.streams.server import EmbeddedNats
-
 from tests.streams.support import (
     created,
     creation,

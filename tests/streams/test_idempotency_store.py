@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 from nats.js.api import StorageType
+
 from protoface.streams import subjects
 from protoface.streams.eventlog import EventLog
 from protoface.streams.idempotency import TTL_SECONDS, Claimed, Existing, IdempotencyStore, Record

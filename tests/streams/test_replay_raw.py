@@ -7,7 +7,6 @@ import contextlib
 
 from protoface.streams import subjects
 from protoface.streams.eventlog import EventLog, Expect, RawBatch, decode, encode
-
 from tests.streams.support import creation, heartbeat, new_org, new_session, starting
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from protoface.streams.eventlog import EventLog, LogUnavailable
 from protoface.streams.server import EmbeddedNats
 from protoface.streams.work import WorkerInfo, WorkerRegistry

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+
 from protoface.worker.audio import Resampler, SpeechQueue, to_mono_int16
 from protoface.worker.transports.port import Playback
 

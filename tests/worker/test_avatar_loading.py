@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import httpx
 import pytest
+
 from protoface.api.services import Services
 from protoface.streams import subjects
 from protoface.worker.avatars import AvatarNotAvailable, load_asset
 from protoface.worker.builds import Builder
 from protoface.worker.render import rig
-
 from tests.avatars import upload_ok
 from tests.conftest import KeyFactory
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
+
 from protoface.domain.session import PipecatTransport, Session
 from protoface.domain.tiers import TIERS
 from protoface.worker.avatars import AvatarNotAvailable, renderer_for
@@ -19,7 +20,6 @@ from protoface.worker.render.mock import MockRenderer
 from protoface.worker.render.renderer import TierModel
 from protoface.worker.render.rig import stock_asset
 from protoface.worker.transports.port import Closed, FrameOut, SpeechIn
-
 from tests import speech
 from tests.worker.memory_transport import MemoryTransport
 

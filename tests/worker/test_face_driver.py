@@ -6,9 +6,9 @@ import itertools
 
 import numpy as np
 import pytest
+
 from protoface.worker.face.features import FaceDriver, FaceParams, level_db
 from protoface.worker.face.motion import HEAD_LIMITS
-
 from tests import speech
 from tests.worker import speechlike
 

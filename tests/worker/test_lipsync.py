@@ -6,13 +6,13 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+
 from protoface.domain.tiers import TIERS
 from protoface.worker import offline
 from protoface.worker.face import sync_score
 from protoface.worker.face.features import FaceParams
 from protoface.worker.render import rig
 from protoface.worker.render.mock import MockRenderer
-
 from tests import speech
 from tests.worker import speechlike
 

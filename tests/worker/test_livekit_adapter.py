@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from aiohttp import web
 from livekit import rtc
+
 from protoface.domain.session import (
     TRANSPORT_CONNECT_FAILED,
     TRANSPORT_UNAUTHORIZED,
@@ -20,7 +21,6 @@ from protoface.worker.session_runner import end_reason_of
 from protoface.worker.transports.livekit.sender import is_sender, wanted_sender
 from protoface.worker.transports.livekit.transport import LiveKitTransportAdapter, failure_code
 from protoface.worker.transports.port import Closed, Inbound, SpeechIn, TransportError
-
 from tests.tokens import worker_token
 from tests.worker.livekit_fake import FakeLiveKit, participant_info, publication_info
 

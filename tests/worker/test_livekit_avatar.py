@@ -20,6 +20,7 @@ from livekit.agents.types import ATTRIBUTE_PUBLISH_ON_BEHALF
 from livekit.agents.voice.avatar import DataStreamAudioOutput
 from livekit.agents.voice.avatar import _datastream_io as official
 from livekit.agents.voice.io import PlaybackFinishedEvent
+
 from protoface.domain.session import LiveKitTransport
 from protoface.domain.tiers import TIERS
 from protoface.worker.pipeline import Pipeline
@@ -37,7 +38,6 @@ from protoface.worker.transports.port import (
     Rejected,
     SpeechIn,
 )
-
 from tests.tokens import worker_token
 from tests.worker.livekit_fake import FakeLiveKit, participant_info
 

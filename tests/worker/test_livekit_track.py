@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 from livekit import rtc
+
 from protoface.worker.face.features import FaceDriver
 from protoface.worker.transports.livekit.synthetic import synthetic_voice
 from protoface.worker.transports.livekit.track import SilenceSegmenter, track_speech

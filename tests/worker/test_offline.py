@@ -11,15 +11,15 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
+
 from protoface.api.services import Services
+from protoface.cli import main
 from protoface.domain.tiers import TIERS
 from protoface.streams.server import EmbeddedNats
 from protoface.worker import offline
 from protoface.worker.builds import Builder
 from protoface.worker.face.sync_score import mouth_opening
 from protoface.worker.render.mock import MockRenderer
-
-from protoface.cli import main
 from tests import speech
 from tests.avatars import upload_ok
 from tests.conftest import KeyFactory

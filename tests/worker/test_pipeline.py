@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+
 from protoface.domain.tiers import TIERS
 from protoface.worker.face.features import FaceDriver, FaceParams
 from protoface.worker.pipeline import Pipeline
 from protoface.worker.render.mock import MockRenderer
 from protoface.worker.transports.port import Closed, Interrupt, Rejected, SpeechIn
-
 from tests import speech
 from tests.worker import speechlike
 from tests.worker.memory_transport import MemoryTransport

@@ -14,6 +14,7 @@ from pipecat_protoface._media import (
     encode_media_record,
     media_audio_record,
 )
+
 from protoface.streams import records
 
 headers = st.dictionaries(st.text(max_size=8), st.integers() | st.text(max_size=8), max_size=4)

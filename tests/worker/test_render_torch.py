@@ -7,6 +7,7 @@ from functools import cache
 import numpy as np
 import pytest
 import torch
+
 from protoface.domain.tiers import TIERS
 from protoface.worker.face.features import FaceParams
 from protoface.worker.render import kernel

@@ -6,6 +6,7 @@ import cv2
 import msgspec
 import numpy as np
 import pytest
+
 from protoface.worker.portraits.generate import LOOKS, draw
 from protoface.worker.render import rig
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+
 from protoface.worker.audio import SpeechQueue
 from protoface.worker.transports.port import Flush, Interrupt, Playback, SpeechIn
-
 from tests.worker.memory_transport import MemoryTransport
 from tests.worker.test_pipeline import run_pipeline
 

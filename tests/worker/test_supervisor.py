@@ -8,13 +8,13 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
+
 from protoface.projections.runner import Projector
 from protoface.projections.sessions import SessionsModel
 from protoface.streams.eventlog import EventLog
 from protoface.streams.server import EmbeddedNats
 from protoface.streams.work import WorkerInfo, WorkerRegistry
 from protoface.worker.supervisor import LOST_AFTER, Supervisor
-
 from tests.streams.support import creation, new_org, new_session, starting
 
 HEARTBEAT = 0.2

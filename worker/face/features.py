@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
 from protoface.worker.face.motion import Life
 
 RATE = 16_000

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar, cast
 
 import numpy as np
+
 from protoface.worker import metrics
 from protoface.worker.face.features import FaceParams
 

@@ -29,6 +29,7 @@ from functools import cache
 import cv2
 import numpy as np
 import torch
+
 from protoface.domain.tiers import Tier
 from protoface.worker.face.features import FaceParams
 from protoface.worker.render import kernel

@@ -27,10 +27,11 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from livekit import rtc
+
 from protoface.worker.audio import Resampler, to_mono_int16
 from protoface.worker.transports.port import (
     Flush,
@@ -177,10 +178,11 @@ class AvatarAudioReceiver:
         """The reader's chunks until its trailer, a clear, or idleness. A chunk already
         queued always wins; a segment superseded by a newer one (its trailer was lost)
         still takes what arrives within ``SUPERSEDED_GRACE_SECONDS`` of each chunk."""
-        stop = asyncio.ensure_future(self._stop_reading.wait())
+        stop: asyncio.Future[Any] = asyncio.ensure_future(self._stop_reading.wait())
         try:
             while True:
-                chunk = asyncio.ensure_future(anext(reader))
+                # Any: the wait mixes a chunk (bytes) with the stop flag (True).
+                chunk: asyncio.Future[Any] = asyncio.ensure_future(anext(reader))
                 if stop.done():
                     done, _ = await asyncio.wait({chunk}, timeout=SUPERSEDED_GRACE_SECONDS)
                 else:

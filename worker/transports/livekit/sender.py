@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import jwt
 from livekit import rtc
+
 from protoface.domain.session import LiveKitTransport
 
 # livekit-agents' ATTRIBUTE_PUBLISH_ON_BEHALF (pinned by the tests).

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+
 from protoface.worker.audio import MODEL_RATE
 from protoface.worker.transports.port import Inbound, SpeechIn
 

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterable, Callable
 
 import numpy as np
 from livekit import rtc
+
 from protoface.worker.audio import MODEL_RATE
 from protoface.worker.transports.port import Flush, Inbound, Interrupt, SpeechIn
 

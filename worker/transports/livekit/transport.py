@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from livekit import rtc
+
 from protoface.domain.session import (
     TRANSPORT_CONNECT_FAILED,
     TRANSPORT_UNAUTHORIZED,
