@@ -295,6 +295,11 @@ async def _serve(settings: Settings, *, create_keys: bool, everything: bool = Fa
     log.info("protoface api listening", extra={"url": f"http://{settings.host}:{settings.port}"})
     waiter = asyncio.create_task(stop.wait())
     await asyncio.wait({serving_task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    # The HTTP server ending by itself (it could not bind, or a protocol it needs is
+    # missing) is a failure of the whole command, not a quiet stop.
+    failed = not waiter.done()
+    if failed:
+        log.error("the HTTP server stopped unexpectedly")
     stop_workers.set()  # drain sessions before the API goes away
     await asyncio.gather(*background, return_exceptions=True)
     server.should_exit = True
@@ -303,7 +308,7 @@ async def _serve(settings: Settings, *, create_keys: bool, everything: bool = Fa
     waiter.cancel()
     await services.stop()
     log.info("protoface stopped")
-    return 0
+    return 1 if failed else 0
 
 
 async def _ensure_dev_key(event_log: EventLog, data_dir: Path) -> None:
