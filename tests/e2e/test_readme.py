@@ -90,8 +90,9 @@ def imported_names(tree: ast.Module) -> dict[str, object]:
             assert node.module and node.level == 0
             module = importlib.import_module(node.module)
             for alias in node.names:
-                if not hasattr(module, alias.name):  # a submodule not yet imported
-                    importlib.import_module(f"{node.module}.{alias.name}")
+                if not hasattr(module, alias.name):  # perhaps a submodule not yet imported
+                    with contextlib.suppress(ModuleNotFoundError):
+                        importlib.import_module(f"{node.module}.{alias.name}")
                 assert hasattr(module, alias.name), f"{node.module} has no {alias.name}"
                 bound[alias.asname or alias.name] = getattr(module, alias.name)
     return bound
