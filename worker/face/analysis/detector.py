@@ -74,7 +74,7 @@ def _decode(raw: np.ndarray, logits: np.ndarray, roi: Roi) -> list[Detection]:
         values = raw[i].astype(np.float64) / SIZE
         ax, ay = anchors()[i]
         cx, cy, w, h = values[0] + ax, values[1] + ay, values[2], values[3]
-        points = values[4:].reshape(6, 2) + (ax, ay)
+        points = values[4:].reshape(6, 2) + np.array([ax, ay])
         to_px = np.array([roi.width, roi.height])
         origin = np.array([roi.cx - roi.width / 2, roi.cy - roi.height / 2])
         corners = np.array([[cx - w / 2, cy - h / 2], [cx + w / 2, cy + h / 2]]) * to_px + origin

@@ -12,7 +12,7 @@ from functools import cache
 from importlib import resources
 
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter
+from ai_edge_litert.interpreter import Interpreter  # type: ignore[import-untyped]
 
 PACKAGE = f"{__package__}.models"
 

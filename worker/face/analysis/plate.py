@@ -24,14 +24,14 @@ def hole(mask: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Pixels to replace (uint8 0/1): the mask, grown by the margin."""
     grow = max(1, round(MARGIN * features.face_width(points)))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-    return cv2.dilate((mask > 0).astype(np.uint8), kernel)
+    return np.asarray(cv2.dilate((mask > 0).astype(np.uint8), kernel))
 
 
 def _push_pull(colour: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """Fill where ``weight`` is 0; ``colour`` is premultiplied by ``weight``."""
     height, width = weight.shape
     known = np.maximum(weight, 1e-6)[..., None]
-    estimate = colour / known
+    estimate = np.asarray(colour / known, np.float32)
     if min(height, width) <= 4 or weight.min() >= SUPPORT:
         return estimate
     coarse = _push_pull(cv2.pyrDown(colour), cv2.pyrDown(weight))

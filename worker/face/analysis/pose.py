@@ -7,8 +7,9 @@ tilt the answer. The camera is a pinhole with a focal length of the image's long
 (about 53° across, a phone or webcam portrait) centred on the image.
 
 Angles are relative to the ray from the camera to the face: zero is "looking into the
-lens" even for a face off the image's centre. Signs, as a viewer sees them: yaw > 0 when the nose points to the image's right, pitch > 0
-when it points up, roll > 0 when the head is tilted clockwise on screen.
+lens" even for a face off the image's centre. Signs, as a viewer sees them: yaw > 0 when
+the nose points to the image's right, pitch > 0 when it points up, roll > 0 when the head
+is tilted clockwise on screen.
 """
 
 from __future__ import annotations

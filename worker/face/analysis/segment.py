@@ -26,7 +26,7 @@ def probability(rgb: np.ndarray) -> np.ndarray:
     out = model("selfie_segmentation.tflite").run(small.astype(np.float32) / 255.0)
     grid = np.clip(out[SIZE * SIZE].reshape(SIZE, SIZE), 0.0, 1.0)
     height, width = rgb.shape[:2]
-    return cv2.resize(grid, (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.asarray(cv2.resize(grid, (width, height), interpolation=cv2.INTER_LINEAR))
 
 
 def face_oval(points: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -38,9 +38,9 @@ def face_oval(points: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _touching(binary: np.ndarray, seed: np.ndarray) -> np.ndarray:
-    count, labels = cv2.connectedComponents(binary, connectivity=8)
+    _, labels = cv2.connectedComponents(binary, connectivity=8)
     hit = np.unique(labels[(seed > 0) & (binary > 0)])
-    return np.isin(labels, hit[hit > 0]).astype(np.uint8)
+    return np.asarray(np.isin(labels, hit[hit > 0]), np.uint8)
 
 
 def _without_holes(binary: np.ndarray) -> np.ndarray:
@@ -48,7 +48,7 @@ def _without_holes(binary: np.ndarray) -> np.ndarray:
     outside = np.pad(1 - binary, 1, constant_values=1)
     mask = np.zeros((outside.shape[0] + 2, outside.shape[1] + 2), np.uint8)
     cv2.floodFill(outside, mask, (0, 0), 2)
-    return (outside[1:-1, 1:-1] != 2).astype(np.uint8)
+    return np.asarray(outside[1:-1, 1:-1] != 2, np.uint8)
 
 
 def person_mask(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -35,21 +35,24 @@ MIDLINE_SEED = [0, 1, 2, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 
 
 def mesh_of(path: str) -> tuple[np.ndarray, int, int]:
     """The 468 points in pixels, and the image's width and height."""
-    rgb = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
+    bgr = cv2.imread(path)
+    if bgr is None:
+        raise SystemExit(f"cannot read {path}")
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     points, _ = landmarks(rgb, face_roi(detect(rgb)[0]))
     return points, rgb.shape[1], rgb.shape[0]
 
 
 def normalised(points: np.ndarray) -> np.ndarray:
     points = points - points.mean(axis=0)
-    return points / np.linalg.norm(points[33] - points[263])
+    return np.asarray(points / np.linalg.norm(points[33] - points[263]))
 
 
 def aligned(points: np.ndarray, to: np.ndarray) -> np.ndarray:
     """``points`` rotated onto ``to`` (Kabsch; both centred, same scale)."""
     u, _, vt = np.linalg.svd(points.T @ to)
     d = np.sign(np.linalg.det(u @ vt))
-    return points @ (u @ np.diag([1.0, 1.0, d]) @ vt)
+    return np.asarray(points @ (u @ np.diag([1.0, 1.0, d]) @ vt))
 
 
 def to_midplane(points: np.ndarray, midline: list[int]) -> np.ndarray:
@@ -91,7 +94,7 @@ def level(template: np.ndarray, seen: list[tuple[np.ndarray, int, int]]) -> np.n
     """Turn the template until the solver calls the portraits' mean pitch zero (the
     crop-frame average and the perspective solve differ by a few degrees)."""
     for _ in range(3):
-        mean = np.mean([solve(p, w, h, template).pitch for p, w, h in seen])
+        mean = float(np.mean([solve(p, w, h, template).pitch for p, w, h in seen]))
         template = pitched(template, mean)
     return template
 
