@@ -54,13 +54,27 @@ def camera(width: int, height: int) -> np.ndarray:
     return np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]], np.float64)
 
 
+def _about(axis: int, degrees: float) -> np.ndarray:
+    c, s = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
+    i, j = [k for k in range(3) if k != axis]
+    turn = np.eye(3)
+    turn[i, i], turn[i, j], turn[j, i], turn[j, j] = c, -s, s, c
+    return turn if axis != 1 else turn.T  # about y, x turns toward z for a positive angle
+
+
+def rotation_of(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """The template → camera rotation of a pose: roll in the face's plane first, then
+    pitch, then yaw (so yaw and pitch are exactly where the nose points)."""
+    return _about(1, -yaw) @ _about(0, -pitch) @ _about(2, roll)
+
+
 def angles(rotation: np.ndarray) -> tuple[float, float, float]:
     """(yaw, pitch, roll) in degrees of a template → camera rotation matrix."""
     nose = -rotation[:, 2]  # the face's forward direction, toward the camera when frontal
     yaw = math.degrees(math.atan2(nose[0], -nose[2]))
     pitch = math.degrees(math.atan2(-nose[1], math.hypot(nose[0], nose[2])))
-    roll = math.degrees(math.atan2(rotation[1, 0], rotation[0, 0]))
-    return yaw, pitch, roll
+    in_plane = (_about(1, -yaw) @ _about(0, -pitch)).T @ rotation
+    return yaw, pitch, math.degrees(math.atan2(in_plane[1, 0], in_plane[0, 0]))
 
 
 def _guess(image: np.ndarray, model: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -99,5 +113,5 @@ def solve(points: np.ndarray, width: int, height: int, shape: np.ndarray | None 
     if not ok:
         raise ValueError("solvePnP found no pose")
     matrix, _ = cv2.Rodrigues(rvec)
-    yaw, pitch, roll = angles(_towards_ray(tvec.reshape(3) + model.mean(axis=0)).T @ matrix)
+    yaw, pitch, roll = angles(_towards_ray(tvec.reshape(3)).T @ matrix)
     return Pose(yaw, pitch, roll, rvec.reshape(3), tvec.reshape(3))
