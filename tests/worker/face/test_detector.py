@@ -45,3 +45,19 @@ def test_detections_match_mediapipe(name: str) -> None:
 
 def test_no_face_in_a_flat_image() -> None:
     assert detector.detect(np.full((300, 400, 3), 128, np.uint8)) == []
+
+
+def test_tiles_overlap_by_half_and_cover_the_letterboxed_image() -> None:
+    halves = detector.tiles((600, 1000, 3), 2)
+    assert len(halves) == 9 and len(detector.tiles((600, 1000, 3), 3)) == 25
+    assert {(t.cx, t.width) for t in halves[:3]} == {(250, 500), (500, 500), (750, 500)}
+    assert [t.cy for t in halves[::3]] == [50, 300, 550]  # the square about the centre
+
+
+def test_a_small_face_in_a_large_image_is_found_by_the_tiles() -> None:
+    canvas = np.full((2000, 2000, 3), 120, np.uint8)
+    canvas[1500:1800, 200:500] = rgb("grace_hopper")[60:360, 110:410]  # a 190 px face
+    assert detector.weighted_nms(detector._raw(canvas, detector._letterbox(canvas.shape))) == []
+    found = detector.detect(canvas)
+    assert len(found) == 1
+    assert 200 < found[0].box[0] < found[0].box[2] < 500 and 1500 < found[0].box[1] < 1800

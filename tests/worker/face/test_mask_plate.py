@@ -20,7 +20,7 @@ def _background(height: int, width: int) -> np.ndarray:
     red = 40 + 30 * x / width + ripple
     green = 150 + 50 * y / height - ripple
     blue = 90 + 90 * x / width
-    return np.clip(np.stack([red, green, blue], axis=-1), 0, 255).astype(np.uint8)
+    return np.asarray(np.clip(np.stack([red, green, blue], axis=-1), 0, 255), np.uint8)
 
 
 def _composite() -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -65,7 +65,7 @@ def _about(axis: int, degrees: float) -> np.ndarray:
 def rotation_of(yaw: float, pitch: float, roll: float) -> np.ndarray:
     """The template → camera rotation of a pose: roll in the face's plane first, then
     pitch, then yaw (so yaw and pitch are exactly where the nose points)."""
-    return _about(1, -yaw) @ _about(0, -pitch) @ _about(2, roll)
+    return np.asarray(_about(1, -yaw) @ _about(0, -pitch) @ _about(2, roll))
 
 
 def angles(rotation: np.ndarray) -> tuple[float, float, float]:
