@@ -26,7 +26,7 @@ import numpy as np
 from ..detector import detect
 from ..mesh import face_roi, landmarks
 from ..pose import solve
-from .vendor import HERE, checksums
+from .vendor import HERE, write_checksums
 
 # Points on the face's midline in MediaPipe's mesh; they seed the symmetry search.
 MIDLINE_SEED = [0, 1, 2, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 94, 151,
@@ -115,8 +115,7 @@ def main() -> None:
     data = {"derived_from": [Path(p).name for p in sys.argv[1:]],
             "points": np.round(template, 5).tolist()}
     (HERE / "pose_template.json").write_text(json.dumps(data, separators=(",", ":")) + "\n")
-    names = sorted(p.name for p in HERE.iterdir() if p.suffix in (".tflite", ".json"))
-    (HERE / "SHA256SUMS").write_text(checksums(names))
+    write_checksums()
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
 Without ``--wheel`` it runs ``pip download --no-deps mediapipe==0.10.14`` for CPython 3.11
 on Linux x86_64. It copies four ``.tflite`` files, converts the contour and tesselation
 edge sets of ``face_mesh_connections.py`` to ``mesh.json`` (sorted, so the file is
-byte-for-byte stable), adds the eye refinement index maps and rewrites ``SHA256SUMS``.
+byte-for-byte stable), adds the eye refinement index maps and rewrites ``SHA256SUMS``
+(which also covers our own ``pose_template.json``, see ``derive_template.py``).
 """
 
 from __future__ import annotations
@@ -103,7 +104,13 @@ def vendor(wheel: Path) -> None:
             (HERE / name).write_bytes(archive.read(member))
         (HERE / "mesh.json").write_bytes(mesh_json(archive.read(CONNECTIONS).decode()))
         (HERE / "LICENSE").write_bytes(archive.read(LICENSE))
-    (HERE / "SHA256SUMS").write_text(checksums([*MODELS, "mesh.json"]))
+    write_checksums()
+
+
+def write_checksums() -> None:
+    """SHA256SUMS over every data file here (ours, pose_template.json, included)."""
+    names = sorted(p.name for p in HERE.iterdir() if p.suffix in (".tflite", ".json"))
+    (HERE / "SHA256SUMS").write_text(checksums(names))
 
 
 def main() -> None:
