@@ -1,14 +1,17 @@
 """The avatar build step: find the face in a portrait and fit the rig the renderer warps.
 
-OpenCV's Haar cascades (shipped inside opencv-python-headless) find exactly one frontal
-face, then the eyes and the mouth inside it; where a cascade finds nothing the feature
-is placed by face proportions. Skin and lip colours are sampled from the image. The
-portrait is cropped around the face (and shrunk when the face is larger than the
-renderer needs) so the stored asset is small and any worker can load it.
+The face analysis (``worker.face.analysis``: MediaPipe's detector, 478-point mesh and
+head pose) finds exactly one usable face or refuses the portrait with its stable reason;
+the face, eye, mouth and jaw boxes are placed from the mesh. Skin and lip colours are
+sampled from the image. The portrait is cropped around the face (and shrunk when the
+face is larger than the renderer needs) so the stored asset is small and any worker can
+load it; the stored portrait is analysed again, so the mesh, the person mask and the
+background plate are in its pixels.
 
-Asset versions: 1 held the face box only; 2 adds eyes, mouth, jaw and colours. Fields
-new in 2 default to ``None`` and :func:`landmarks` fills them from face proportions, so
-a version-1 asset still decodes and renders.
+Asset versions: 1 held the face box only; 2 adds eyes, mouth, jaw and colours; 3 adds
+the mesh, the head pose, the person mask and the background plate. Fields new in 2 or 3
+default to ``None`` (:func:`landmarks` fills 2's from face proportions), so older assets
+still decode and render. The Haar cascade helpers below built versions 1 and 2.
 """
 
 from __future__ import annotations
@@ -21,11 +24,15 @@ import cv2
 import msgspec
 import numpy as np
 
+from protoface.worker.face.analysis import FaceError, analyse, boxes, reasons
+from protoface.worker.face.analysis.build import FaceBuild, png
+from protoface.worker.face.analysis.build import build as build_face
+
 MIN_FACE_FRACTION = 0.08  # a face narrower than this share of the image is too small
 MIN_FACE_PIXELS = 64  # …or narrower than this many pixels
 MAX_FACE_PIXELS = 320  # a larger face is shrunk to this width in the stored portrait
 CLUTTER_FRACTION = 0.6  # detections narrower than this share of the largest are clutter
-ASSET_VERSION = 2
+ASSET_VERSION = 3
 
 RGB = tuple[int, int, int]
 
@@ -63,12 +70,28 @@ class Rig(msgspec.Struct, frozen=True, kw_only=True):
     inner_mouth: RGB | None = None  # fill of the open mouth behind the teeth
 
 
+class HeadPose(msgspec.Struct, frozen=True, array_like=True):
+    """Degrees: yaw > 0 nose to the image's right, pitch > 0 up, roll > 0 clockwise."""
+
+    yaw: float
+    pitch: float
+    roll: float
+
+
 class Asset(msgspec.Struct, frozen=True, kw_only=True):
     """A built avatar: the normalised portrait (PNG) and its rig."""
 
     version: int = 1
     portrait_png: bytes
     rig: Rig
+    # New in 3. The mesh: 478 × (x, y, z) little-endian float32 in portrait pixels (z on
+    # x's scale, nose < 0), MediaPipe's refine_landmarks order; read it with
+    # worker.face.analysis.build.landmarks_from_bytes. Mask and plate are PNGs of the
+    # portrait's size: grey (255 = person, soft edge) and RGB (the person removed).
+    mesh: bytes | None = None
+    pose: HeadPose | None = None
+    mask_png: bytes | None = None
+    plate_png: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,33 +265,47 @@ def _normalise(bgr: np.ndarray, face: Box) -> tuple[np.ndarray, Box]:
     return np.ascontiguousarray(crop), moved
 
 
-def fit(bgr: np.ndarray) -> tuple[np.ndarray, Rig]:
-    """The normalised portrait (BGR) and its rig, or ``RigError``."""
-    face = find_face(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
-    portrait, face = _normalise(bgr, face)
-    gray = cv2.equalizeHist(cv2.cvtColor(portrait, cv2.COLOR_BGR2GRAY))
+def _analysed(bgr: np.ndarray) -> tuple[np.ndarray, FaceBuild]:
+    """The normalised portrait (BGR) and its face analysis, or ``RigError``."""
+    try:
+        first = analyse(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        portrait, _ = _normalise(bgr, Box(*boxes.face_box(first.landmarks)))
+        return portrait, build_face(cv2.cvtColor(portrait, cv2.COLOR_BGR2RGB))
+    except FaceError as refused:
+        raise RigError(refused.reason) from refused
+
+
+def fit(bgr: np.ndarray) -> tuple[np.ndarray, Rig, FaceBuild]:
+    """The normalised portrait (BGR), its rig and its face analysis, or ``RigError``."""
+    portrait, face_build = _analysed(bgr)
+    points = face_build.analysis.landmarks
+    face = Box(*boxes.face_box(points))
+    left, right = (Box(*eye) for eye in boxes.eye_boxes(points))
+    mouth = Box(*boxes.mouth_box(points))
     rgb = cv2.cvtColor(portrait, cv2.COLOR_BGR2RGB)
-    eyes = find_eyes(gray, face) or default_eyes(face)
-    mouth = on_lip_line(cv2.cvtColor(portrait, cv2.COLOR_BGR2GRAY),
-                        find_mouth(gray, face) or default_mouth(face))
     lips = lips_of(rgb, mouth)
     rig = Rig(
-        width=portrait.shape[1], height=portrait.shape[0], face=face, eyes=eyes, mouth=mouth,
-        jaw=jaw_of(face, mouth), skin=skin_of(rgb, face), lips=lips,
-        inner_mouth=inner_mouth_of(lips),
+        width=portrait.shape[1], height=portrait.shape[0], face=face, eyes=(left, right),
+        mouth=mouth, jaw=Box(*boxes.jaw_box(points, boxes.face_box(points))),
+        skin=skin_of(rgb, face), lips=lips, inner_mouth=inner_mouth_of(lips),
     )
-    return portrait, rig
+    return portrait, rig, face_build
 
 
 def build_asset(image: bytes) -> bytes:
     """Build the asset for an uploaded portrait (PNG or JPEG bytes); raise ``RigError``."""
     pixels = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_COLOR)
     if pixels is None:
-        raise RigError("The source image could not be decoded.")
-    portrait, rig = fit(pixels)
-    ok, png = cv2.imencode(".png", portrait)
+        raise RigError(reasons.UNDECODABLE)
+    portrait, rig, face = fit(pixels)
+    ok, portrait_png = cv2.imencode(".png", portrait)
     assert ok
-    asset = Asset(version=ASSET_VERSION, portrait_png=png.tobytes(), rig=rig)
+    pose = face.analysis.pose
+    asset = Asset(
+        version=ASSET_VERSION, portrait_png=portrait_png.tobytes(), rig=rig,
+        mesh=face.landmarks_bytes(), pose=HeadPose(pose.yaw, pose.pitch, pose.roll),
+        mask_png=png(face.mask), plate_png=png(face.plate),
+    )
     return msgspec.msgpack.encode(asset)
 
 
