@@ -9,7 +9,7 @@ import pytest
 
 from protoface.worker.face.analysis import reasons
 from protoface.worker.face.analysis.build import landmarks_from_bytes
-from worker import rig
+from protoface.worker.render import rig
 
 from .portraits import image_bytes, rgb
 
