@@ -1,6 +1,6 @@
 """The avatar build step: find the face in a portrait and fit the rig the renderer warps.
 
-The face analysis (``worker.face.analysis``: MediaPipe's detector, 478-point mesh and
+The face analysis (``protoface.worker.face.analysis``: MediaPipe's detector, 478-point mesh and
 head pose) finds exactly one usable face or refuses the portrait with its stable reason;
 the face, eye, mouth and jaw boxes are placed from the mesh. Skin and lip colours are
 sampled from the image. The portrait is cropped around the face (and shrunk when the
@@ -11,7 +11,7 @@ background plate are in its pixels.
 Asset versions: 1 held the face box only; 2 adds eyes, mouth, jaw and colours; 3 adds
 the mesh, the head pose, the person mask and the background plate. Fields new in 2 or 3
 default to ``None`` (:func:`landmarks` fills 2's from face proportions), so older assets
-still decode and render. The Haar cascade helpers below built versions 1 and 2.
+still decode and render.
 """
 
 from __future__ import annotations
@@ -28,10 +28,7 @@ from protoface.worker.face.analysis import FaceError, analyse, boxes, reasons
 from protoface.worker.face.analysis.build import FaceBuild, png
 from protoface.worker.face.analysis.build import build as build_face
 
-MIN_FACE_FRACTION = 0.08  # a face narrower than this share of the image is too small
-MIN_FACE_PIXELS = 64  # …or narrower than this many pixels
 MAX_FACE_PIXELS = 320  # a larger face is shrunk to this width in the stored portrait
-CLUTTER_FRACTION = 0.6  # detections narrower than this share of the largest are clutter
 ASSET_VERSION = 3
 
 RGB = tuple[int, int, int]
@@ -105,80 +102,6 @@ class Landmarks:
     skin: RGB
     lips: RGB
     inner_mouth: RGB
-
-
-# ── Detection ──────────────────────────────────────────────────────────────────
-
-
-@cache
-def _cascade(name: str) -> cv2.CascadeClassifier:
-    return cv2.CascadeClassifier(cv2.data.haarcascades + name)  # type: ignore[attr-defined]
-
-
-def _detect(name: str, gray: np.ndarray, neighbours: int, min_side: int) -> list[Box]:
-    found = _cascade(name).detectMultiScale(gray, 1.1, neighbours, minSize=(min_side, min_side))
-    return [Box(*(int(v) for v in f)) for f in found]
-
-
-def find_face(gray: np.ndarray) -> Box:
-    """The one face in the image, or ``RigError`` with the reason for the user."""
-    faces = _detect("haarcascade_frontalface_default.xml", gray, 5, 24)
-    if not faces:
-        raise RigError("No face detected in source image.")
-    largest = max(faces, key=lambda f: f.w)
-    faces = [f for f in faces if f.w >= CLUTTER_FRACTION * largest.w]
-    if len(faces) > 1:
-        raise RigError(f"{len(faces)} faces detected in source image; exactly one is needed.")
-    need = max(MIN_FACE_PIXELS, int(MIN_FACE_FRACTION * min(gray.shape)))
-    if largest.w < need:
-        raise RigError(f"The face in the source image is too small ({largest.w} pixels wide; "
-                       f"at least {need} are needed).")
-    return largest
-
-
-def find_eyes(gray: np.ndarray, face: Box) -> tuple[Box, Box] | None:
-    """Both eyes (the eye itself, inside Haar's eye-and-brow box), or ``None``."""
-    top = gray[face.y : face.y + int(face.h * 0.6), face.x : face.x + face.w]
-    found = _detect("haarcascade_eye.xml", top, 5, max(8, face.w // 10))
-    mid = face.w / 2
-    left = [b for b in found if b.x + b.w / 2 < mid]
-    right = [b for b in found if b.x + b.w / 2 >= mid]
-    if not left or not right:
-        return None
-    return (_eye_in(max(left, key=lambda b: b.w), face),
-            _eye_in(max(right, key=lambda b: b.w), face))
-
-
-def _eye_in(box: Box, face: Box) -> Box:
-    cx, cy = box.centre
-    cy += 0.08 * box.h  # Haar's box holds the brow too: the eye sits below its centre
-    w, h = 0.6 * box.w, 0.3 * box.w
-    return Box(int(face.x + cx - w / 2), int(face.y + cy - h / 2), int(w), int(h))
-
-
-def find_mouth(gray: np.ndarray, face: Box) -> Box | None:
-    """The lips, from the smile cascade in the lower face, or ``None``."""
-    y0 = face.y + face.h // 2
-    lower = gray[y0 : face.y + int(face.h * 1.05), face.x : face.x + face.w]
-    found = [b for b in _detect("haarcascade_smile.xml", lower, 15, max(8, face.w // 8))
-             if abs(b.centre[0] - face.w / 2) < 0.15 * face.w
-             and 0.62 * face.h < y0 - face.y + b.centre[1] < 0.92 * face.h]
-    if not found:
-        return None
-    best = max(found, key=lambda b: b.w)
-    cx, cy = best.centre
-    w, h = 0.54 * best.w, 0.22 * best.w
-    return Box(int(face.x + cx - w / 2), int(y0 + cy - h / 2), int(w), int(h))
-
-
-def on_lip_line(gray: np.ndarray, mouth: Box) -> Box:
-    """The mouth box re-centred on the lip line: the darkest row of its middle half."""
-    top, bottom = mouth.y + mouth.h // 4, mouth.y + (3 * mouth.h) // 4 + 1
-    rows = gray[max(0, top) : max(1, bottom), mouth.x + mouth.w // 4 : mouth.x + 3 * mouth.w // 4]
-    if rows.size == 0:
-        return mouth
-    line = max(0, top) + int(np.argmin(rows.astype(np.float32).mean(axis=1)))
-    return Box(mouth.x, line - mouth.h // 2, mouth.w, mouth.h)
 
 
 # ── Proportions (fallbacks) and colours ───────────────────────────────────────
