@@ -121,9 +121,21 @@ def _parser() -> argparse.ArgumentParser:
     grant.set_defaults(run=_credits_grant)
     audit.add_commands(commands, DEFAULT_NATS_URL)
 
+    avatar = commands.add_parser("avatar", help="try portraits before uploading them")
+    avatar_commands = avatar.add_subparsers(required=True, metavar="COMMAND")
+    inspect = avatar_commands.add_parser(
+        "inspect", help="draw the face analysis over a portrait and print the verdict")
+    inspect.add_argument("image", type=Path, help="a PNG or JPEG portrait")
+    inspect.add_argument("-o", "--out", type=Path, required=True,
+                         help="the overlay PNG to write (mesh, irises, mask, plate, pose)")
+    inspect.set_defaults(run=_avatar_inspect)
+
     render = commands.add_parser("render", help="render an avatar speaking a WAV to an MP4")
-    render.add_argument("--avatar", required=True,
-                        help="a stock avatar (av_stock_001) or a ready custom one (from NATS)")
+    face = render.add_mutually_exclusive_group(required=True)
+    face.add_argument("--avatar",
+                      help="a stock avatar (av_stock_001) or a ready custom one (from NATS)")
+    face.add_argument("--portrait", type=Path,
+                      help="a portrait file, built exactly as an upload would be")
     render.add_argument("--audio", type=Path, required=True, help="speech (WAV; any rate)")
     render.add_argument("--quality", choices=sorted(TIERS), default="standard")
     render.add_argument("-o", "--out", type=Path, required=True, help="the MP4 to write")
@@ -321,17 +333,44 @@ async def _ensure_dev_key(event_log: EventLog, data_dir: Path) -> None:
     log.info("development API key (org dev, plan launch) is in a file", extra={"path": str(path)})
 
 
+def _avatar_inspect(args: argparse.Namespace) -> int:
+    from protoface.worker.face.analysis.inspect import ACCEPTED, inspect
+
+    verdict, overlay = inspect(args.image.read_bytes())
+    args.out.write_bytes(overlay)
+    print(f"{args.image}: {verdict}")
+    return 0 if verdict == ACCEPTED else 1
+
+
+def _portrait_asset(path: Path) -> bytes:
+    """A portrait file built as an upload is: the API's image checks, then the build."""
+    from protoface.api.avatars.images import check
+    from protoface.api.errors import ApiError
+    from protoface.worker import offline
+    from protoface.worker.render.rig import RigError, build_asset
+
+    try:
+        return build_asset(check(path.read_bytes()).data)
+    except ApiError as refused:
+        raise offline.UnknownAvatar(f"{path}: {refused.message}") from None
+    except RigError as refused:
+        raise offline.UnknownAvatar(f"{path}: {refused.reason}") from None
+
+
 def _render(args: argparse.Namespace) -> int:
     # Imported here: PyAV and OpenCV are not for the long-running commands to load.
     from protoface.worker import offline
 
     def assets(avatar_id: str) -> bytes:
+        if args.portrait is not None:
+            return _portrait_asset(args.portrait)
         if avatar_id in STOCK_AVATARS:
             return offline.stock_only(avatar_id)
         return run_loop(_custom_asset(args.nats_url, avatar_id))
 
+    name = args.avatar or f"portrait:{args.portrait.name}"
     try:
-        result = offline.render_file(args.avatar, args.audio, TIERS[args.quality], args.out,
+        result = offline.render_file(name, args.audio, TIERS[args.quality], args.out,
                                      seed=args.seed, strip=args.strip, assets=assets)
     except (offline.UnknownAvatar, offline.UnreadableAudio) as refused:
         print(f"protoface: {refused}", file=sys.stderr)

@@ -147,6 +147,20 @@ def test_protoface_render_from_the_wheel_writes_frames_of_the_tier(installed: Pa
     assert {(f.width, f.height) for f in frames} == {(256, 256)}
 
 
+def test_avatar_inspect_and_render_portrait_from_the_wheel(installed: Path,
+                                                          tmp_path: Path) -> None:
+    portrait = REPO / "tests" / "data" / "faces" / "grace_hopper.jpg"
+    verdict = _run(installed / "protoface", "avatar", "inspect", portrait, "-o",
+                   tmp_path / "overlay.png", cwd=tmp_path)
+    assert verdict.strip().endswith(": accepted")
+    clip = tmp_path / "two-seconds.wav"
+    _two_seconds(SPEECH, clip)
+    _run(installed / "protoface", "render", "--portrait", portrait, "--audio", clip,
+         "--quality", "lite", "-o", tmp_path / "portrait.mp4", cwd=tmp_path)
+    with av.open(str(tmp_path / "portrait.mp4")) as container:
+        assert container.streams.video[0].frames >= 45
+
+
 def _two_seconds(source: Path, target: Path) -> None:
     import wave
 
