@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,6 +26,10 @@ from protoface.domain.events import Event
 from protoface.projections import snapshots
 from protoface.streams.eventlog import EventLog
 from protoface.streams.snapshots import SnapshotStore
+
+# (sequence rebuilt to, sequence to rebuild to); not ``projections.audit``'s alias:
+# that module loads DuckDB, which every command would then load with the parser.
+Progress = Callable[[int, int], None]
 
 
 class Model(Protocol):
@@ -54,17 +58,20 @@ class Check:
 
 
 async def verify_live(
-    log: EventLog, store: SnapshotStore, *, wait: float, limit: int = 5
+    log: EventLog, store: SnapshotStore, *, wait: float, limit: int = 5,
+    progress: Progress | None = None,
 ) -> tuple[bool, list[Check]]:
     """:func:`verify` after asking the running processes to save their live models now
     (waiting ``wait`` seconds for one to have saved them): an audit verifies whenever it
     is asked, not only once the first periodic snapshot is due. True first when a live
     process saved; otherwise the last saved snapshots, if any, are what is compared."""
     saved = await store.request_save(wait)
-    return saved, await verify(log, store, limit=limit)
+    return saved, await verify(log, store, limit=limit, progress=progress)
 
 
-async def verify(log: EventLog, store: SnapshotStore, *, limit: int = 5) -> list[Check]:
+async def verify(
+    log: EventLog, store: SnapshotStore, *, limit: int = 5, progress: Progress | None = None,
+) -> list[Check]:
     """Compare every saved snapshot with a rebuild from sequence 1 to its sequence; a
     kind with no snapshot is rebuilt to the log's end (it must fold without error) and
     passes with a note, as there is nothing live to compare it with."""
@@ -80,7 +87,8 @@ async def verify(log: EventLog, store: SnapshotStore, *, limit: int = 5) -> list
         snapshot = _snapshot(saved[name], kind, check, end)
         if check.ok:
             rebuilds[name] = (check, snapshot, kind())
-    await _rebuild(log, [(_cap(snapshot, end), model) for _, snapshot, model in rebuilds.values()])
+    caps = [(_cap(snapshot, end), model) for _, snapshot, model in rebuilds.values()]
+    await _rebuild(log, caps, progress)
     for check, snapshot, rebuild in rebuilds.values():
         if snapshot is None:
             check.note = (f"no snapshot saved: rebuilt from the log to sequence {end:,} "
@@ -117,7 +125,9 @@ def _cap(snapshot: Model | None, end: int) -> int:
     return snapshot.last_seq if snapshot is not None else end
 
 
-async def _rebuild(log: EventLog, caps: list[tuple[int, Model]]) -> None:
+async def _rebuild(
+    log: EventLog, caps: list[tuple[int, Model]], progress: Progress | None
+) -> None:
     """Fold the log into every model up to its cap, in one read of the log."""
     top = max((cap for cap, _ in caps), default=0)
     if top == 0:
@@ -128,6 +138,8 @@ async def _rebuild(log: EventLog, caps: list[tuple[int, Model]]) -> None:
                 for cap, rebuild in caps:
                     if stored.seq <= cap:
                         rebuild.apply(stored.seq, stored.event)
+            if progress is not None and len(batch):
+                progress(batch.seqs[-1], top)
 
 
 def _exported(model: Model) -> object:
