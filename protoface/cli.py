@@ -24,6 +24,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import ipaddress
 import logging
 import os
 import signal
@@ -40,7 +42,7 @@ from protoface import audit
 from protoface.api import logs
 from protoface.api.app import create_app
 from protoface.api.avatars.schemas import avatar_view
-from protoface.api.config import Settings, load_keyring
+from protoface.api.config import WEBHOOK_ALLOW_PRIVATE, Settings, load_keyring
 from protoface.api.platform import operator
 from protoface.api.platform.orgs import create_key, grant_credits
 from protoface.api.services import Services
@@ -262,11 +264,37 @@ def _up(args: argparse.Namespace) -> int:
         log.info("embedded nats-server started", extra={"url": nats_url})
     realtime.prepare()  # this process runs a worker too
     try:
-        return run_loop(_serve(_settings(args, nats_url), create_keys=True, everything=True))
+        return run_loop(_serve(_up_settings(args, nats_url), create_keys=True, everything=True))
     finally:
         if nats_server is not None:
             nats_server.stop()
             log.info("embedded nats-server stopped")
+
+
+def _up_settings(args: argparse.Namespace, nats_url: str) -> Settings:
+    """``up``'s settings. The private-address guard on webhook URLs is an SSRF defence for
+    an API others can reach; ``up`` bound to loopback has no such callers, and a developer's
+    receiver is on this machine: there it may deliver to loopback (and private) addresses,
+    and says so once. ``api`` keeps the guard (see ``_settings``)."""
+    settings = _settings(args, nats_url)
+    local = (not settings.production and _is_loopback(settings.host)
+             and WEBHOOK_ALLOW_PRIVATE not in os.environ)  # set, the variable decides
+    if local:
+        settings = dataclasses.replace(settings, webhook_allow_private=True)
+    if settings.webhook_allow_private:
+        reason = f"up listens on loopback ({settings.host})" if local else WEBHOOK_ALLOW_PRIVATE
+        log.info("webhooks may be delivered to loopback and private addresses",
+                 extra={"reason": reason})
+    return settings
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # another name: it may resolve to anything
+        return False
 
 
 def _api(args: argparse.Namespace) -> int:
@@ -332,12 +360,16 @@ async def _dispatch(
     """The webhook dispatcher, active while this process holds the dispatcher lease."""
     lease = await webhook_dispatcher_lease(
         event_log, f"{socket.gethostname()}:{os.getpid()}")
-    dispatch = DispatchSettings(
-        production=settings.production, allow_private=settings.webhook_allow_private,
-        scale=settings.webhook_retry_scale)
+    dispatch = _dispatch_settings(settings)
     await dispatch_while_holding(
         lease, lambda: Dispatcher(event_log, keyring, session_view, dispatch,
                                   render_avatar=avatar_view), stop)
+
+
+def _dispatch_settings(settings: Settings) -> DispatchSettings:
+    return DispatchSettings(
+        production=settings.production, allow_private=settings.webhook_allow_private,
+        scale=settings.webhook_retry_scale)
 
 
 def _worker_settings(settings: Settings) -> WorkerSettings:
