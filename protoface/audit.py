@@ -163,8 +163,8 @@ def _verify(args: argparse.Namespace) -> int:
             bar.close()
     print(f"event log: {end:,} events")
     print("live read models: saved just now by a running API process" if saved else
-          f"live read models: no running API process saved them within {args.wait:g} s; "
-          f"comparing the last saved snapshots")
+          f"live read models: no running API process saved them (none runs, none answered "
+          f"within {args.wait:g} s, or its save failed); comparing the last saved snapshots")
     if args.api_url is not None:
         print(_api_position(args.api_url, end))
     for check in checks:

@@ -13,6 +13,7 @@ the live read models whenever it runs, not only once the first periodic save is 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 
 from nats.aio.client import Client
@@ -25,6 +26,8 @@ from nats.js.object_store import ObjectStore
 
 from protoface.streams import subjects
 from protoface.streams.eventlog import EventLog
+
+log = logging.getLogger("protoface.streams")
 
 Unsubscribe = Callable[[], Awaitable[None]]
 SAVED = b"saved"
@@ -83,8 +86,11 @@ class SnapshotStore:
             try:
                 await save()
                 reply = SAVED
-            except Exception:  # the callback's edge: nats-py would swallow it, and the
-                reply = b"failed"  # requester would wait out its whole timeout
+            # The callback's edge: nats-py would swallow an error here unanswered, and
+            # the requester would wait out its whole timeout; answer that it failed.
+            except Exception:
+                log.warning("snapshot save on request failed", exc_info=True)
+                reply = b"failed"
             if msg.reply:
                 await msg.respond(reply)
 

@@ -929,3 +929,18 @@ async def test_verify_live_without_a_running_api_rebuilds_from_the_log_alone(
     end = await own_log.last_seq()
     assert all(c.ok and not c.compared for c in checks)
     assert all(f"rebuilt from the log to sequence {end:,}" in c.note for c in checks)
+
+
+async def test_a_save_that_fails_is_answered_at_once_not_waited_out(own_log: EventLog) -> None:
+    store = await SnapshotStore.open(own_log)
+
+    async def failing() -> None:
+        raise OSError("object store unavailable")
+
+    stop = await store.answer_save_requests(failing)
+    try:
+        started = asyncio.get_running_loop().time()
+        assert not await store.request_save(timeout=20)
+        assert asyncio.get_running_loop().time() - started < 5
+    finally:
+        await stop()
