@@ -12,6 +12,10 @@ from pathlib import Path
 from protoface.domain.sealing import Keyring
 from protoface.streams import subjects
 
+# Set (to 1 or 0), it decides whether webhooks may go to loopback and private addresses,
+# for ``protoface up`` too; unset, ``up`` on loopback allows them and ``api`` does not.
+WEBHOOK_ALLOW_PRIVATE = "PROTOFACE_WEBHOOK_ALLOW_PRIVATE"
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -74,9 +78,9 @@ class Settings:
             values["public_url"] = env["PROTOFACE_PUBLIC_URL"]
         if "PROTOFACE_PRODUCTION" in env:
             values["production"] = env["PROTOFACE_PRODUCTION"].lower() in ("1", "true", "yes")
-        if "PROTOFACE_WEBHOOK_ALLOW_PRIVATE" in env:
+        if WEBHOOK_ALLOW_PRIVATE in env:
             values["webhook_allow_private"] = (
-                env["PROTOFACE_WEBHOOK_ALLOW_PRIVATE"].lower() in ("1", "true", "yes"))
+                env[WEBHOOK_ALLOW_PRIVATE].lower() in ("1", "true", "yes"))
         if "PROTOFACE_WEBHOOK_RETRY_SCALE" in env:
             values["webhook_retry_scale"] = float(env["PROTOFACE_WEBHOOK_RETRY_SCALE"])
         if "PROTOFACE_PLAYGROUND" in env:

@@ -74,9 +74,12 @@ class Services:
         projector = Projector(log, [sessions_model, orgs, usage, avatars_model])
         await projector.start()
         await projector.catch_up()
+        models: list[snapshots.Snapshotted] = [sessions_model, orgs, usage, avatars_model]
         saver = asyncio.create_task(snapshots.save_periodically(
-            snapshot_store, [sessions_model, orgs, usage, avatars_model],
-            settings.snapshot_seconds))
+            snapshot_store, models, settings.snapshot_seconds))
+        # An audit may come before the first periodic save: it asks, and we save now.
+        # (The subscription ends with the log's connection, in ``stop``.)
+        await snapshots.save_on_request(snapshot_store, models)
         avatars = AvatarService(log, projector, avatars_model,
                                 await AvatarStore.open(log, settings.replicas))
         capacity = Capacity(settings.heartbeat_seconds, settings.when_at_capacity)

@@ -18,7 +18,7 @@ from protoface.projections.avatars import AvatarsModel
 from protoface.projections.orgs import OrgsModel
 from protoface.projections.sessions import SessionsModel
 from protoface.projections.usage import UsageModel
-from protoface.streams.snapshots import SnapshotStore
+from protoface.streams.snapshots import SnapshotStore, Unsubscribe
 
 log = logging.getLogger("protoface.projections")
 
@@ -47,6 +47,17 @@ async def restore(store: SnapshotStore, kind: type[M]) -> M:
 async def save(store: SnapshotStore, model: Snapshotted) -> None:
     # Encoding runs without an await, so it captures one consistent state at last_seq.
     await store.save(NAMES[type(model)], _encoder.encode(model))
+
+
+async def save_all(store: SnapshotStore, models: list[Snapshotted]) -> None:
+    for model in models:
+        await save(store, model)
+
+
+async def save_on_request(store: SnapshotStore, models: list[Snapshotted]) -> Unsubscribe:
+    """Save ``models`` whenever asked (``protoface audit verify`` asks before comparing),
+    so the live models can be checked however young the process is."""
+    return await store.answer_save_requests(lambda: save_all(store, models))
 
 
 async def save_periodically(

@@ -1,25 +1,27 @@
 """``protoface audit``: export the log to DuckDB, verify the projections, report.
 
     protoface audit export --out audit.duckdb [--nats-url …] [--readers N] [--progress]
-    protoface audit verify [--nats-url …] [--api-url …]
+    protoface audit verify [--nats-url …] [--api-url …] [--wait SECONDS] [--progress]
     protoface audit report [--nats-url …] [--db audit.duckdb] [--readers N] [--progress]
 
-Exit status: ``verify`` 0 when every saved snapshot equals its rebuild, 1 when any
-differs (the first few differences are printed), 2 when there is nothing to compare.
+Exit status of ``verify``: 1 when any projection's snapshot differs from its rebuild
+(the first few differences are printed), else 0. It first asks the running API
+processes to save their live read models, so a deployment of any age is verified;
+with no snapshot and no API process running, each model is rebuilt from the log
+alone (and must fold without error).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from protoface.api.serving import run as run_loop
-from protoface.projections.verify import Check, verify
+from protoface.progress import ProgressBar, progress_bar
+from protoface.projections.verify import Check, verify_live
 from protoface.streams.eventlog import EventLog
 from protoface.streams.snapshots import SnapshotStore
 
@@ -31,26 +33,37 @@ def add_commands(commands: Any, default_nats_url: str) -> None:
 
     export = sub.add_parser("export", help="replay the whole log into a DuckDB file")
     export.add_argument("--out", type=Path, required=True, help="the .duckdb file to write")
-    export.add_argument("--nats-url", default=default_nats_url)
+    _nats_url_arg(export, default_nats_url)
     _readers_arg(export)
     _progress_arg(export)
     export.set_defaults(run=_export)
 
     check = sub.add_parser(
-        "verify", help="rebuild every projection from sequence 1 and diff it against its "
-                       "saved snapshot")
-    check.add_argument("--nats-url", default=default_nats_url)
+        "verify", help="rebuild every projection from sequence 1 and diff it against the "
+                       "live read models (saved on request by a running API)")
+    _nats_url_arg(check, default_nats_url)
     check.add_argument("--api-url", default=None,
-                       help="also show how far this API's projections have applied the log")
+                       help="also show how far this API's projections have applied the log "
+                            "(default: not shown)")
+    check.add_argument("--wait", type=float, default=30.0, metavar="SECONDS",
+                       help="how long to wait for a running API process to save its live "
+                            "read models before comparing")
+    _progress_arg(check)
     check.set_defaults(run=_verify)
 
     report = sub.add_parser("report", help="time to first frame, outcomes, billable minutes")
-    report.add_argument("--nats-url", default=default_nats_url)
+    _nats_url_arg(report, default_nats_url)
     report.add_argument("--db", type=Path, default=None,
-                        help="report from this export instead of replaying the log")
+                        help="report from this export instead of replaying the log "
+                             "(default: replay the log in memory)")
     _readers_arg(report)
     _progress_arg(report)
     report.set_defaults(run=_report)
+
+
+def _nats_url_arg(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--nats-url", default=default,
+                        help="the NATS server holding the event log")
 
 
 def _readers_arg(parser: argparse.ArgumentParser) -> None:
@@ -72,40 +85,8 @@ def _progress_arg(parser: argparse.ArgumentParser) -> None:
                         help="show a progress bar on stderr even when it is not a terminal")
 
 
-class ProgressBar:
-    """``label [#######-------]  45%  450,000/1,000,000 events  98,512/s`` on one line."""
-
-    def __init__(self, label: str, out: TextIO = sys.stderr, width: int = 30) -> None:
-        self.label = label
-        self.out = out
-        self.width = width
-        self.started = time.perf_counter()
-        self.shown = 0.0
-        self.last = (0, 0)
-
-    def __call__(self, done: int, total: int) -> None:
-        self.last = (done, total)
-        now = time.perf_counter()
-        if now - self.shown >= 0.1 or done >= total:
-            self.shown = now
-            self._draw(done, total, now)
-
-    def _draw(self, done: int, total: int, now: float) -> None:
-        share = done / total if total else 1.0
-        filled = int(self.width * share)
-        rate = done / max(now - self.started, 1e-9)
-        self.out.write(f"\r{self.label} [{'#' * filled}{'-' * (self.width - filled)}] "
-                       f"{share:4.0%}  {done:,}/{total:,} events  {rate:,.0f}/s ")
-        self.out.flush()
-
-    def close(self) -> None:
-        self._draw(*self.last, time.perf_counter())
-        self.out.write("\n")
-        self.out.flush()
-
-
 def _bar(args: argparse.Namespace, label: str) -> ProgressBar | None:
-    return ProgressBar(label) if args.progress or sys.stderr.isatty() else None
+    return progress_bar(label, forced=args.progress)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -164,39 +145,60 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    async def run() -> tuple[list[Check], int]:
+    bar = _bar(args, "audit verify")
+
+    async def run() -> tuple[bool, list[Check], int]:
         log = await EventLog.connect(args.nats_url, name="protoface-audit")
         try:
-            checks = await verify(log, await SnapshotStore.open(log))
-            return checks, await log.last_seq()
+            saved, checks = await verify_live(log, await SnapshotStore.open(log), wait=args.wait,
+                                              progress=bar)
+            return saved, checks, await log.last_seq()
         finally:
             await log.close()
 
-    checks, end = run_loop(run())
+    try:
+        saved, checks, end = run_loop(run())
+    finally:
+        if bar is not None:
+            bar.close()
     print(f"event log: {end:,} events")
+    print("live read models: saved just now by a running API process" if saved else
+          f"live read models: no running API process saved them (none runs, none answered "
+          f"within {args.wait:g} s, or its save failed); comparing the last saved snapshots")
     if args.api_url is not None:
         print(_api_position(args.api_url, end))
     for check in checks:
-        if check.ok and not check.compared:
-            print(f"{check.name}: {check.note}")
-        elif check.ok:
-            print(f"{check.name}: snapshot at sequence {check.snapshot_seq:,} equals a rebuild "
-                  f"from sequence 1")
-        else:
-            at = f" at sequence {check.snapshot_seq:,}" if check.snapshot_seq is not None else ""
-            print(f"{check.name}: snapshot{at} DIFFERS from a rebuild from sequence 1 "
-                  f"({check.total:,} difference{'s' if check.total != 1 else ''}):")
-            for line in check.differences:
-                print(f"  {line}")
-            if check.total > len(check.differences):
-                print(f"  … and {check.total - len(check.differences):,} more")
+        _print_check(check)
+    return _verdict(checks)
+
+
+def _print_check(check: Check) -> None:
+    if check.ok and not check.compared:
+        print(f"{check.name}: {check.note}")
+    elif check.ok:
+        print(f"{check.name}: snapshot at sequence {check.snapshot_seq:,} equals a rebuild "
+              f"from sequence 1")
+    else:
+        at = f" at sequence {check.snapshot_seq:,}" if check.snapshot_seq is not None else ""
+        print(f"{check.name}: snapshot{at} DIFFERS from a rebuild from sequence 1 "
+              f"({check.total:,} difference{'s' if check.total != 1 else ''}):")
+        for line in check.differences:
+            print(f"  {line}")
+        if check.total > len(check.differences):
+            print(f"  … and {check.total - len(check.differences):,} more")
+
+
+def _verdict(checks: list[Check]) -> int:
+    """Exit 1 on any difference; 0 otherwise, however young the deployment (a kind with
+    nothing live to compare was still rebuilt from the log without error)."""
     failed = [c for c in checks if not c.ok]
     if failed:
         print(f"verify: FAILED ({len(failed)} of {len(checks)} projections differ)")
         return 1
     if not any(c.compared for c in checks):
-        print("verify: nothing to compare (no snapshot saved yet)")
-        return 2
+        print("verify: OK (rebuilt from the log; no snapshot and no running API process "
+              "to compare with)")
+        return 0
     print("verify: OK")
     return 0
 
@@ -213,5 +215,5 @@ def _api_position(api_url: str, end: int) -> str:
         if line.startswith("protoface_projection_applied_seq "):
             applied = int(float(line.split()[1]))
             return (f"api {api_url}: its projections have applied sequence {applied:,} "
-                    f"({max(end - applied, 0):,} behind the log; it saves snapshots every 30 s)")
+                    f"({max(end - applied, 0):,} behind the log)")
     return f"api {api_url}: no protoface_projection_applied_seq in /metrics"

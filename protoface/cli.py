@@ -9,7 +9,11 @@
     protoface credits grant --org NAME --credits N [--nats-url …]
     protoface audit export --out audit.duckdb | verify [--api-url …] | report [--db …]
     protoface render --avatar av_stock_001 --audio speech.wav [--quality standard] -o out.mp4
-                     [--strip strip.png] [--seed N]
+                     [--strip strip.png] [--seed N] [--progress]
+
+Every option's ``--help`` line gives its default. Long work (audit export, verify and
+report, render) draws a progress bar on stderr when it is a terminal, or with
+``--progress``; piped, it stays quiet.
 
 ``up`` runs the API, the projections, a worker and the supervisor in one process
 on an embedded NATS; in production each runs as many times as needed.
@@ -20,6 +24,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import ipaddress
 import logging
 import os
 import signal
@@ -28,6 +34,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import prometheus_client
 
@@ -35,7 +42,7 @@ from protoface import audit
 from protoface.api import logs
 from protoface.api.app import create_app
 from protoface.api.avatars.schemas import avatar_view
-from protoface.api.config import Settings, load_keyring
+from protoface.api.config import WEBHOOK_ALLOW_PRIVATE, Settings, load_keyring
 from protoface.api.platform import operator
 from protoface.api.platform.orgs import create_key, grant_credits
 from protoface.api.services import Services
@@ -47,6 +54,7 @@ from protoface.domain.errors import Rejected
 from protoface.domain.plans import PLANS
 from protoface.domain.sealing import Keyring
 from protoface.domain.tiers import TIERS
+from protoface.progress import progress_bar
 from protoface.projections import snapshots
 from protoface.projections.runner import Projector
 from protoface.projections.sessions import SessionsModel
@@ -71,92 +79,175 @@ def main(argv: list[str] | None = None) -> int:
     return int(args.run(args) or 0)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="protoface", description="Protoface avatar service")
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: …)`` after an option's help, except where there is nothing to
+    show: a required option, a flag, or a None default (whose help says what happens
+    instead, e.g. "default: each plan's limit")."""
 
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.required or action.default in (None, False, argparse.SUPPRESS):
+            return action.help
+        return super()._get_help_string(action)
+
+
+class Parser(argparse.ArgumentParser):
+    """Every parser of the command, subcommands included (``add_subparsers`` makes them
+    of the parent's class), shows option defaults in its ``--help``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="protoface", description="Protoface avatar service")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    _up_command(commands)
+    _api_command(commands)
+    _worker_command(commands)
+    _supervisor_command(commands)
+    _webhooks_command(commands)
+    _keys_command(commands)
+    _credits_command(commands)
+    audit.add_commands(commands, DEFAULT_NATS_URL)
+    _render_command(commands)
+    _avatar_command(commands)
+    return parser
+
+
+def _up_command(commands: Any) -> None:
     up = commands.add_parser("up", help="run everything locally on an embedded NATS")
     _serve_args(up)
-    up.add_argument("--nats-port", type=int, default=4222)
-    up.add_argument("--nats-url", default=None, help="use this NATS instead of starting one")
+    up.add_argument("--nats-port", type=int, default=4222, help="port of the embedded NATS")
+    up.add_argument("--nats-url", default=None,
+                    help="use this NATS instead of starting one (default: start one)")
     _worker_args(up)
     up.set_defaults(run=_up)
 
+
+def _api_command(commands: Any) -> None:
     api = commands.add_parser("api", help="run the HTTP API against an existing NATS")
     _serve_args(api)
-    api.add_argument("--nats-url", default=DEFAULT_NATS_URL)
+    _nats_url_arg(api)
     api.set_defaults(run=_api)
 
+
+def _worker_command(commands: Any) -> None:
     worker = commands.add_parser("worker", help="run a worker against an existing NATS")
-    worker.add_argument("--nats-url", default=DEFAULT_NATS_URL)
-    worker.add_argument("--data-dir", type=Path, default=Path(".protoface"))
-    worker.add_argument("--heartbeat-seconds", type=float, default=None)
+    _nats_url_arg(worker)
+    _data_dir_arg(worker)
+    _heartbeat_arg(worker)
     worker.add_argument("--metrics-port", type=int, default=None,
-                        help="serve this worker's Prometheus metrics on this port")
+                        help="serve this worker's Prometheus metrics on this port "
+                             "(default: not served)")
     _worker_args(worker)
     worker.set_defaults(run=_worker)
 
+
+def _supervisor_command(commands: Any) -> None:
     supervisor = commands.add_parser("supervisor", help="fail sessions of lost workers")
-    supervisor.add_argument("--nats-url", default=DEFAULT_NATS_URL)
-    supervisor.add_argument("--heartbeat-seconds", type=float, default=None)
+    _nats_url_arg(supervisor)
+    _heartbeat_arg(supervisor)
     supervisor.set_defaults(run=_supervisor)
 
+
+def _webhooks_command(commands: Any) -> None:
     webhooks = commands.add_parser("webhooks", help="deliver webhooks (run one)")
-    webhooks.add_argument("--nats-url", default=DEFAULT_NATS_URL)
-    webhooks.add_argument("--data-dir", type=Path, default=Path(".protoface"))
+    _nats_url_arg(webhooks)
+    _data_dir_arg(webhooks)
     webhooks.set_defaults(run=_webhooks)
 
-    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(required=True)
-    create = keys.add_parser("create", help="create an API key (and the org if new)")
-    create.add_argument("--org", required=True)
-    create.add_argument("--plan", required=True, choices=sorted(PLANS))
-    create.add_argument("--nats-url", default=DEFAULT_NATS_URL)
+
+def _keys_command(commands: Any) -> None:
+    keys = commands.add_parser("keys", help="manage API keys")
+    create = keys.add_subparsers(required=True, metavar="COMMAND").add_parser(
+        "create", help="create an API key (and the org if new)")
+    create.add_argument("--org", required=True, help="the org's name (created if new)")
+    create.add_argument("--plan", required=True, choices=sorted(PLANS),
+                        help="the org's plan when it is created")
+    _nats_url_arg(create)
     create.set_defaults(run=_keys_create)
 
-    credits = commands.add_parser("credits", help="manage credits").add_subparsers(required=True)
-    grant = credits.add_parser("grant", help="add credits to an org's balance")
-    grant.add_argument("--org", required=True)
-    grant.add_argument("--credits", type=int, required=True)
-    grant.add_argument("--nats-url", default=DEFAULT_NATS_URL)
-    grant.set_defaults(run=_credits_grant)
-    audit.add_commands(commands, DEFAULT_NATS_URL)
 
+def _credits_command(commands: Any) -> None:
+    credits = commands.add_parser("credits", help="manage credits")
+    grant = credits.add_subparsers(required=True, metavar="COMMAND").add_parser(
+        "grant", help="add credits to an org's balance")
+    grant.add_argument("--org", required=True, help="the org's name")
+    grant.add_argument("--credits", type=int, required=True,
+                       help="credits to add (1 credit = 1 session minute)")
+    _nats_url_arg(grant)
+    grant.set_defaults(run=_credits_grant)
+
+
+def _avatar_command(commands: Any) -> None:
     avatar = commands.add_parser("avatar", help="try portraits before uploading them")
-    avatar_commands = avatar.add_subparsers(required=True, metavar="COMMAND")
-    inspect = avatar_commands.add_parser(
+    inspect = avatar.add_subparsers(required=True, metavar="COMMAND").add_parser(
         "inspect", help="draw the face analysis over a portrait and print the verdict")
     inspect.add_argument("image", type=Path, help="a PNG or JPEG portrait")
     inspect.add_argument("-o", "--out", type=Path, required=True,
                          help="the overlay PNG to write (mesh, irises, mask, plate, pose)")
     inspect.set_defaults(run=_avatar_inspect)
 
+
+def _render_command(commands: Any) -> None:
     render = commands.add_parser("render", help="render an avatar speaking a WAV to an MP4")
     face = render.add_mutually_exclusive_group(required=True)
     face.add_argument("--avatar",
-                      help="a stock avatar (av_stock_001) or a ready custom one (from NATS)")
+                      help="a stock avatar (av_stock_001) or a ready custom one (from NATS); "
+                           "this or --portrait (default: none)")
     face.add_argument("--portrait", type=Path,
-                      help="a portrait file, built exactly as an upload would be")
+                      help="a portrait file, built exactly as an upload would be "
+                           "(default: none)")
     render.add_argument("--audio", type=Path, required=True, help="speech (WAV; any rate)")
-    render.add_argument("--quality", choices=sorted(TIERS), default="standard")
+    render.add_argument("--quality", choices=sorted(TIERS), default="standard",
+                        help="quality tier: frame size and rate, and the model")
     render.add_argument("-o", "--out", type=Path, required=True, help="the MP4 to write")
     render.add_argument("--strip", type=Path, default=None,
-                        help="also write a PNG of the most closed and most open frames")
+                        help="also write a PNG of the most closed and most open frames "
+                             "(default: none)")
     render.add_argument("--seed", type=int, default=None,
                         help="blinks, head motion and gaze (default: from the avatar id)")
     render.add_argument("--nats-url", default=DEFAULT_NATS_URL,
                         help="where a custom avatar's built asset is (stock ones need none)")
+    render.add_argument("--progress", action="store_true",
+                        help="show a progress bar on stderr even when it is not a terminal")
     render.set_defaults(run=_render)
-    return parser
+
+
+def _nats_url_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--nats-url", default=DEFAULT_NATS_URL,
+                        help="the NATS server (comma-separated URLs for a cluster)")
+
+
+def _data_dir_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, default=Path(".protoface"),
+                        help="where the sealing keys are (seal-keys.json, unless "
+                             "PROTOFACE_SEAL_KEYS_FILE names another file)")
+
+
+def _heartbeat_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--heartbeat-seconds", type=float, default=None,
+                        help="how often workers report; liveness is judged on it "
+                             "(default: PROTOFACE_HEARTBEAT_SECONDS, else 5)")
 
 
 def _serve_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--data-dir", type=Path, default=Path(".protoface"))
-    parser.add_argument("--create-rate-per-minute", type=int, default=None)
-    parser.add_argument("--when-at-capacity", choices=("reject", "queue"), default=None)
-    parser.add_argument("--public-url", default=None)
-    parser.add_argument("--heartbeat-seconds", type=float, default=None)
+    parser.add_argument("--host", default="127.0.0.1", help="address the HTTP API listens on")
+    parser.add_argument("--port", type=int, default=8000, help="port the HTTP API listens on")
+    parser.add_argument("--data-dir", type=Path, default=Path(".protoface"),
+                        help="sealing keys and local state (for up: the dev API key, the "
+                             "operator key and the embedded NATS's files)")
+    parser.add_argument("--create-rate-per-minute", type=int, default=None,
+                        help="session creates per minute per key, for every plan "
+                             "(default: PROTOFACE_CREATE_RATE_PER_MINUTE, else each plan's)")
+    parser.add_argument("--when-at-capacity", choices=("reject", "queue"), default=None,
+                        help="with no free worker slot, answer 503 at_capacity or queue the "
+                             "session (default: PROTOFACE_WHEN_AT_CAPACITY, else reject)")
+    parser.add_argument("--public-url", default=None,
+                        help="base URL clients reach this API at, for relay media URLs "
+                             "(default: PROTOFACE_PUBLIC_URL, else the request's own)")
+    _heartbeat_arg(parser)
 
 
 def _worker_args(parser: argparse.ArgumentParser) -> None:
@@ -189,11 +280,37 @@ def _up(args: argparse.Namespace) -> int:
         log.info("embedded nats-server started", extra={"url": nats_url})
     realtime.prepare()  # this process runs a worker too
     try:
-        return run_loop(_serve(_settings(args, nats_url), create_keys=True, everything=True))
+        return run_loop(_serve(_up_settings(args, nats_url), create_keys=True, everything=True))
     finally:
         if nats_server is not None:
             nats_server.stop()
             log.info("embedded nats-server stopped")
+
+
+def _up_settings(args: argparse.Namespace, nats_url: str) -> Settings:
+    """``up``'s settings. The private-address guard on webhook URLs is an SSRF defence for
+    an API others can reach; ``up`` bound to loopback has no such callers, and a developer's
+    receiver is on this machine: there it may deliver to loopback (and private) addresses,
+    and says so once. ``api`` keeps the guard (see ``_settings``)."""
+    settings = _settings(args, nats_url)
+    local = (not settings.production and _is_loopback(settings.host)
+             and WEBHOOK_ALLOW_PRIVATE not in os.environ)  # set, the variable decides
+    if local:
+        settings = dataclasses.replace(settings, webhook_allow_private=True)
+    if settings.webhook_allow_private:
+        reason = f"up listens on loopback ({settings.host})" if local else WEBHOOK_ALLOW_PRIVATE
+        log.info("webhooks may be delivered to loopback and private addresses",
+                 extra={"reason": reason})
+    return settings
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # another name: it may resolve to anything
+        return False
 
 
 def _api(args: argparse.Namespace) -> int:
@@ -259,12 +376,16 @@ async def _dispatch(
     """The webhook dispatcher, active while this process holds the dispatcher lease."""
     lease = await webhook_dispatcher_lease(
         event_log, f"{socket.gethostname()}:{os.getpid()}")
-    dispatch = DispatchSettings(
-        production=settings.production, allow_private=settings.webhook_allow_private,
-        scale=settings.webhook_retry_scale)
+    dispatch = _dispatch_settings(settings)
     await dispatch_while_holding(
         lease, lambda: Dispatcher(event_log, keyring, session_view, dispatch,
                                   render_avatar=avatar_view), stop)
+
+
+def _dispatch_settings(settings: Settings) -> DispatchSettings:
+    return DispatchSettings(
+        production=settings.production, allow_private=settings.webhook_allow_private,
+        scale=settings.webhook_retry_scale)
 
 
 def _worker_settings(settings: Settings) -> WorkerSettings:
@@ -369,12 +490,17 @@ def _render(args: argparse.Namespace) -> int:
         return run_loop(_custom_asset(args.nats_url, avatar_id))
 
     name = args.avatar or f"portrait:{args.portrait.name}"
+    bar = progress_bar("render", forced=args.progress, unit="frames")
     try:
         result = offline.render_file(name, args.audio, TIERS[args.quality], args.out,
-                                     seed=args.seed, strip=args.strip, assets=assets)
+                                     seed=args.seed, strip=args.strip, assets=assets,
+                                     progress=bar)
     except (offline.UnknownAvatar, offline.UnreadableAudio) as refused:
         print(f"protoface: {refused}", file=sys.stderr)
         return 1
+    finally:
+        if bar is not None:
+            bar.close()
     print(f"wrote {args.out}: {result.frames} frames, {result.seconds:.2f} s, "
           f"{result.video_codec} + aac")
     return 0

@@ -33,6 +33,11 @@ Optimistic concurrency filters (``Nats-Expected-Last-Subject-Sequence-Subject``)
     events.avatar.<org_id>.*.created        an org's avatar creations (slot admission;
                                             bounded by the plan's slots plus deletions)
 
+Projection snapshots: the ``PROJECTIONS`` object store, one object per read model; the
+API processes also answer ``snapshots.PROJECTIONS.save`` (core NATS, request-reply) by
+saving their live models at once, so ``protoface audit verify`` compares what they
+serve now.
+
 Avatar images and built assets: the ``AVATARS`` object store, one object per key
 (``<avatar_id>/source``, ``<avatar_id>/asset``), named by the events.
 """
@@ -159,6 +164,12 @@ def org_history(org_id: str) -> str:
 def session_events_live(session_id: str) -> str:
     """Core-NATS subject of a session's events as they are stored (for prompt reactions)."""
     return f"events.session.*.{session_id}.>"
+
+
+def snapshot_requests(bucket: str) -> str:
+    """Core-NATS subject on which the processes that save to snapshot ``bucket`` take a
+    request to save their live read models now (``protoface audit verify`` asks)."""
+    return f"snapshots.{bucket}.save"
 
 
 def media_in(session_id: str) -> str:

@@ -43,6 +43,7 @@ class FaceRenderer(Renderer, Protocol):
 
 AssetSource = Callable[[str], bytes]  # avatar id → built asset (``worker.rig``)
 RendererFactory = Callable[[bytes, Tier, int], FaceRenderer]  # asset, tier, seed
+Progress = Callable[[int, int], None]  # frames done, frames in all
 
 
 def mock_renderer(asset: bytes, tier: Tier, seed: int) -> FaceRenderer:
@@ -109,11 +110,16 @@ class Rendered:
     frame: np.ndarray  # RGB, height × width × 3
 
 
+def frames_for(samples: np.ndarray, tier: Tier) -> int:
+    """Frames of video for ``samples`` of speech: the last partial frame counts."""
+    return -(-samples.size // tier.samples_per_frame)
+
+
 def drive(samples: np.ndarray, tier: Tier, renderer: Renderer, seed: int) -> Iterator[Rendered]:
     """Frame by frame, as the live pacer: each frame's speech, the face for it, its pixels."""
     driver = FaceDriver(seed=seed, fps=tier.fps)
     step = tier.samples_per_frame
-    count = -(-samples.size // step)
+    count = frames_for(samples, tier)
     padded = np.zeros(count * step + driver.lookahead_samples, np.int16)
     padded[: samples.size] = samples
     for i in range(count):
@@ -160,10 +166,12 @@ class RenderResult:
 def render_file(
     avatar_id: str, audio: Path, tier: Tier, out: Path, *, seed: int | None = None,
     strip: Path | None = None, assets: AssetSource = stock_only,
-    renderers: RendererFactory = model_renderer,
+    renderers: RendererFactory = model_renderer, progress: Progress | None = None,
 ) -> RenderResult:
-    """Render ``avatar_id`` speaking ``audio`` at ``tier`` into the MP4 ``out``."""
+    """Render ``avatar_id`` speaking ``audio`` at ``tier`` into the MP4 ``out``;
+    ``progress(frames done, frames in all)`` after each frame."""
     samples = read_speech(audio)
+    total = frames_for(samples, tier)
     seed = zlib.crc32(avatar_id.encode()) if seed is None else seed
     renderer = renderers(assets(avatar_id), tier, seed)
     keep = Strip()
@@ -177,6 +185,8 @@ def render_file(
         for count, item in enumerate(drive(samples, tier, renderer, seed), start=1):
             _write(container, video, sound, item, count - 1, tier)
             keep.see(item)
+            if progress is not None:
+                progress(count, total)
         container.mux(video.encode(None))  # flush the encoders
         container.mux(sound.encode(None))
     if strip is not None and count:

@@ -31,16 +31,10 @@ class LiveKitTransportConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields
     synthetic_audio_if_no_input: bool = False
 
 
-class ReservedTransportConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """``pipecat`` and ``websocket``: listed in the schema, refused by ``POST /v1/sessions``."""
-
-    type: Literal["pipecat", "websocket"]
-
-
 class SessionCreateRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     avatar_id: str
-    # Decoded on its own (see ``api.body.transport``) so a missing ``type`` means
-    # livekit and an unknown one gets a precise error.
+    # Decoded on its own (see ``api.sessions.validation.transport_type``): the ``type``
+    # is judged first, so a reserved or unknown one is refused whatever its fields.
     transport: msgspec.Raw
     idle_timeout_seconds: Annotated[int, Meta(ge=1, le=600)] = 30
     max_duration_seconds: Annotated[int, Meta(ge=1, le=3600)] | None = None

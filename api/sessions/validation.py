@@ -13,7 +13,6 @@ from protoface.api.errors import invalid, unprocessable
 from protoface.api.sessions import livekit_token
 from protoface.api.sessions.schemas import (
     LiveKitTransportConfig,
-    ReservedTransportConfig,
     SessionCreateRequest,
 )
 from protoface.api.sessions.service import NewSession
@@ -24,8 +23,14 @@ METADATA_MAX_BYTES = 8 * 1024
 RESERVED_PREFIX = "_avatar."
 
 
+# Reserved in the seed's discriminator; only their own endpoints (if any) serve them.
+RESERVED_TRANSPORTS = ("pipecat", "websocket")
+
+
 class _TransportType(msgspec.Struct):
-    type: str = "livekit"
+    """The discriminator alone; other fields are ignored here, judged after it."""
+
+    type: str = "livekit"  # the seed's default: an absent type means livekit
 
 
 def metadata(raw: dict[str, object] | None) -> dict[str, MetadataValue]:
@@ -44,18 +49,25 @@ def metadata(raw: dict[str, object] | None) -> dict[str, MetadataValue]:
     return raw  # type: ignore[return-value]  # checked flat above
 
 
+def transport_type(raw: msgspec.Raw) -> None:
+    """Judge the discriminator before any other field: a transport this endpoint does not
+    serve is refused for its ``type`` alone, whatever else the object carries (the
+    other fields belong to a schema we do not apply, so they cannot be "unknown")."""
+    kind = body.decode(bytes(raw), _TransportType, prefix="transport").type
+    if kind == "livekit":
+        return
+    if kind in RESERVED_TRANSPORTS:
+        hint = "; use POST /v1/pipecat/sessions" if kind == "pipecat" else ""
+        message = f"transport.type={kind} is reserved and not available here{hint}."
+    else:
+        message = f"Unknown transport.type {kind[:64]!r}; this endpoint serves 'livekit'."
+    raise invalid("transport.unsupported", message, "transport.type")
+
+
 def livekit_transport(
     raw: msgspec.Raw, session_id: str, now: datetime, keyring: Keyring
 ) -> LiveKitTransport:
-    kind = body.decode(bytes(raw), _TransportType, prefix="transport").type
-    if kind in ("pipecat", "websocket"):
-        body.decode(bytes(raw), ReservedTransportConfig, prefix="transport")
-        hint = " use POST /v1/pipecat/sessions." if kind == "pipecat" else ""
-        raise invalid("transport.unsupported",
-                      f"transport.type={kind} is not supported on this endpoint;{hint}".rstrip(";"),
-                      "transport.type")
-    if kind != "livekit":
-        raise invalid("invalid_value", f"Unknown transport.type {kind!r}.", "transport.type")
+    transport_type(raw)
     config = body.decode(bytes(raw), LiveKitTransportConfig, prefix="transport")
     for name in ("url", "room_name"):
         if not getattr(config, name).strip():

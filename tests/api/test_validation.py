@@ -154,31 +154,47 @@ async def test_reserved_transport_types_are_unsupported_here(
 async def test_reserved_transport_with_livekit_fields_is_still_unsupported(
     client: httpx.AsyncClient, key: str, kind: str
 ) -> None:
+    # The discriminator is judged before the fields: a pipecat transport that also
+    # carries room_name, url and worker_token is refused for its type, not its fields.
     r = await create(client, key, transport={"type": kind})
-    error = assert_error(r, 400, "invalid_request", any_param=True)
-    # Either the transport is refused for its type, or its livekit fields are unknown.
-    assert (error["code"], error["param"]) == ("transport.unsupported", "transport.type") or (
-        error["code"] == "unknown_field" and error["param"].startswith("transport.")
-    )
+    assert_error(r, 400, "invalid_request", "transport.unsupported", "transport.type")
 
 
-@pytest.mark.parametrize("kind", ["smoke-signal", "LiveKit", ""])
-async def test_unknown_transport_type_is_refused(
+@pytest.mark.parametrize("kind", ["pipecat", "websocket"])
+async def test_reserved_transport_with_unknown_fields_is_still_unsupported(
+    client: httpx.AsyncClient, key: str, kind: str
+) -> None:
+    body = {"avatar_id": "av_stock_001", "transport": {"type": kind, "api_secret": "s3cret"}}
+    r = await create(client, key, body=body)
+    assert_error(r, 400, "invalid_request", "transport.unsupported", "transport.type")
+
+
+@pytest.mark.parametrize("kind", ["smoke-signal", "LiveKit", "", "webrtc"])
+async def test_unknown_transport_type_is_unsupported(
     client: httpx.AsyncClient, key: str, kind: str
 ) -> None:
     r = await create(client, key, transport={"type": kind})
-    error = assert_error(r, 400, "invalid_request", param="transport.type")
-    assert error["code"] != "transport.unsupported"
+    assert_error(r, 400, "invalid_request", "transport.unsupported", "transport.type")
 
 
-async def test_non_string_transport_type_is_invalid_type(
+async def test_unknown_transport_type_without_other_fields_is_unsupported(
     client: httpx.AsyncClient, key: str
 ) -> None:
-    r = await create(client, key, transport={"type": 5})
+    body = {"avatar_id": "av_stock_001", "transport": {"type": "smoke-signal"}}
+    r = await create(client, key, body=body)
+    assert_error(r, 400, "invalid_request", "transport.unsupported", "transport.type")
+
+
+@pytest.mark.parametrize("kind", [5, None, True, ["livekit"], {"name": "livekit"}])
+async def test_transport_type_that_is_not_a_string_is_invalid_type(
+    client: httpx.AsyncClient, key: str, kind: object
+) -> None:
+    # ``type`` is a string in the seed; null is not "absent" (absent means livekit).
+    r = await create(client, key, transport={"type": kind})
     assert_error(r, 400, "invalid_request", "invalid_type", "transport.type")
 
 
-@pytest.mark.parametrize("transport", ["livekit", 1, ["livekit"], None])
+@pytest.mark.parametrize("transport", ["livekit", "pipecat", 1, ["livekit"], [], None])
 async def test_transport_that_is_not_an_object_is_invalid_type(
     client: httpx.AsyncClient, key: str, transport: object
 ) -> None:
@@ -191,6 +207,15 @@ async def test_transport_without_type_is_livekit(client: httpx.AsyncClient, key:
     r = await create(client, key, body=body)
     assert r.status_code == 201, r.text
     assert r.json()["transport"]["type"] == "livekit"
+
+
+async def test_transport_without_type_is_judged_as_livekit(
+    client: httpx.AsyncClient, key: str
+) -> None:
+    # The seed's default type is livekit, so its required fields are what is missing.
+    body = {"avatar_id": "av_stock_001", "transport": {"room_name": "demo-room"}}
+    r = await create(client, key, body=body)
+    assert_error(r, 400, "invalid_request", "missing_field", "transport.url")
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ verify`` must pass on true snapshots and fail on a tampered one.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -25,7 +26,9 @@ import duckdb
 import msgspec
 import pytest
 
+from protoface.api.config import Settings, load_keyring
 from protoface.api.platform.orgs import create_key, grant_credits
+from protoface.api.services import Services
 from protoface.domain import org as o
 from protoface.domain import session as s
 from protoface.domain import webhook as w
@@ -34,7 +37,7 @@ from protoface.projections import audit, audit_parts, snapshots
 from protoface.projections.orgs import OrgsModel
 from protoface.projections.sessions import SessionsModel
 from protoface.projections.usage import UsageModel
-from protoface.projections.verify import differences, verify
+from protoface.projections.verify import differences, verify, verify_live
 from protoface.streams import subjects
 from protoface.streams.eventlog import EventLog, Expect, RawBatch, encode
 from protoface.streams.server import EmbeddedNats, free_port
@@ -781,12 +784,13 @@ async def test_cli_report_replays_the_log_in_memory(
 async def test_cli_verify_on_the_running_systems_snapshots(
     nats_server: EmbeddedNats, event_log: EventLog, outcomes: Outcomes
 ) -> None:
-    """The shared bucket holds what this run's API processes saved, plus fresh snapshots."""
+    """The shared bucket holds what this run's API processes saved, plus fresh snapshots
+    (and what they save when verify asks)."""
     await save_rebuilt(event_log, await SnapshotStore.open(event_log))
-    done = cli("verify", "--nats-url", nats_server.url)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "sessions.v1: snapshot at sequence" in done.stdout
-    assert done.stdout.rstrip().endswith("verify: OK")
+    code, out = await verify_cli(nats_server.url)
+    assert code == 0, out
+    assert "sessions.v1: snapshot at sequence" in out
+    assert out.rstrip().endswith("verify: OK")
 
 
 async def test_cli_verify_fails_on_a_tampered_snapshot(tmp_path: Path) -> None:
@@ -797,9 +801,11 @@ async def test_cli_verify_fails_on_a_tampered_snapshot(tmp_path: Path) -> None:
         org = await new_org(log)
         sid = await org.session(first_frame_ms=120, seconds=20, end="requested")
         await org.session()
+        # No snapshot and no API process: the models are rebuilt from the log alone.
         nothing = cli("verify", "--nats-url", server.url)
-        assert nothing.returncode == 2, nothing.stdout + nothing.stderr
-        assert "nothing to compare" in nothing.stdout
+        assert nothing.returncode == 0, nothing.stdout + nothing.stderr
+        assert "sessions.v1: no snapshot saved: rebuilt from the log" in nothing.stdout
+        assert "no running API process saved them" in nothing.stdout
 
         store = await SnapshotStore.open(log)
         sessions = (await save_rebuilt(log, store)).sessions
@@ -823,3 +829,118 @@ def test_cli_verify_shows_the_apis_position(live_server: object) -> None:
     nats_url = live_server.nats_url  # type: ignore[attr-defined]
     done = cli("verify", "--nats-url", nats_url, "--api-url", url)
     assert f"api {url}: its projections have applied sequence" in done.stdout
+
+
+# ── verify on a running deployment, however young ───────────────────────────────
+
+
+@dataclass
+class Deployment:
+    nats_url: str
+    services: Services
+
+
+@pytest.fixture
+async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
+    """An API's services on a NATS of their own, just started: the periodic snapshot is an
+    hour away, so any snapshot verify sees is one it asked for."""
+    server = EmbeddedNats(port=free_port(), store_dir=tmp_path / "jetstream").start()
+    settings = Settings(nats_url=server.url, data_dir=tmp_path / "data",
+                        when_at_capacity="queue", snapshot_seconds=3600)
+    keyring = load_keyring(settings.keys_file, create=True)
+    services = await Services.start(settings, keyring)
+    try:
+        yield Deployment(server.url, services)
+    finally:
+        await services.stop()
+        server.stop()
+
+
+async def verify_cli(nats_url: str) -> tuple[int, str]:
+    """``protoface audit verify`` in a child process, with this loop free to serve the
+    in-process API's answer to its save request (``cli`` would block the loop)."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "protoface", "audit", "verify", "--nats-url", nats_url,
+        "--wait", "30", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(child.communicate(), timeout=120)
+    assert child.returncode is not None
+    return child.returncode, out.decode()
+
+
+async def test_verify_passes_on_a_deployment_seconds_old_with_no_sessions(
+    deployment: Deployment,
+) -> None:
+    code, out = await verify_cli(deployment.nats_url)
+    assert code == 0, out
+    assert "live read models: saved just now by a running API process" in out
+    for name in snapshots.NAMES.values():
+        assert f"{name}: snapshot at sequence" in out, out
+    assert out.rstrip().endswith("verify: OK")
+
+
+async def test_verify_compares_the_live_models_before_and_after_the_first_snapshot(
+    deployment: Deployment,
+) -> None:
+    log = deployment.services.log
+    org = await new_org(log)
+    await org.session(first_frame_ms=120, seconds=20, end="requested")
+    await deployment.services.projector.catch_up()
+    first, out = await verify_cli(deployment.nats_url)  # before any periodic snapshot
+    assert first == 0, out
+    await org.session(quality="lite", first_frame_ms=80, seconds=3)
+    await deployment.services.projector.catch_up()
+    second, out = await verify_cli(deployment.nats_url)  # after the snapshot it asked for
+    assert second == 0, out
+    assert f"sessions.v1: snapshot at sequence {await log.last_seq():,} equals" in out
+
+
+async def test_verify_fails_loudly_on_a_corrupted_live_read_model(
+    deployment: Deployment,
+) -> None:
+    org = await new_org(deployment.services.log)
+    sid = await org.session(first_frame_ms=120, seconds=20, end="requested")
+    await deployment.services.projector.catch_up()
+    model = deployment.services.sessions_model
+    model.sessions[sid] = msgspec.structs.replace(model.sessions[sid], frames=1)
+    code, out = await verify_cli(deployment.nats_url)
+    assert code == 1, out
+    assert "sessions.v1: snapshot at sequence" in out and "DIFFERS" in out
+    assert f"sessions[{sid}].frames: snapshot 1, rebuild 500" in out
+    assert f"verify: FAILED (1 of {len(snapshots.NAMES)} projections differ)" in out
+
+
+async def test_verify_live_asks_the_running_api_to_save_its_models(
+    deployment: Deployment,
+) -> None:
+    log = deployment.services.log
+    saved, checks = await verify_live(log, await SnapshotStore.open(log), wait=30)
+    assert saved
+    end = await log.last_seq()
+    assert [(c.name, c.ok, c.snapshot_seq) for c in checks] == [
+        (name, True, end) for name in snapshots.NAMES.values()]
+
+
+async def test_verify_live_without_a_running_api_rebuilds_from_the_log_alone(
+    own_log: EventLog,
+) -> None:
+    await (await new_org(own_log)).session(first_frame_ms=50, seconds=2)
+    saved, checks = await verify_live(own_log, await SnapshotStore.open(own_log), wait=5)
+    assert not saved
+    end = await own_log.last_seq()
+    assert all(c.ok and not c.compared for c in checks)
+    assert all(f"rebuilt from the log to sequence {end:,}" in c.note for c in checks)
+
+
+async def test_a_save_that_fails_is_answered_at_once_not_waited_out(own_log: EventLog) -> None:
+    store = await SnapshotStore.open(own_log)
+
+    async def failing() -> None:
+        raise OSError("object store unavailable")
+
+    stop = await store.answer_save_requests(failing)
+    try:
+        started = asyncio.get_running_loop().time()
+        assert not await store.request_save(timeout=20)
+        assert asyncio.get_running_loop().time() - started < 5
+    finally:
+        await stop()

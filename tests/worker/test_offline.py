@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import subprocess
+import sys
 import wave
 from pathlib import Path
 
@@ -126,3 +129,34 @@ def test_the_cli_refuses_a_file_that_is_not_audio(
         code = main(["render", "--avatar", "av_stock_001", "--audio", str(audio),
                      "-o", str(tmp_path / "out.mp4")])
         assert code == 1 and f"{audio}" in capsys.readouterr().err
+
+
+class Terminal(io.StringIO):
+    """stderr as a terminal shows it (what ``isatty`` answers is all that differs)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_cli_render_draws_a_progress_bar_on_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_wav(tmp_path / "speech.wav", speech.load("fast.wav")[:8_000], 16_000, 1)
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    code = main(["render", "--avatar", "av_stock_001", "--audio", str(tmp_path / "speech.wav"),
+                 "--quality", "mock", "-o", str(tmp_path / "out.mp4")])
+    assert code == 0
+    assert "\rrender [##############################] 100%  13/13 frames" in terminal.getvalue()
+
+
+def test_the_cli_render_piped_draws_no_progress_bar(tmp_path: Path) -> None:
+    write_wav(tmp_path / "speech.wav", speech.load("fast.wav")[:8_000], 16_000, 1)
+    done = subprocess.run(
+        [sys.executable, "-m", "protoface", "render", "--avatar", "av_stock_001",
+         "--audio", str(tmp_path / "speech.wav"), "--quality", "mock",
+         "-o", str(tmp_path / "out.mp4")],
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "13 frames" in done.stdout
+    assert "\r" not in done.stderr and "[#" not in done.stderr and "frames  " not in done.stderr
