@@ -52,7 +52,7 @@ from protoface.worker import realtime
 from protoface.worker.face.features import FaceParams
 from protoface.worker.pipeline import Pipeline
 from protoface.worker.render import kernel
-from protoface.worker.render.batcher import FrameClock, SharedRenderer
+from protoface.worker.render.batcher import BatchedRenderer, FrameClock
 from protoface.worker.render.encode import jpeg
 from protoface.worker.render.mock import MockRenderer
 from protoface.worker.render.renderer import AvatarModel, TierModel, configure_threads
@@ -195,7 +195,7 @@ async def sustain(tier: Tier, model: TierModel, avatars: list[AvatarModel], sess
     talk = (np.sin(np.arange(16_000 * 60) * 0.07) * 9_000).astype(np.int16)
     for sink in sinks[1:] if probe else sinks:  # everyone talks; the probe waits for bursts
         await sink.incoming.put(SpeechIn(talk))
-    pipelines = [Pipeline(s, SharedRenderer(clock, avatars[i % len(avatars)], tier.width,
+    pipelines = [Pipeline(s, BatchedRenderer(clock, avatars[i % len(avatars)], tier.width,
                                             tier.height, model.render_many), tier)
                  for i, s in enumerate(sinks)]
     stop = asyncio.Event()

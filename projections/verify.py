@@ -18,24 +18,18 @@ import contextlib
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 
-from protoface.domain.events import Event
 from protoface.projections import snapshots
+from protoface.projections.runner import Model
 from protoface.streams.eventlog import EventLog
 from protoface.streams.snapshots import SnapshotStore
 
 # (sequence rebuilt to, sequence to rebuild to); not ``projections.audit``'s alias:
 # that module loads DuckDB, which every command would then load with the parser.
 Progress = Callable[[int, int], None]
-
-
-class Model(Protocol):
-    last_seq: int
-
-    def apply(self, seq: int, event: Event) -> None: ...
 
 
 @dataclass

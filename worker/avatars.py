@@ -18,7 +18,7 @@ from protoface.streams.eventlog import EventLog
 from protoface.worker.face.features import FaceParams
 from protoface.worker.pipeline import Renderer
 from protoface.worker.render import rig
-from protoface.worker.render.batcher import SharedRenderer, frame_clock
+from protoface.worker.render.batcher import BatchedRenderer, frame_clock
 from protoface.worker.render.mock import MockRenderer
 from protoface.worker.render.renderer import AvatarModel, TierModel, tier_model
 
@@ -75,4 +75,4 @@ def renderer_for(state: Session, asset: bytes | None = None) -> Renderer:
     clock = frame_clock(tier.name, tier.fps, model.render_many)
     prepared = asyncio.get_running_loop().run_in_executor(
         _preparing(), _prepare, model, state.avatar_id, asset)
-    return SharedRenderer(clock, prepared, model.width, model.height, model.render_many)
+    return BatchedRenderer(clock, prepared, model.width, model.height, model.render_many)

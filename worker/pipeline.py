@@ -27,7 +27,7 @@ from protoface.worker.transports.port import (
     Flush,
     FrameOut,
     Interrupt,
-    Rejected,
+    Refused,
     SpeechIn,
     Transport,
 )
@@ -103,7 +103,7 @@ class Pipeline:
                     dropped = self.speech.interrupt()
                     log.info("interrupt", extra={"session_id": self.session_id,
                                                  "dropped_ms": dropped * 1000 // 16_000})
-                case Rejected(code=code, message=message):
+                case Refused(code=code, message=message):
                     await self.transport.error(code, message)
                 case Closed(reason=reason):
                     self.closed_reason = reason

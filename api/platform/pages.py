@@ -34,7 +34,7 @@ class Sample(msgspec.Struct):
     url: str
 
 
-class StockAvatar(msgspec.Struct):
+class PlaygroundAvatar(msgspec.Struct):
     id: str
     name: str
 
@@ -42,7 +42,7 @@ class StockAvatar(msgspec.Struct):
 class PlaygroundConfig(msgspec.Struct):
     object: str
     api_key: str | None  # development only: the local dev key, so the page just works
-    stock_avatars: list[StockAvatar]
+    stock_avatars: list[PlaygroundAvatar]
     qualities: list[str]
     samples: list[Sample]
     avatars_api: bool  # this server has the avatars API (list, upload)
@@ -63,7 +63,7 @@ class WebController(Controller):
         _playground_enabled(services)
         return json_response(PlaygroundConfig(
             object="playground.config", api_key=_dev_key(services),
-            stock_avatars=[StockAvatar(a.id, a.name) for a in STOCK_AVATARS.values()],
+            stock_avatars=[PlaygroundAvatar(a.id, a.name) for a in STOCK_AVATARS.values()],
             qualities=list(TIERS),
             samples=[Sample(p.stem, f"/web/samples/{p.name}")
                      for p in sorted(SAMPLES_DIR.glob("*.wav"))],

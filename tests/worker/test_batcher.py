@@ -15,7 +15,7 @@ from protoface.domain.tiers import TIERS
 from protoface.worker.avatars import AvatarNotAvailable, renderer_for
 from protoface.worker.face.features import FaceParams
 from protoface.worker.pipeline import Pipeline
-from protoface.worker.render.batcher import FrameClock, SharedRenderer
+from protoface.worker.render.batcher import BatchedRenderer, FrameClock
 from protoface.worker.render.mock import MockRenderer
 from protoface.worker.render.renderer import TierModel
 from protoface.worker.render.rig import stock_asset
@@ -41,8 +41,8 @@ class Recorder:
         return [r.render([p])[0] for r, p in items]
 
 
-def session(clock: FrameClock[MockRenderer], render: Recorder) -> SharedRenderer[MockRenderer]:
-    return SharedRenderer(clock, MockRenderer(256, 256), 256, 256, render)
+def session(clock: FrameClock[MockRenderer], render: Recorder) -> BatchedRenderer[MockRenderer]:
+    return BatchedRenderer(clock, MockRenderer(256, 256), 256, 256, render)
 
 
 async def run(pipelines: list[tuple[Pipeline, MemoryTransport]], seconds: float) -> None:
@@ -100,7 +100,7 @@ async def test_sessions_of_different_avatars_render_in_one_torch_batch() -> None
     for t in transports:
         await t.incoming.put(SpeechIn(speech.load()[8_000:24_000]))
     pipelines = [
-        (Pipeline(t, SharedRenderer(clock, model.avatar(stock_asset(a)), 256, 256,
+        (Pipeline(t, BatchedRenderer(clock, model.avatar(stock_asset(a)), 256, 256,
                                     model.render_many), TIER), t)
         for t, a in zip(transports, ("av_stock_001", "av_stock_002", "av_stock_003"),
                         strict=True)]
@@ -124,7 +124,7 @@ def state_of(quality: str, avatar_id: str = "av_stock_001") -> Session:
 async def test_a_worker_renders_lite_sessions_with_the_model_on_the_tier_clock() -> None:
     first = renderer_for(state_of("lite"))
     second = renderer_for(state_of("lite", "av_stock_003"))
-    assert isinstance(first, SharedRenderer) and isinstance(second, SharedRenderer)
+    assert isinstance(first, BatchedRenderer) and isinstance(second, BatchedRenderer)
     assert first.frame_clock is second.frame_clock  # one batch per tick for the tier
     assert (first.width, first.height) == (256, 256)
     assert isinstance(renderer_for(state_of("mock")), MockRenderer)
@@ -140,7 +140,7 @@ async def test_the_first_tick_waits_for_the_avatar_and_no_speech_is_lost() -> No
     transport = MemoryTransport()
     utterance = speech.load("numbers.wav")[:8_000]
     await transport.incoming.put(SpeechIn(utterance))
-    pipeline = Pipeline(transport, SharedRenderer(clock, preparing, 256, 256, render), TIER)
+    pipeline = Pipeline(transport, BatchedRenderer(clock, preparing, 256, 256, render), TIER)
     await run([(pipeline, transport)], 1.2)
     ticks = transport.frames
     assert 12 <= len(ticks) <= 22  # ~0.8 s of ticks: none while the avatar was prepared

@@ -35,7 +35,7 @@ from protoface.worker.transports.port import (
     Inbound,
     Interrupt,
     Playback,
-    Rejected,
+    Refused,
     SpeechIn,
 )
 from tests.tokens import worker_token
@@ -154,7 +154,7 @@ async def test_a_stream_without_audio_attributes_is_rejected_and_still_finished_
     avatar.on_stream(reader, AGENT)
     fake.stream_end(handle)
     await until(lambda: agent.calls)
-    assert isinstance(items[0], Rejected) and items[0].code == "invalid_audio_stream"
+    assert isinstance(items[0], Refused) and items[0].code == "invalid_audio_stream"
     assert agent.calls == [(AGENT, "lk.playback_finished",
                             '{"playback_position": 0.0, "interrupted": false}')]
 

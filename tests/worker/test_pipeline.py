@@ -10,7 +10,7 @@ from protoface.domain.tiers import TIERS
 from protoface.worker.face.features import FaceDriver, FaceParams
 from protoface.worker.pipeline import Pipeline
 from protoface.worker.render.mock import MockRenderer
-from protoface.worker.transports.port import Closed, Interrupt, Rejected, SpeechIn
+from protoface.worker.transports.port import Closed, Interrupt, Refused, SpeechIn
 from tests import speech
 from tests.worker import speechlike
 from tests.worker.memory_transport import MemoryTransport
@@ -108,7 +108,7 @@ async def test_interrupt_drops_queued_speech_at_the_next_tick() -> None:
 
 async def test_rejected_input_is_answered_with_an_error_and_the_session_goes_on() -> None:
     transport = MemoryTransport()
-    await transport.incoming.put(Rejected("invalid_record", "record too short"))
+    await transport.incoming.put(Refused("invalid_record", "record too short"))
     await transport.incoming.put(SpeechIn(np.full(1600, 3000, np.int16)))
     await run_pipeline(transport, 0.3)
     assert transport.errors == [("invalid_record", "record too short")]

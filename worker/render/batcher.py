@@ -1,7 +1,7 @@
 """Batching across sessions: one render call per tick for every session of a tier.
 
 A :class:`FrameClock` is the worker's frame grid for one tier: tick ``k`` is due at
-``epoch + k / fps``. A session's pipeline starts on that grid (:meth:`SharedRenderer.align`),
+``epoch + k / fps``. A session's pipeline starts on that grid (:meth:`BatchedRenderer.align`),
 so every session of the tier wakes for the same tick together and submits its FaceParams;
 the clock renders them all in one call (sessions with different avatars stacked in one
 batch) on the worker's render thread (torch releases the GIL, the event loop keeps
@@ -194,7 +194,7 @@ def _resolve(batch: _Batch[Item], value: None) -> None:
             future.set_result(value)
 
 
-class SharedRenderer(Generic[Item]):
+class BatchedRenderer(Generic[Item]):
     """One session's handle on its tier's :class:`FrameClock` (the pipeline's renderer).
 
     ``item`` (the prepared avatar) may still be being prepared off the event loop: the

@@ -47,14 +47,14 @@ class Closed:
 
 
 @dataclass(frozen=True, slots=True)
-class Rejected:
+class Refused:
     """Inbound data the transport could not accept (malformed record, bad rate…)."""
 
     code: str
     message: str
 
 
-Inbound = SpeechIn | Flush | Interrupt | Closed | Rejected
+Inbound = SpeechIn | Flush | Interrupt | Closed | Refused
 
 
 async def until_closed(inbox: asyncio.Queue[Inbound]) -> AsyncIterator[Inbound]:

@@ -38,7 +38,7 @@ from protoface.worker.transports.port import (
     Inbound,
     Interrupt,
     Playback,
-    Rejected,
+    Refused,
     SpeechIn,
 )
 
@@ -145,7 +145,7 @@ class AvatarAudioReceiver:
         if not (1000 <= rate <= MAX_SAMPLE_RATE and 1 <= channels <= MAX_CHANNELS):
             log.warning("audio stream without a usable format",
                         extra={"segment": segment, "attributes": attributes})
-            self._emit(Rejected("invalid_audio_stream",
+            self._emit(Refused("invalid_audio_stream",
                                 f"{AUDIO_STREAM_TOPIC} needs sample_rate and num_channels"))
             self.report(Playback(segment, finished=True))  # the agent still counts it
             return

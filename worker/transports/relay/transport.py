@@ -18,7 +18,7 @@ from protoface.worker.transports.port import (
     Inbound,
     Interrupt,
     Playback,
-    Rejected,
+    Refused,
     SpeechIn,
     TransportError,
 )
@@ -67,7 +67,7 @@ class RelayTransport:
         try:
             record = records.decode(raw)
         except records.RecordError as exc:
-            return Rejected("invalid_record", str(exc))
+            return Refused("invalid_record", str(exc))
         match record.kind:
             case records.Kind.AUDIO:
                 return self._speech(record)
@@ -79,17 +79,17 @@ class RelayTransport:
                 return Closed("client_disconnected")
             case records.Kind.LISTEN_AUDIO | records.Kind.METRICS:
                 return None  # the user's side of the call: nothing to render
-        return Rejected("unexpected_record", f"{record.kind.name} is not sent by clients")
+        return Refused("unexpected_record", f"{record.kind.name} is not sent by clients")
 
     def _speech(self, record: records.Record) -> Inbound:
         rate = record.header.get("sample_rate", self.announced_rate)
         channels = record.header.get("num_channels", 1)
         if not isinstance(rate, int) or not 1000 <= rate <= MAX_SAMPLE_RATE:
-            return Rejected("invalid_sample_rate", f"sample_rate must be 1000..{MAX_SAMPLE_RATE}")
+            return Refused("invalid_sample_rate", f"sample_rate must be 1000..{MAX_SAMPLE_RATE}")
         if not isinstance(channels, int) or not 1 <= channels <= MAX_CHANNELS:
-            return Rejected("invalid_num_channels", f"num_channels must be 1..{MAX_CHANNELS}")
+            return Refused("invalid_num_channels", f"num_channels must be 1..{MAX_CHANNELS}")
         if len(record.blob) % (2 * channels):
-            return Rejected("invalid_audio", "AUDIO blob is not whole PCM16 frames")
+            return Refused("invalid_audio", "AUDIO blob is not whole PCM16 frames")
         mono = to_mono_int16(record.blob, channels)
         resample = self._resamplers.setdefault(rate, Resampler(rate))
         return SpeechIn(resample(mono))
