@@ -14,12 +14,12 @@ from protoface.api.webhooks.service import WebhookService
 from protoface.domain.sealing import Keyring
 from protoface.projections import snapshots
 from protoface.projections.avatars import AvatarsModel
-from protoface.projections.deliveries import RecentDeliveries
 from protoface.projections.orgs import OrgsModel
 from protoface.projections.runner import Projector
 from protoface.projections.sessions import SessionsModel
 from protoface.projections.usage import UsageModel
-from protoface.projections.webhooks import WebhookEndpointsModel
+from protoface.projections.webhooks.deliveries import RecentDeliveries
+from protoface.projections.webhooks.endpoints import WebhookEndpointsModel
 from protoface.streams import subjects
 from protoface.streams.avatars import AvatarStore
 from protoface.streams.eventlog import EventLog

@@ -16,9 +16,9 @@ from protoface.api.capacity import LOST_AFTER, Capacity
 from protoface.domain.billing import UsageRecord
 from protoface.domain.session import Session
 from protoface.domain.webhook import DeliveryAttempted
-from protoface.projections.deliveries import RecentDeliveries
 from protoface.projections.sessions import SessionsModel
 from protoface.projections.usage import UsageModel
+from protoface.projections.webhooks.deliveries import RecentDeliveries
 
 
 class SessionRow(msgspec.Struct, kw_only=True):
