@@ -15,10 +15,10 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.params import FromPath
 
 from protoface.api.avatars import images
-from protoface.api.avatars.schemas import AvatarList, avatar_view
+from protoface.api.avatars.schemas import avatar_view
 from protoface.api.avatars.service import NewAvatar
 from protoface.api.errors import ApiError, unprocessable
-from protoface.api.http import check_query, json_response, now, query_int
+from protoface.api.http import check_query, json_response, list_response, now, query_limit
 from protoface.api.services import Services
 from protoface.domain import ids
 from protoface.domain.avatar import DEFAULT_NAME, DEFAULT_RUNTIME
@@ -63,10 +63,7 @@ class AvatarsController(Controller):
         query = Query(org_id=principal.org.id, scope=scope, q=params.get("q") or None,
                       starting_after=params.get("starting_after") or None,
                       limit=_limit(params.get("limit")))
-        page, has_more = services.avatars.page(query)
-        data = [avatar_view(a) for a in page]
-        cursor = data[-1].id if has_more and data else None
-        return json_response(AvatarList(data=data, has_more=has_more, next_cursor=cursor))
+        return list_response(services.avatars.page(query).map(avatar_view))
 
     @get("/{avatar_id:str}")
     async def get_avatar(
@@ -135,4 +132,4 @@ def as_unprocessable() -> Iterator[None]:
 
 def _limit(raw: str | None) -> int:
     with as_unprocessable():
-        return query_int(raw, "limit", 20, 1, 100)
+        return query_limit(raw)

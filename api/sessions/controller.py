@@ -11,14 +11,15 @@ from protoface.api.http import (
     check_query,
     encode,
     json_response,
+    list_response,
     now,
     query_datetime,
-    query_int,
+    query_limit,
     query_statuses,
 )
 from protoface.api.services import Services
 from protoface.api.sessions import creating, validation
-from protoface.api.sessions.schemas import SessionCreateRequest, SessionList, session_view
+from protoface.api.sessions.schemas import SessionCreateRequest, session_view
 from protoface.domain import ids
 from protoface.projections.orgs import Principal
 from protoface.projections.sessions import Query
@@ -62,12 +63,9 @@ class SessionsController(Controller):
             created_after=query_datetime(params.get("created_after"), "created_after"),
             created_before=query_datetime(params.get("created_before"), "created_before"),
             starting_after=params.get("starting_after"),
-            limit=query_int(params.get("limit"), "limit", 20, 1, 100),
+            limit=query_limit(params.get("limit")),
         )
-        page, has_more = services.sessions.page(query)
-        data = [session_view(s) for s in page]
-        cursor = data[-1].id if has_more and data else None
-        return json_response(SessionList(data=data, has_more=has_more, next_cursor=cursor))
+        return list_response(services.sessions.page(query).map(session_view))
 
     @get("/{session_id:str}")
     async def get_session(
