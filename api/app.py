@@ -1,4 +1,4 @@
-"""The Litestar application: routes, injected services, and the error envelope."""
+"""The Litestar application: routes, injected collaborators, and the error envelope."""
 
 from __future__ import annotations
 
@@ -20,6 +20,12 @@ from protoface.api.usage.controller import UsageController
 from protoface.api.webhooks.controller import WebhookEndpointsController
 from protoface.projections.orgs import Principal
 
+# What handlers of an authenticated caller name: resolved once the caller is known.
+CALLERS = ("sessions", "avatars", "webhooks", "usage", "keyring", "creating")
+# What the other handlers name (the relay checks its own media token, the dashboard
+# the operator key).
+OPEN = ("settings", "relay", "status_probe", "ops")
+
 
 def create_app(services: Services) -> ASGIApp:
     """The ASGI app: Litestar inside the request-id middleware, so even a request
@@ -30,26 +36,11 @@ def create_app(services: Services) -> ASGIApp:
 
 
 def _litestar(services: Services) -> Litestar:
-
-    async def provide_services() -> Services:
-        return services
-
-    # ``principal`` depends on ``services`` (though it needs no argument from it) so
-    # Litestar resolves the two one after the other: dependencies of one level are
-    # resolved concurrently in an anyio task group, ~10 % of a create's CPU.
-    async def provide_principal(
-        request: Request, services: NamedDependency[Services]  # type: ignore[type-arg]
-    ) -> Principal:
-        return await auth.authenticate(request, services.orgs, services.projector)
-
     return Litestar(
         route_handlers=[SessionsController, PipecatController, PlatformController,
                         UsageController, WebhookEndpointsController, AvatarsController,
                         OpsController, WebController, static_files()],
-        dependencies={
-            "services": Provide(provide_services),
-            "principal": Provide(provide_principal),
-        },
+        dependencies=_dependencies(services),
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
         logging_config=None,
         openapi_config=None,
@@ -57,3 +48,36 @@ def _litestar(services: Services) -> Litestar:
         debug=False,
     )
 
+
+def _dependencies(services: Services) -> dict[str, Provide]:
+    """Each handler names the collaborators it needs; none gets the composition."""
+
+    async def provide_principal(request: Request) -> Principal:  # type: ignore[type-arg]
+        return await auth.authenticate(request, services.orgs, services.projector)
+
+    return {
+        "principal": Provide(provide_principal),
+        **{name: _after_caller(services, name) for name in CALLERS},
+        **{name: _held(services, name) for name in OPEN},
+    }
+
+
+def _held(services: Services, name: str) -> Provide:
+    """``services.<name>``, read per request (a test may swap it on the running app)."""
+
+    async def provide() -> object:
+        return getattr(services, name)
+
+    return Provide(provide)
+
+
+def _after_caller(services: Services, name: str) -> Provide:
+    """``services.<name>``, resolved after ``principal``: nothing is handed out for a
+    caller who fails authentication, and Litestar resolves dependencies of one level
+    concurrently in an anyio task group (~40 µs), so a handler that names the caller
+    and one collaborator resolves the two in turn instead."""
+
+    async def provide(principal: NamedDependency[Principal]) -> object:
+        return getattr(services, name)
+
+    return Provide(provide)

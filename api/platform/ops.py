@@ -81,6 +81,24 @@ class Overview(msgspec.Struct, kw_only=True):
     workers: list[WorkerRow]
 
 
+class OpsReader:
+    """What the dashboard reads, injected as ``ops``: this process's projections
+    (sessions, usage, recent deliveries) and the workers' capacity."""
+
+    def __init__(self, sessions: SessionsModel, usage: UsageModel,
+                 deliveries: RecentDeliveries, capacity: Capacity) -> None:
+        self.sessions = sessions
+        self.usage = usage
+        self.deliveries = deliveries
+        self.capacity = capacity
+
+    def overview(self, *, statuses: frozenset[str] | None, limit: int, days: int,
+                 now: datetime) -> Overview:
+        return overview(sessions=self.sessions, usage=self.usage, deliveries=self.deliveries,
+                        capacity=self.capacity, statuses=statuses, limit=limit, days=days,
+                        now=now)
+
+
 def overview(
     *, sessions: SessionsModel, usage: UsageModel, deliveries: RecentDeliveries,
     capacity: Capacity, statuses: frozenset[str] | None, limit: int, days: int, now: datetime,
