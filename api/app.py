@@ -74,8 +74,8 @@ def _held(services: Services, name: str) -> Provide:
 def _after_caller(services: Services, name: str) -> Provide:
     """``services.<name>``, resolved after ``principal``: nothing is handed out for a
     caller who fails authentication, and Litestar resolves dependencies of one level
-    concurrently in an anyio task group (~40 µs), so a handler that names the caller
-    and one collaborator resolves the two in turn instead."""
+    concurrently in an anyio task group (a measurable share of a short request), so a
+    handler that names the caller and one collaborator resolves the two in turn."""
 
     async def provide(principal: NamedDependency[Principal]) -> object:
         return getattr(services, name)

@@ -7,7 +7,7 @@ no ``roomJoin``, another room, or no right to publish.
 The claims are read as a JWS compact token is laid out (RFC 7515: three base64url
 segments, a JSON object header and payload) straight into typed msgspec Structs:
 a claim of the wrong type makes the token malformed, where a generic JSON decode
-(PyJWT's, ~6 % of a create's CPU) would hand on whatever was there. The grants keep
+(PyJWT's, a measurable share of a create's CPU) would hand on whatever was there. The grants keep
 LiveKit's names and defaults (``livekit.api.VideoGrants``: ``canPublish`` is true
 unless set, ``canPublishSources`` when set narrows it).
 """
