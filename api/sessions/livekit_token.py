@@ -23,6 +23,9 @@ import msgspec
 from protoface.api.errors import ApiError, unprocessable
 
 PARAM = "transport.worker_token"
+# livekit-agents' ATTRIBUTE_PUBLISH_ON_BEHALF (pinned by the tests): the agent whose
+# speech the avatar takes, as livekit-plugins-protoface mints the worker token.
+PUBLISH_ON_BEHALF = "lk.publish_on_behalf"
 # LiveKit servers allow this much clock skew; so do we.
 LEEWAY_SECONDS = 10
 # A worker publishes its video and audio: both sources must be allowed.
@@ -91,7 +94,7 @@ def check(token: str, room_name: str, now: datetime) -> WorkerGrant:
     attributes = claims.attributes or {}
     return WorkerGrant(
         identity=claims.sub, kind=claims.kind,
-        publish_on_behalf=attributes.get("lk.publish_on_behalf"),
+        publish_on_behalf=attributes.get(PUBLISH_ON_BEHALF) or None,
         expires_at=datetime.fromtimestamp(exp, tz=now.tzinfo),
     )
 
