@@ -16,7 +16,7 @@ from protoface.api.platform.status import StatusProbe
 from protoface.api.ratelimit import RateLimiter
 from protoface.api.sessions.creating import CreateGate
 from protoface.api.sessions.media_tokens import MediaTokens
-from protoface.api.sessions.relay import Relay
+from protoface.api.sessions.relay import MediaLinks, Relay
 from protoface.api.sessions.service import SessionService
 from protoface.api.webhooks.service import WebhookService
 from protoface.domain.sealing import Keyring
@@ -60,8 +60,9 @@ class Services:
         # Settings are read at each use, so a test may swap them on the running process.
         self.creating = CreateGate(idempotency, RateLimiter(),
                                    lambda: self.settings.create_rate_per_minute)
-        self.relay = Relay(log, MediaTokens(keyring), sessions_model,
-                           lambda: self.settings.public_url)
+        tokens = MediaTokens(keyring)
+        self.relay = Relay(log, tokens, sessions_model)
+        self.media_links = MediaLinks(tokens, lambda: self.settings.public_url)
         self.status_probe = StatusProbe(log, projector, capacity)
         if webhooks is None:  # endpoints read model, folded from webhook.* events only
             model = WebhookEndpointsModel()

@@ -10,7 +10,7 @@ from protoface.api import body
 from protoface.api.http import encode, now
 from protoface.api.sessions import validation
 from protoface.api.sessions.creating import CreateGate
-from protoface.api.sessions.relay import PROTOCOL, Relay
+from protoface.api.sessions.relay import PROTOCOL, MediaLinks, Relay
 from protoface.api.sessions.schemas import (
     PipecatRelayView,
     PipecatSessionCreateRequest,
@@ -32,7 +32,7 @@ class PipecatController(Controller):
     async def create(
         self, request: Request, principal: Caller,  # type: ignore[type-arg]
         sessions: NamedDependency[SessionService], creating: NamedDependency[CreateGate],
-        relay: NamedDependency[Relay],
+        media_links: NamedDependency[MediaLinks],
     ) -> Response[bytes]:
         async def build(raw: bytes) -> bytes:
             decoded = body.decode(raw, PipecatSessionCreateRequest)
@@ -45,12 +45,12 @@ class PipecatController(Controller):
                 metadata=validation.metadata(decoded.metadata), transport=transport,
             )
             state = await sessions.create(principal, new, at, session_id)
-            token = relay.tokens.issue(session_id, principal.org.id, at)
+            token = media_links.token(session_id, principal.org.id, at)
             view = PipecatSessionView(
                 session=session_view(state),
                 relay=PipecatRelayView(
                     protocol=PROTOCOL,
-                    media_url=relay.media_url(request, session_id),
+                    media_url=media_links.url(request, session_id),
                     media_token=token, audio_sample_rate=transport.audio_sample_rate,
                     video_encoding=transport.video_encoding,
                 ),

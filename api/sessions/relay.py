@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from datetime import datetime
 
 from litestar import Request, WebSocket
 
@@ -67,21 +68,31 @@ async def refuse(socket: WebSocket, error: ApiError, close_code: int) -> None:  
     await socket.send({"type": "websocket.http.response.body", "body": body})  # type: ignore[arg-type]
 
 
-class Relay:
-    """What the media socket needs, injected as ``relay``: the media tokens it issues
-    and checks, the session read model, the log's media subjects, the public URL."""
+class MediaLinks:
+    """What a Pipecat create hands out, injected as ``media_links``: the session's
+    short-lived media token and the URL of its socket."""
 
-    def __init__(self, log: EventLog, tokens: MediaTokens, sessions: SessionsModel,
-                 public_url: Callable[[], str | None]) -> None:
-        self.log = log
+    def __init__(self, tokens: MediaTokens, public_url: Callable[[], str | None]) -> None:
         self.tokens = tokens
-        self.sessions = sessions
         self.public_url = public_url  # read per call: settings may be swapped while running
 
-    def media_url(self, request: Request, session_id: str) -> str:  # type: ignore[type-arg]
+    def token(self, session_id: str, org_id: str, now: datetime) -> str:
+        return self.tokens.issue(session_id, org_id, now)
+
+    def url(self, request: Request, session_id: str) -> str:  # type: ignore[type-arg]
         base = self.public_url() or str(request.base_url)
         base = base.rstrip("/").replace("https://", "wss://", 1).replace("http://", "ws://", 1)
         return f"{base}/v1/pipecat/sessions/{session_id}/media"
+
+
+class Relay:
+    """What the media socket needs, injected as ``relay``: the media tokens it checks,
+    the session read model, the log's media subjects."""
+
+    def __init__(self, log: EventLog, tokens: MediaTokens, sessions: SessionsModel) -> None:
+        self.log = log
+        self.tokens = tokens
+        self.sessions = sessions
 
     async def serve(self, socket: WebSocket, session_id: str) -> None:  # type: ignore[type-arg]
         state = await self._admit(socket, session_id)
