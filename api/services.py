@@ -1,7 +1,7 @@
 """The API process's composition: every collaborator, built once per process.
 
-Handlers never receive this object: the app (:mod:`api.app`) injects each one only the
-collaborators it names (``sessions``, ``creating``, ``relay``, …), read from here.
+Handlers never receive this object: the app injects each one only the collaborators
+it names (``sessions``, ``creating``, ``relay``, …), read from here (:mod:`api.dependencies`).
 """
 
 from __future__ import annotations
