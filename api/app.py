@@ -1,13 +1,13 @@
-"""The Litestar application: routes, injected services, and the error envelope."""
+"""The Litestar application: routes, injected collaborators, and the error envelope."""
 
 from __future__ import annotations
 
-from litestar import Litestar, Request
-from litestar.di import NamedDependency, Provide
+from litestar import Litestar
 from litestar.types import ASGIApp
 
-from protoface.api import auth, metrics
+from protoface.api import metrics
 from protoface.api.avatars.controller import AvatarsController
+from protoface.api.dependencies import dependencies
 from protoface.api.errors import HANDLERS
 from protoface.api.platform.controller import PlatformController
 from protoface.api.platform.dashboard import OpsController
@@ -18,7 +18,6 @@ from protoface.api.sessions.controller import SessionsController
 from protoface.api.sessions.pipecat import PipecatController
 from protoface.api.usage.controller import UsageController
 from protoface.api.webhooks.controller import WebhookEndpointsController
-from protoface.projections.orgs import Principal
 
 
 def create_app(services: Services) -> ASGIApp:
@@ -26,30 +25,16 @@ def create_app(services: Services) -> ASGIApp:
     that matches no route gets an ``X-Request-Id`` and an envelope that carries it
     (the same middleware keeps the access log and the request timings)."""
     metrics.watch(services.sessions_model, services.capacity)
-    return request_id_middleware(_litestar(services))
+    return request_id_middleware(litestar_app(services))
 
 
-def _litestar(services: Services) -> Litestar:
-
-    async def provide_services() -> Services:
-        return services
-
-    # ``principal`` depends on ``services`` (though it needs no argument from it) so
-    # Litestar resolves the two one after the other: dependencies of one level are
-    # resolved concurrently in an anyio task group, ~10 % of a create's CPU.
-    async def provide_principal(
-        request: Request, services: NamedDependency[Services]  # type: ignore[type-arg]
-    ) -> Principal:
-        return await auth.authenticate(request, services.orgs, services.projector)
-
+def litestar_app(services: Services) -> Litestar:
+    """The Litestar app alone (``create_app`` wraps it)."""
     return Litestar(
         route_handlers=[SessionsController, PipecatController, PlatformController,
                         UsageController, WebhookEndpointsController, AvatarsController,
                         OpsController, WebController, static_files()],
-        dependencies={
-            "services": Provide(provide_services),
-            "principal": Provide(provide_principal),
-        },
+        dependencies=dependencies(services),
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
         logging_config=None,
         openapi_config=None,

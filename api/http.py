@@ -1,19 +1,36 @@
-"""Helpers every controller shares: JSON responses, the clock, query parsing."""
+"""Helpers every controller shares: JSON responses, the clock, query parsing, lists."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
 from litestar import Response
 
 from protoface.api.errors import invalid
 from protoface.domain.session import ACTIVE, STATUSES, TERMINAL
+from protoface.projections.pagination import DEFAULT_LIMIT, MAX_LIMIT, Identified, Page
 
 STATUS_ALIASES = {"active": ACTIVE, "terminal": TERMINAL}
 
 _encoder = msgspec.json.Encoder()
+
+V = TypeVar("V", bound=Identified)
+
+
+class ListOf(msgspec.Struct, Generic[V], kw_only=True):
+    """A page of a list operation (the seed's ``SessionList``, ``AvatarList``)."""
+
+    object: Literal["list"] = "list"
+    data: list[V]
+    has_more: bool
+    next_cursor: str | None
+
+
+def list_response(page: Page[V]) -> Response[bytes]:
+    return json_response(ListOf(data=page.items, has_more=page.has_more,
+                                next_cursor=page.next_cursor))
 
 
 def json_response(
@@ -42,6 +59,11 @@ def query_int(raw: str | None, name: str, default: int, lo: int, hi: int) -> int
     if not lo <= value <= hi:
         raise invalid("out_of_range", f"{name} must be between {lo} and {hi}.", name)
     return value
+
+
+def query_limit(raw: str | None) -> int:
+    """A list's ``limit``: 1..100, 20 when not given."""
+    return query_int(raw, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
 
 
 def query_datetime(raw: str | None, name: str) -> datetime | None:

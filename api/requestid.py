@@ -5,7 +5,7 @@ access log and ``protoface_http_request_seconds``.
 It sits outside Litestar, so even a request that matches no route gets an id, and
 one wrapper does what two did: Litestar puts an extra exception-handling layer
 between a handler and any middleware of its own, and each layer wraps ``send``
-again (together ~5 % of a create's CPU).
+again (a measurable share of a create's CPU; docs/performance.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Everything a request handler may need, built once per process and injected."""
+"""The API process's composition: every collaborator, built once per process.
+
+Handlers never receive this object: the app injects each one only the collaborators
+it names (``sessions``, ``creating``, ``relay``, …), read from here (:mod:`api.dependencies`).
+"""
 
 from __future__ import annotations
 
@@ -7,19 +11,23 @@ import asyncio
 from protoface.api.avatars.service import AvatarService
 from protoface.api.capacity import Capacity
 from protoface.api.config import Settings
+from protoface.api.platform.ops import OpsReader
+from protoface.api.platform.status import StatusProbe
 from protoface.api.ratelimit import RateLimiter
+from protoface.api.sessions.creating import CreateGate
 from protoface.api.sessions.media_tokens import MediaTokens
+from protoface.api.sessions.relay import MediaLinks, Relay
 from protoface.api.sessions.service import SessionService
 from protoface.api.webhooks.service import WebhookService
 from protoface.domain.sealing import Keyring
 from protoface.projections import snapshots
 from protoface.projections.avatars import AvatarsModel
-from protoface.projections.deliveries import RecentDeliveries
 from protoface.projections.orgs import OrgsModel
 from protoface.projections.runner import Projector
 from protoface.projections.sessions import SessionsModel
 from protoface.projections.usage import UsageModel
-from protoface.projections.webhooks import WebhookEndpointsModel
+from protoface.projections.webhooks.deliveries import RecentDeliveries
+from protoface.projections.webhooks.endpoints import WebhookEndpointsModel
 from protoface.streams import subjects
 from protoface.streams.avatars import AvatarStore
 from protoface.streams.eventlog import EventLog
@@ -49,8 +57,13 @@ class Services:
         self.idempotency = idempotency
         self.keyring = keyring
         self.capacity = capacity
-        self.media_tokens = MediaTokens(keyring)
-        self.rate_limiter = RateLimiter()
+        # Settings are read at each use, so a test may swap them on the running process.
+        self.creating = CreateGate(idempotency, RateLimiter(),
+                                   lambda: self.settings.create_rate_per_minute)
+        tokens = MediaTokens(keyring)
+        self.relay = Relay(log, tokens, sessions_model)
+        self.media_links = MediaLinks(tokens, lambda: self.settings.public_url)
+        self.status_probe = StatusProbe(log, projector, capacity)
         if webhooks is None:  # endpoints read model, folded from webhook.* events only
             model = WebhookEndpointsModel()
             webhooks = WebhookService(
@@ -60,6 +73,7 @@ class Services:
         # Recent webhook deliveries and their attempts (the operator dashboard).
         self.deliveries = deliveries or RecentDeliveries()
         self.avatars = avatars
+        self.ops = OpsReader(sessions_model, usage, self.deliveries, capacity)
 
     @classmethod
     async def start(cls, settings: Settings, keyring: Keyring) -> Services:

@@ -17,11 +17,11 @@ T = TypeVar("T")
 
 def freeze_startup_heap() -> None:
     """Move everything alive once the app is built (modules, routes, read models
-    restored from their snapshots: ~110k objects in ``protoface api``) out of the
-    cyclic garbage collector's sight (``gc.freeze``). They live as long as the process,
-    and each full collection scanned them all: 100–200 ms pauses under load, which
-    were the create benchmark's p99. Frozen objects are still freed by reference
-    counting; only cycles among them would no longer be collected."""
+    restored from their snapshots) out of the cyclic garbage collector's sight
+    (``gc.freeze``). They live as long as the process, and each full collection scanned
+    them all: pauses under load that set the create benchmark's p99. Frozen objects are
+    still freed by reference counting; only cycles among them would no longer be
+    collected."""
     gc.collect()
     gc.freeze()
 
@@ -29,9 +29,9 @@ def freeze_startup_heap() -> None:
 # Young objects allocated between two collections of the youngest generation (CPython's
 # default is 700). A request allocates dozens of tracked objects (coroutines, futures,
 # dicts) that reference counting frees when it ends; each young collection instead
-# rescans what the requests in flight hold. At 700, ~150 collections a second cost
-# ~15 µs of CPU per create under the create benchmark; at 20,000 a tenth of that,
-# and a young collection still takes ~0.1 ms. Cyclic garbage waits a little longer.
+# rescans what the requests in flight hold. Raising the threshold makes those
+# collections rarer by as much while each stays short (figures: docs/performance.md).
+# Cyclic garbage waits a little longer.
 YOUNG_THRESHOLD = 20_000
 
 

@@ -6,7 +6,7 @@ command as ``now``, so replaying the log always folds to the same state.
 Every value here is a frozen msgspec Struct declared ``gc=False``: immutable trees of
 strings, numbers, datetimes and other such values cannot form a reference cycle, so
 the cyclic garbage collector has nothing to find in them. Tracked, the read models'
-sessions were rescanned by every full collection (in the create benchmark about one
-a second, 4 ms growing to 24 ms as ~20k sessions accumulated; untracked, 1–6 ms),
-and every decoded event counted towards the next young collection.
+sessions were rescanned by every full collection, which grew longer as sessions
+accumulated (figures: docs/performance.md), and every decoded event counted towards
+the next young collection.
 """

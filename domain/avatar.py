@@ -261,7 +261,3 @@ def require_ready(state: Avatar) -> None:
     if state.status != "ready":
         raise Rejected(CONFLICT, "avatar_not_ready",
                        f"Avatar {state.id} is {state.status}, not ready.", "avatar_id")
-
-
-def is_stock(avatar_id: str) -> bool:
-    return avatar_id in STOCK_AVATARS

@@ -44,8 +44,3 @@ def is_valid(prefix: str, value: str) -> bool:
     """Whether ``value`` is ``<prefix>_<ULID>`` (stock avatar ids are checked elsewhere)."""
     head, sep, tail = value.partition("_")
     return sep == "_" and head == prefix and bool(_ULID_RE.match(tail))
-
-
-def subject_token(value: str) -> bool:
-    """Whether ``value`` may stand as one token of a NATS subject (no dots, spaces, wildcards)."""
-    return bool(value) and re.fullmatch(r"[A-Za-z0-9_\-]+", value) is not None

@@ -54,7 +54,13 @@ EndReason = Literal[
 class LiveKitTransport(
     msgspec.Struct, gc=False, frozen=True, kw_only=True, tag="livekit", tag_field="type"
 ):
-    """A customer's LiveKit room. ``worker_token_sealed`` is AEAD-sealed, never clear text."""
+    """A customer's LiveKit room. ``worker_token_sealed`` is AEAD-sealed, never clear text.
+
+    ``publish_on_behalf`` is the worker token's ``lk.publish_on_behalf`` attribute, read
+    when the token is checked at create, so the worker need not decode the token again
+    to know whose speech to take. It is internal: the public Session does not show it.
+    (Stored shape: a new field always has a default, so every event ever written decodes.)
+    """
 
     url: str
     room_name: str
@@ -63,6 +69,7 @@ class LiveKitTransport(
     audio_source: Literal["data_stream", "track"] = "data_stream"
     subscribe_to_identity: str | None = None
     synthetic_audio_if_no_input: bool = False
+    publish_on_behalf: str | None = None
 
 
 class PipecatTransport(

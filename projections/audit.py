@@ -237,7 +237,7 @@ async def export(
     ``MIN_EVENTS_PER_READER`` events) the sequences are split into ranges read by
     reader processes at once (:mod:`projections.audit_parts`); with one, this process
     reads. Either way the events go to part files in a temporary directory under
-    ``scratch`` (as many bytes as the stored events: ~220 MB a million in the bench),
+    ``scratch`` (about as many bytes as the stored events),
     parsed into ``events`` once all are read.
     """
     started = time.perf_counter()
@@ -287,8 +287,8 @@ def load_parts(con: duckdb.DuckDBPyConnection, parts: list[Part]) -> None:
     """Parse every part into ``events``; check that every row arrived.
 
     The rows are not kept in sequence order on disk (``ORDER BY seq`` gives it):
-    letting DuckDB's threads insert each its own row groups parses a million events
-    in ~1.6 s against ~2.3 s in order, on 2 cores. Each row group still holds
+    letting DuckDB's threads insert each its own row groups parses faster than in
+    order (docs/performance.md). Each row group still holds
     consecutive lines of one part, so filtering on ``seq`` stays cheap."""
     files = [str(p.path) for p in parts if p.events]
     if not files:

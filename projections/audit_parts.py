@@ -1,6 +1,6 @@
 """The audit export's read: ranges of the log, each read by its own process into a part file.
 
-nats-py parses every message in Python (~9 µs per event), so one reader is one busy
+nats-py parses every message in Python, so one reader is one busy
 core and the export can go no faster than that. The export therefore splits the
 sequences ``[1, end]`` into consecutive ranges, one per *reader process*; each opens
 its own connection, reads its range with the log's bulk path
@@ -14,9 +14,9 @@ written.
 
 A reader process is a fresh interpreter (``python -m projections.audit_reader``), not
 a ``multiprocessing`` child: spawn re-imports the parent's ``__main__`` in every child
-(``api.cli`` takes ~3 s to import), and fork after an event loop with threads is
-unsafe. It imports only the standard library, uvloop and :mod:`streams.eventlog`
-(~0.15 s of CPU), since its startup counts in the export's time, and it connects with
+(the composition root imports torch and the whole app), and fork after an event loop with threads is
+unsafe. It imports only the standard library, uvloop and :mod:`streams.eventlog`,
+since its startup counts in the export's time, and it connects with
 :meth:`EventLog.open_for_replay` (no header parsing). It reports progress on its stdout
 (``+N`` per batch written) and ends with ``= events last_seq cpu_seconds``; exit
 status 3 means the log could not be read.
@@ -37,7 +37,7 @@ from typing import BinaryIO
 from protoface.streams.eventlog import UNREACHABLE, EventLog, LogUnavailable, RawBatch
 
 # The default gives each reader at least this many events: a reader process's startup
-# (~0.2 s, some 20,000 events' reading) should stay a small share of its work.
+# (worth tens of thousands of events' reading) should stay a small share of its work.
 MIN_EVENTS_PER_READER = 100_000
 UNAVAILABLE = 3  # a reader's exit status when the log could not be read
 _ROOT = Path(__file__).resolve().parent.parent  # the package's root, for the readers' path

@@ -10,8 +10,8 @@ import sys
 
 def run() -> int:
     url = sys.stdin.readline().strip()
-    # nats-py imports aiohttp for its WebSocket transport: half of this process's startup
-    # (~0.15 s of CPU), which counts in the export's time. A reader of nats:// URLs does
+    # nats-py imports aiohttp for its WebSocket transport: half of this process's startup,
+    # which counts in the export's time. A reader of nats:// URLs does
     # without it (nats-py then treats aiohttp as not installed).
     if not any(u.strip().startswith(("ws://", "wss://")) for u in url.split(",")):
         sys.modules.setdefault("aiohttp", None)  # type: ignore[arg-type]

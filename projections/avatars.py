@@ -15,6 +15,7 @@ from typing import Literal
 from protoface.domain import avatar
 from protoface.domain.avatar import STOCK_AVATARS, Avatar, AvatarCreated, AvatarEvent, StockAvatar
 from protoface.domain.events import Event
+from protoface.projections.pagination import DEFAULT_LIMIT, Page, newest_first, paginate
 
 Scope = Literal["all", "platform", "org"]
 Listed = Avatar | StockAvatar
@@ -26,7 +27,7 @@ class Query:
     scope: Scope = "all"
     q: str | None = None  # case-insensitive substring of the name or the id
     starting_after: str | None = None
-    limit: int = 20
+    limit: int = DEFAULT_LIMIT
 
 
 @dataclass
@@ -72,14 +73,9 @@ class AvatarsModel:
     def custom_count(self, org_id: str) -> int:
         return self.live_by_org.get(org_id, 0)
 
-    def page(self, query: Query) -> tuple[list[Listed], bool]:
+    def page(self, query: Query) -> Page[Listed]:
         """The org's avatars newest first, then the stock catalog; and whether more follow."""
-        page: list[Listed] = []
-        for found in self._ordered(query):
-            if len(page) == query.limit:
-                return page, True
-            page.append(found)
-        return page, False
+        return paginate(self._ordered(query), query.limit)
 
     def _ordered(self, query: Query) -> Iterator[Listed]:
         needle = (query.q or "").lower()
@@ -97,10 +93,8 @@ class AvatarsModel:
         yield from (s for s in stock if matches(s))
 
     def _custom_newest_first(self, org_id: str, cursor: str | None) -> Iterator[Avatar]:
-        ids = self.by_org.get(org_id, [])
-        end = len(ids) if cursor is None else bisect.bisect_left(ids, cursor)
-        for i in range(end - 1, -1, -1):
-            found = self.avatars[ids[i]]
+        for avatar_id in newest_first(self.by_org.get(org_id, []), cursor):
+            found = self.avatars[avatar_id]
             if found.status != "deleted":
                 yield found
 

@@ -22,6 +22,7 @@ from protoface.domain.org import (
     admitted_sessions,
 )
 from protoface.domain.session import Session, SessionCreated, SessionEvent
+from protoface.projections.pagination import DEFAULT_LIMIT, Page, newest_first, paginate
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +33,7 @@ class Query:
     created_after: datetime | None = None  # inclusive
     created_before: datetime | None = None  # exclusive
     starting_after: str | None = None
-    limit: int = 20
+    limit: int = DEFAULT_LIMIT
 
 
 @dataclass
@@ -95,22 +96,13 @@ class SessionsModel:
             waiting = len(pending)
         return len(self.active_by_org.get(org_id, ())) + waiting
 
-    def page(self, query: Query) -> tuple[list[Session], bool]:
+    def page(self, query: Query) -> Page[Session]:
         """A page, newest first, and whether more match after it."""
-        page: list[Session] = []
-        for found in self._newest_first(query):
-            if len(page) == query.limit:
-                return page, True
-            page.append(found)
-        return page, False
+        return paginate(self._newest_first(query), query.limit)
 
     def _newest_first(self, query: Query) -> Iterator[Session]:
-        ids = self.by_org.get(query.org_id, [])
-        end = len(ids)
-        if query.starting_after is not None:
-            end = bisect.bisect_left(ids, query.starting_after)
-        for i in range(end - 1, -1, -1):
-            found = self.sessions[ids[i]]
+        for session_id in newest_first(self.by_org.get(query.org_id, []), query.starting_after):
+            found = self.sessions[session_id]
             if query.created_before is not None and found.created_at >= query.created_before:
                 continue
             if query.created_after is not None and found.created_at < query.created_after:

@@ -59,7 +59,11 @@ from protoface.projections import snapshots
 from protoface.projections.runner import Projector
 from protoface.projections.sessions import SessionsModel
 from protoface.projections.usage import UsageModel
-from protoface.projections.webhooks import Dispatcher, DispatchSettings, dispatch_while_holding
+from protoface.projections.webhooks.dispatcher import (
+    Dispatcher,
+    DispatchSettings,
+    dispatch_while_holding,
+)
 from protoface.streams.avatars import AvatarStore
 from protoface.streams.eventlog import EventLog, LogUnavailable
 from protoface.streams.lease import webhook_dispatcher_lease

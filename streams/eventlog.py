@@ -262,7 +262,7 @@ class EventLog:
     async def _publish_chain(self, events: Sequence[Event], expect: Expect | None) -> int:
         # Each later event is conditional on the one before it, so a later event
         # is never stored without its predecessor. (JetStream's atomic batches
-        # would do this in one step but cost ~3 ms each here and do not pipeline.)
+        # would do this in one step but cost more per batch and do not pipeline.)
         seq = await self._publish(events[0], expect)
         for event in events[1:]:
             seq = await self._publish(event, Expect(history_of(event), seq))

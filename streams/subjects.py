@@ -50,10 +50,8 @@ from protoface.domain.webhook import AVATAR_TYPES, SESSION_TYPES
 
 STREAM = "EVENTS"
 ALL_EVENTS = "events.>"
-SESSION_EVENTS = "events.session.>"
 ORG_EVENTS = "events.org.>"
 WEBHOOK_EVENTS = "events.webhook.>"
-AVATAR_EVENTS = "events.avatar.>"
 
 IDEMPOTENCY_BUCKET = "IDEMPOTENCY"
 SNAPSHOTS_BUCKET = "PROJECTIONS"
@@ -114,10 +112,6 @@ def org_event(org_id: str, event_type: str) -> str:
 
 def session_history(session_id: str) -> str:
     return f"events.session.*.{session_id}.>"
-
-
-def org_creations(org_id: str) -> str:
-    return f"events.session.{org_id}.*.created"
 
 
 def org_admissions(org_id: str) -> str:

@@ -6,6 +6,8 @@ import datetime
 
 from livekit import api
 
+from protoface.api.sessions import livekit_token
+
 
 def worker_token(
     room: str = "demo-room", identity: str = "protoface-worker", *,
@@ -24,6 +26,12 @@ def worker_token(
     if publish_on_behalf:
         token = token.with_attributes({"lk.publish_on_behalf": publish_on_behalf})
     return token.to_jwt()
+
+
+def on_behalf_of(token: str, room: str = "demo-room") -> str | None:
+    """What the API keeps of ``token`` at create: ``LiveKitTransport.publish_on_behalf``."""
+    now = datetime.datetime.now(datetime.UTC)
+    return livekit_token.check(token, room, now).publish_on_behalf
 
 
 def livekit_body(avatar_id: str = "av_stock_001", **overrides: object) -> dict[str, object]:

@@ -194,8 +194,8 @@ class Pipeline:
         for one tick (that tick is silence, as it would have been) and then plays the
         speech whole, from the start of a frame, where the mouth opens with it. Holding
         until a frame and a half is queued would also give slack for a late chunk, but it
-        measured ~18 ms more latency to the open mouth (``bench/first_frame.py``, p50
-        44 → 63 ms), and the first lip-synced frame must come within 60 ms.
+        measured more latency to the open mouth (``bench/first_frame.py``; figures in
+        docs/performance.md), and the first lip-synced frame must come within 60 ms.
         """
         n = self.tier.samples_per_frame
         if self._idle and not self._held and 0 < self.speech.buffered < n:

@@ -3,22 +3,22 @@
 A tick's batch must be rendered within one frame period (40 ms at 25 fps) of falling
 due, so the pauses a Python process makes by itself decide how many sessions a worker
 sustains. Three of them, each measured at standard × 8 sessions (``bench/render.py``;
-numbers in the README):
+figures in docs/performance.md):
 
 * **Full garbage collections.** Importing torch, numpy, OpenCV and livekit leaves
-  ~180k objects the cyclic collector tracks; every full collection scanned them all,
-  up to 54 ms with the event loop (and the render thread, waiting for the GIL) stopped:
-  one or two ticks of every session lost at once. They live as long as the process, so
+  a great many objects the cyclic collector tracks; every full collection scanned them
+  all, with the event loop (and the render thread, waiting for the GIL) stopped:
+  ticks of every session lost at once. They live as long as the process, so
   they are moved out of the collector's sight (``gc.freeze``); reference counting still
   frees them.
 * **The GIL switch interval.** The render thread releases the GIL while torch computes
   and takes it back between steps; while the event loop runs Python (face drivers, JPEG
-  encoding, pacing) each take waited up to CPython's 5 ms switch interval. At 0.5 ms a
-  batch beside a busy Python thread costs ~1.4× its time alone instead of ~3.3×.
+  encoding, pacing) each take waited up to CPython's 5 ms switch interval. A shorter
+  interval brings a batch beside a busy Python thread much closer to its time alone.
 * **Render temporaries given back to the kernel.** A batch allocates tens of MB of
   tensors (grids, warped regions, frames); glibc served the large ones with fresh
   ``mmap`` pages and returned them after each batch, so every batch paid thousands of
-  page faults (lite × 20: 2,800 a batch, 28 % of its time). Keeping them in the heap
+  page faults (a large share of its time). Keeping them in the heap
   lets the next batch reuse the memory (bounded: ``TRIM_THRESHOLD`` of free heap).
 """
 

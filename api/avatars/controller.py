@@ -15,17 +15,16 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.params import FromPath
 
 from protoface.api.avatars import images
-from protoface.api.avatars.schemas import AvatarList, avatar_view
-from protoface.api.avatars.service import NewAvatar
+from protoface.api.avatars.schemas import avatar_view
+from protoface.api.avatars.service import AvatarService, NewAvatar
 from protoface.api.errors import ApiError, unprocessable
-from protoface.api.http import check_query, json_response, now, query_int
-from protoface.api.services import Services
+from protoface.api.http import check_query, json_response, list_response, now, query_limit
 from protoface.domain import ids
 from protoface.domain.avatar import DEFAULT_NAME, DEFAULT_RUNTIME
 from protoface.projections.avatars import Query, Scope
 from protoface.projections.orgs import Principal
 
-Svc = NamedDependency[Services]
+Avatars = NamedDependency[AvatarService]
 Caller = NamedDependency[Principal]
 
 FIELDS = ("image", "name", "runtime_type")
@@ -39,19 +38,19 @@ class AvatarsController(Controller):
 
     @post("/", status_code=202, request_max_body_size=MAX_UPLOAD_BYTES)
     async def create(
-        self, request: Request, services: Svc, principal: Caller  # type: ignore[type-arg]
+        self, request: Request, principal: Caller, avatars: Avatars  # type: ignore[type-arg]
     ) -> Response[bytes]:
         fields = await _form(request)
         checked = await asyncio.to_thread(images.check, await _image(fields))
         new = NewAvatar(name=_text(fields, "name", DEFAULT_NAME),
                         runtime_type=_text(fields, "runtime_type", DEFAULT_RUNTIME),
                         image=checked)
-        state = await services.avatars.create(principal, new, now(), ids.new_id(ids.AVATAR))
+        state = await avatars.create(principal, new, now(), ids.new_id(ids.AVATAR))
         return json_response(avatar_view(state), status=202)
 
     @get("/")
     async def list_avatars(
-        self, request: Request, services: Svc, principal: Caller  # type: ignore[type-arg]
+        self, request: Request, principal: Caller, avatars: Avatars  # type: ignore[type-arg]
     ) -> Response[bytes]:
         params = request.query_params
         with as_unprocessable():
@@ -63,22 +62,19 @@ class AvatarsController(Controller):
         query = Query(org_id=principal.org.id, scope=scope, q=params.get("q") or None,
                       starting_after=params.get("starting_after") or None,
                       limit=_limit(params.get("limit")))
-        page, has_more = services.avatars.page(query)
-        data = [avatar_view(a) for a in page]
-        cursor = data[-1].id if has_more and data else None
-        return json_response(AvatarList(data=data, has_more=has_more, next_cursor=cursor))
+        return list_response(avatars.page(query).map(avatar_view))
 
     @get("/{avatar_id:str}")
     async def get_avatar(
-        self, avatar_id: FromPath[str], services: Svc, principal: Caller
+        self, avatar_id: FromPath[str], principal: Caller, avatars: Avatars
     ) -> Response[bytes]:
-        return json_response(avatar_view(await services.avatars.get(principal, avatar_id)))
+        return json_response(avatar_view(await avatars.get(principal, avatar_id)))
 
     @delete("/{avatar_id:str}", status_code=204)
     async def delete_avatar(
-        self, avatar_id: FromPath[str], services: Svc, principal: Caller
+        self, avatar_id: FromPath[str], principal: Caller, avatars: Avatars
     ) -> None:
-        await services.avatars.delete(principal, avatar_id, now())
+        await avatars.delete(principal, avatar_id, now())
 
 
 async def _form(request: Request) -> dict[str, list[object]]:  # type: ignore[type-arg]
@@ -135,4 +131,4 @@ def as_unprocessable() -> Iterator[None]:
 
 def _limit(raw: str | None) -> int:
     with as_unprocessable():
-        return query_int(raw, "limit", 20, 1, 100)
+        return query_limit(raw)

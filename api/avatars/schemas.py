@@ -1,4 +1,4 @@
-"""The public Avatar resource (seed ``Avatar`` / ``AvatarList``) and how state renders to it."""
+"""The public Avatar resource (seed ``Avatar``) and how state renders to it."""
 
 from __future__ import annotations
 
@@ -23,13 +23,6 @@ class AvatarView(msgspec.Struct, kw_only=True, omit_defaults=False):
     default_voice: str | None = None
     default_custom_instructions: str | None = None
     failure_reason: str | None = None
-
-
-class AvatarList(msgspec.Struct, kw_only=True):
-    object: Literal["list"] = "list"
-    data: list[AvatarView]
-    has_more: bool
-    next_cursor: str | None = None
 
 
 def avatar_view(state: Avatar | StockAvatar) -> AvatarView:

@@ -20,6 +20,7 @@ from protoface.domain.avatar import STOCK_AVATARS, Avatar, SourceImage, StockAva
 from protoface.domain.errors import INVALID, Rejected
 from protoface.projections.avatars import AvatarsModel, Listed, Query
 from protoface.projections.orgs import Principal
+from protoface.projections.pagination import Page
 from protoface.projections.runner import Projector
 from protoface.streams import subjects
 from protoface.streams.avatars import AvatarStore
@@ -151,5 +152,5 @@ class AvatarService:
             return
         avatar.require_ready(await self.get_custom(principal, avatar_id))
 
-    def page(self, query: Query) -> tuple[list[Listed], bool]:
+    def page(self, query: Query) -> Page[Listed]:
         return self.model.page(query)

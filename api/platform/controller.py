@@ -9,12 +9,9 @@ from litestar.di import NamedDependency
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from protoface.api.http import json_response, now
-from protoface.api.platform.schemas import Health, StatusComponent, StatusResponse, plan_view
-from protoface.api.services import Services
+from protoface.api.platform.schemas import plan_view
+from protoface.api.platform.status import StatusProbe
 from protoface.domain.plans import PUBLIC_PLANS
-
-# Projection lag beyond which reads are called degraded.
-DEGRADED_LAG_EVENTS = 10_000
 
 
 class PlatformController(Controller):
@@ -23,22 +20,8 @@ class PlatformController(Controller):
         return json_response([plan_view(p) for p in PUBLIC_PLANS])
 
     @get("/v1/status")
-    async def status(self, services: NamedDependency[Services]) -> Response[bytes]:
-        components = [StatusComponent("api", "operational")]
-        log_ok = await services.log.healthy()
-        components.append(StatusComponent("event_log", "operational" if log_ok else "outage"))
-        lag = (await services.log.last_seq() - services.projector.last_seq) if log_ok else 0
-        components.append(StatusComponent(
-            "projections", "operational" if lag < DEGRADED_LAG_EVENTS else "degraded"))
-        components.append(StatusComponent("workers", _workers_status(services)))
-        # The log down is an outage of everything; anything else degrades the platform.
-        worst = "operational"
-        for c in components:
-            if c.status == "outage" and c.name == "event_log":
-                worst = "outage"
-            elif c.status != "operational" and worst == "operational":
-                worst = "degraded"
-        return json_response(StatusResponse(worst, components, now()))  # type: ignore[arg-type]
+    async def status(self, status_probe: NamedDependency[StatusProbe]) -> Response[bytes]:
+        return json_response(await status_probe.report(now()))
 
     @get("/schema/openapi.json")
     async def openapi(self) -> Response[bytes]:
@@ -49,10 +32,3 @@ class PlatformController(Controller):
     async def metrics(self) -> Response[bytes]:
         return Response(content=generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-
-def _workers_status(services: Services) -> Health:
-    if services.capacity.policy == "queue" and services.capacity.live_workers() == 0:
-        return "degraded"  # sessions are accepted and wait for a worker
-    if services.capacity.live_workers() == 0:
-        return "outage"
-    return "operational" if services.capacity.free_slots() > 0 else "degraded"

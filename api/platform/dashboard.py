@@ -6,9 +6,10 @@ from __future__ import annotations
 from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 
+from protoface.api.config import Settings
 from protoface.api.http import json_response, now, query_int, query_statuses
-from protoface.api.platform import operator, ops
-from protoface.api.services import Services
+from protoface.api.platform import operator
+from protoface.api.platform.ops import OpsReader
 
 
 class OpsController(Controller):
@@ -16,13 +17,12 @@ class OpsController(Controller):
 
     @get("/overview")
     async def overview(
-        self, request: Request, services: NamedDependency[Services]  # type: ignore[type-arg]
+        self, request: Request, settings: NamedDependency[Settings],  # type: ignore[type-arg]
+        ops: NamedDependency[OpsReader],
     ) -> Response[bytes]:
-        operator.check(request, services.settings)
+        operator.check(request, settings)
         params = request.query_params
         view = ops.overview(
-            sessions=services.sessions_model, usage=services.usage,
-            deliveries=services.deliveries, capacity=services.capacity,
             statuses=query_statuses(params.getall("status", [])),
             limit=query_int(params.get("limit"), "limit", 50, 1, 500),
             days=query_int(params.get("days"), "days", 14, 1, 366), now=now(),

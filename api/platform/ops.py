@@ -16,9 +16,9 @@ from protoface.api.capacity import LOST_AFTER, Capacity
 from protoface.domain.billing import UsageRecord
 from protoface.domain.session import Session
 from protoface.domain.webhook import DeliveryAttempted
-from protoface.projections.deliveries import RecentDeliveries
 from protoface.projections.sessions import SessionsModel
 from protoface.projections.usage import UsageModel
+from protoface.projections.webhooks.deliveries import RecentDeliveries
 
 
 class SessionRow(msgspec.Struct, kw_only=True):
@@ -79,6 +79,24 @@ class Overview(msgspec.Struct, kw_only=True):
     usage_by_day: list[UsageDay]
     deliveries: list[DeliveryRow]
     workers: list[WorkerRow]
+
+
+class OpsReader:
+    """What the dashboard reads, injected as ``ops``: this process's projections
+    (sessions, usage, recent deliveries) and the workers' capacity."""
+
+    def __init__(self, sessions: SessionsModel, usage: UsageModel,
+                 deliveries: RecentDeliveries, capacity: Capacity) -> None:
+        self.sessions = sessions
+        self.usage = usage
+        self.deliveries = deliveries
+        self.capacity = capacity
+
+    def overview(self, *, statuses: frozenset[str] | None, limit: int, days: int,
+                 now: datetime) -> Overview:
+        return overview(sessions=self.sessions, usage=self.usage, deliveries=self.deliveries,
+                        capacity=self.capacity, statuses=statuses, limit=limit, days=days,
+                        now=now)
 
 
 def overview(

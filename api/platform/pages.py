@@ -17,9 +17,9 @@ from litestar.di import NamedDependency
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
+from protoface.api.config import Settings
 from protoface.api.errors import ApiError
 from protoface.api.http import json_response
-from protoface.api.services import Services
 from protoface.domain.avatar import STOCK_AVATARS
 from protoface.domain.tiers import TIERS
 
@@ -52,17 +52,17 @@ class WebController(Controller):
     include_in_schema = False
 
     @get("/playground")
-    async def playground(self, services: NamedDependency[Services]) -> Response[bytes]:
-        _playground_enabled(services)
+    async def playground(self, settings: NamedDependency[Settings]) -> Response[bytes]:
+        _playground_enabled(settings)
         return _page("playground.html")
 
     @get("/playground/config")
     async def playground_config(
-        self, request: Request, services: NamedDependency[Services]  # type: ignore[type-arg]
+        self, request: Request, settings: NamedDependency[Settings]  # type: ignore[type-arg]
     ) -> Response[bytes]:
-        _playground_enabled(services)
+        _playground_enabled(settings)
         return json_response(PlaygroundConfig(
-            object="playground.config", api_key=_dev_key(services),
+            object="playground.config", api_key=_dev_key(settings),
             stock_avatars=[PlaygroundAvatar(a.id, a.name) for a in STOCK_AVATARS.values()],
             qualities=list(TIERS),
             samples=[Sample(p.stem, f"/web/samples/{p.name}")
@@ -87,16 +87,16 @@ def _page(name: str) -> Response[bytes]:
                     headers={"Cache-Control": "no-store"})
 
 
-def _playground_enabled(services: Services) -> None:
-    if not services.settings.playground_enabled:
+def _playground_enabled(settings: Settings) -> None:
+    if not settings.playground_enabled:
         raise ApiError("not_found", "route_not_found",
                        "The playground is off in production (PROTOFACE_PLAYGROUND=1 turns it on).")
 
 
-def _dev_key(services: Services) -> str | None:
-    if services.settings.production:
+def _dev_key(settings: Settings) -> str | None:
+    if settings.production:
         return None
     try:
-        return (services.settings.data_dir / DEV_KEY_FILE).read_text().strip() or None
+        return (settings.data_dir / DEV_KEY_FILE).read_text().strip() or None
     except OSError:
         return None

@@ -11,20 +11,23 @@ from protoface.api.http import (
     check_query,
     encode,
     json_response,
+    list_response,
     now,
     query_datetime,
-    query_int,
+    query_limit,
     query_statuses,
 )
-from protoface.api.services import Services
-from protoface.api.sessions import creating, validation
-from protoface.api.sessions.schemas import SessionCreateRequest, SessionList, session_view
+from protoface.api.sessions import validation
+from protoface.api.sessions.creating import CreateGate
+from protoface.api.sessions.schemas import SessionCreateRequest, session_view
+from protoface.api.sessions.service import SessionService
 from protoface.domain import ids
+from protoface.domain.sealing import Keyring
 from protoface.projections.orgs import Principal
 from protoface.projections.sessions import Query
 
-# Injected by the app (see api.app): the process's services and the caller.
-Svc = NamedDependency[Services]
+# Injected by the app (see api.app), by name.
+Sessions = NamedDependency[SessionService]
 Caller = NamedDependency[Principal]
 
 
@@ -37,21 +40,22 @@ class SessionsController(Controller):
 
     @post("/", status_code=201)
     async def create(
-        self, request: Request, services: Svc, principal: Caller  # type: ignore[type-arg]
+        self, request: Request, principal: Caller, sessions: Sessions,  # type: ignore[type-arg]
+        creating: NamedDependency[CreateGate], keyring: NamedDependency[Keyring],
     ) -> Response[bytes]:
         async def build(raw: bytes) -> bytes:
             decoded = body.decode(raw, SessionCreateRequest)
             session_id = ids.new_id(ids.SESSION)
             at = now()
-            new = validation.new_session(decoded, session_id, at, services.keyring)
-            state = await services.sessions.create(principal, new, at, session_id)
+            new = validation.new_session(decoded, session_id, at, keyring)
+            state = await sessions.create(principal, new, at, session_id)
             return encode(session_view(state))
 
-        return await creating.create(request, services, principal, build)
+        return await creating.create(request, principal, build)
 
     @get("/")
     async def list_sessions(
-        self, request: Request, services: Svc, principal: Caller  # type: ignore[type-arg]
+        self, request: Request, principal: Caller, sessions: Sessions  # type: ignore[type-arg]
     ) -> Response[bytes]:
         params = request.query_params
         check_query(params, LIST_PARAMS, frozenset({"status"}))
@@ -62,22 +66,19 @@ class SessionsController(Controller):
             created_after=query_datetime(params.get("created_after"), "created_after"),
             created_before=query_datetime(params.get("created_before"), "created_before"),
             starting_after=params.get("starting_after"),
-            limit=query_int(params.get("limit"), "limit", 20, 1, 100),
+            limit=query_limit(params.get("limit")),
         )
-        page, has_more = services.sessions.page(query)
-        data = [session_view(s) for s in page]
-        cursor = data[-1].id if has_more and data else None
-        return json_response(SessionList(data=data, has_more=has_more, next_cursor=cursor))
+        return list_response(sessions.page(query).map(session_view))
 
     @get("/{session_id:str}")
     async def get_session(
-        self, session_id: FromPath[str], services: Svc, principal: Caller
+        self, session_id: FromPath[str], principal: Caller, sessions: Sessions
     ) -> Response[bytes]:
-        return json_response(session_view(await services.sessions.get(principal, session_id)))
+        return json_response(session_view(await sessions.get(principal, session_id)))
 
     @post("/{session_id:str}/end", status_code=200)
     async def end_session(
-        self, session_id: FromPath[str], services: Svc, principal: Caller
+        self, session_id: FromPath[str], principal: Caller, sessions: Sessions
     ) -> Response[bytes]:
-        state = await services.sessions.end(principal, session_id, now())
+        state = await sessions.end(principal, session_id, now())
         return json_response(session_view(state))

@@ -7,7 +7,7 @@ no ``roomJoin``, another room, or no right to publish.
 The claims are read as a JWS compact token is laid out (RFC 7515: three base64url
 segments, a JSON object header and payload) straight into typed msgspec Structs:
 a claim of the wrong type makes the token malformed, where a generic JSON decode
-(PyJWT's, ~6 % of a create's CPU) would hand on whatever was there. The grants keep
+(PyJWT's, a measurable share of a create's CPU) would hand on whatever was there. The grants keep
 LiveKit's names and defaults (``livekit.api.VideoGrants``: ``canPublish`` is true
 unless set, ``canPublishSources`` when set narrows it).
 """
@@ -23,6 +23,9 @@ import msgspec
 from protoface.api.errors import ApiError, unprocessable
 
 PARAM = "transport.worker_token"
+# livekit-agents' ATTRIBUTE_PUBLISH_ON_BEHALF (pinned by the tests): the agent whose
+# speech the avatar takes, as livekit-plugins-protoface mints the worker token.
+PUBLISH_ON_BEHALF = "lk.publish_on_behalf"
 # LiveKit servers allow this much clock skew; so do we.
 LEEWAY_SECONDS = 10
 # A worker publishes its video and audio: both sources must be allowed.
@@ -91,7 +94,7 @@ def check(token: str, room_name: str, now: datetime) -> WorkerGrant:
     attributes = claims.attributes or {}
     return WorkerGrant(
         identity=claims.sub, kind=claims.kind,
-        publish_on_behalf=attributes.get("lk.publish_on_behalf"),
+        publish_on_behalf=attributes.get(PUBLISH_ON_BEHALF) or None,
         expires_at=datetime.fromtimestamp(exp, tz=now.tzinfo),
     )
 

@@ -8,20 +8,20 @@ from litestar.params import FromPath
 
 from protoface.api import body
 from protoface.api.http import encode, now
-from protoface.api.services import Services
-from protoface.api.sessions import creating, relay, validation
+from protoface.api.sessions import validation
+from protoface.api.sessions.creating import CreateGate
+from protoface.api.sessions.relay import PROTOCOL, MediaLinks, Relay
 from protoface.api.sessions.schemas import (
     PipecatRelayView,
     PipecatSessionCreateRequest,
     PipecatSessionView,
     session_view,
 )
-from protoface.api.sessions.service import NewSession
+from protoface.api.sessions.service import NewSession, SessionService
 from protoface.domain import ids
 from protoface.domain.session import PipecatTransport
 from protoface.projections.orgs import Principal
 
-Svc = NamedDependency[Services]
 Caller = NamedDependency[Principal]
 
 
@@ -30,7 +30,9 @@ class PipecatController(Controller):
 
     @post("/", status_code=201)
     async def create(
-        self, request: Request, services: Svc, principal: Caller  # type: ignore[type-arg]
+        self, request: Request, principal: Caller,  # type: ignore[type-arg]
+        sessions: NamedDependency[SessionService], creating: NamedDependency[CreateGate],
+        media_links: NamedDependency[MediaLinks],
     ) -> Response[bytes]:
         async def build(raw: bytes) -> bytes:
             decoded = body.decode(raw, PipecatSessionCreateRequest)
@@ -42,21 +44,24 @@ class PipecatController(Controller):
                 max_duration_seconds=decoded.max_duration_seconds,
                 metadata=validation.metadata(decoded.metadata), transport=transport,
             )
-            state = await services.sessions.create(principal, new, at, session_id)
-            token = services.media_tokens.issue(session_id, principal.org.id, at)
+            state = await sessions.create(principal, new, at, session_id)
+            token = media_links.token(session_id, principal.org.id, at)
             view = PipecatSessionView(
                 session=session_view(state),
                 relay=PipecatRelayView(
-                    protocol=relay.PROTOCOL,
-                    media_url=relay.media_url(request, services, session_id),
+                    protocol=PROTOCOL,
+                    media_url=media_links.url(request, session_id),
                     media_token=token, audio_sample_rate=transport.audio_sample_rate,
                     video_encoding=transport.video_encoding,
                 ),
             )
             return encode(view)
 
-        return await creating.create(request, services, principal, build)
+        return await creating.create(request, principal, build)
 
     @websocket("/{session_id:str}/media")
-    async def media(self, socket: WebSocket, session_id: FromPath[str], services: Svc) -> None:  # type: ignore[type-arg]
-        await relay.serve(socket, session_id, services)
+    async def media(
+        self, socket: WebSocket, session_id: FromPath[str],  # type: ignore[type-arg]
+        relay: NamedDependency[Relay],
+    ) -> None:
+        await relay.serve(socket, session_id)

@@ -12,12 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
+from datetime import datetime
 
 from litestar import Request, WebSocket
 
 from protoface.api.errors import ApiError, envelope_bytes, not_found
-from protoface.api.services import Services
+from protoface.api.sessions.media_tokens import MediaTokens
+from protoface.domain.session import Session
+from protoface.projections.sessions import SessionsModel
 from protoface.streams import records
+from protoface.streams.eventlog import EventLog
 from protoface.streams.media import MediaChannel
 
 log = logging.getLogger("protoface.relay")
@@ -35,12 +40,6 @@ CLOSE_UNSUPPORTED = 1003
 CLOSE_TRY_LATER = 1013
 
 
-def media_url(request: Request, services: Services, session_id: str) -> str:  # type: ignore[type-arg]
-    base = services.settings.public_url or str(request.base_url)
-    base = base.rstrip("/").replace("https://", "wss://", 1).replace("http://", "ws://", 1)
-    return f"{base}/v1/pipecat/sessions/{session_id}/media"
-
-
 def offered_token(socket: WebSocket) -> str | None:  # type: ignore[type-arg]
     """The media token: a subprotocol other than ours (browsers cannot set headers),
     else ``Authorization: Bearer``."""
@@ -49,36 +48,6 @@ def offered_token(socket: WebSocket) -> str | None:  # type: ignore[type-arg]
             return str(offered)
     scheme, _, token = socket.headers.get("authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
-async def serve(socket: WebSocket, session_id: str, services: Services) -> None:  # type: ignore[type-arg]
-    token = offered_token(socket)
-    grant = services.media_tokens.verify(token) if token else None
-    if grant is None:
-        await refuse(socket, ApiError("authentication", "invalid_media_token",
-                                      "The media token is invalid or expired."),
-                     CLOSE_UNAUTHORIZED)
-        return
-    state = services.sessions_model.get(grant.org_id, session_id)
-    if grant.session_id != session_id or state is None:
-        # Another session's (or org's) token looks exactly like no session at all.
-        await refuse(socket, not_found("session", session_id), CLOSE_NOT_FOUND)
-        return
-    if state.terminal:
-        await refuse(socket, ApiError("conflict", "session_terminal",
-                                      f"The session is {state.status}.", status=410),
-                     CLOSE_GONE)
-        return
-    offered = socket.scope.get("subprotocols", [])
-    await socket.accept(subprotocols=PROTOCOL if PROTOCOL in offered else None)
-    channel = await MediaChannel.open(services.log, session_id, "relay")
-    bridge = _Bridge(socket, channel, session_id, services)
-    try:
-        await bridge.run()
-    finally:
-        with contextlib.suppress(Exception):
-            await channel.signal("closed")
-        await channel.close()
 
 
 async def refuse(socket: WebSocket, error: ApiError, close_code: int) -> None:  # type: ignore[type-arg]
@@ -99,14 +68,78 @@ async def refuse(socket: WebSocket, error: ApiError, close_code: int) -> None:  
     await socket.send({"type": "websocket.http.response.body", "body": body})  # type: ignore[arg-type]
 
 
+class MediaLinks:
+    """What a Pipecat create hands out, injected as ``media_links``: the session's
+    short-lived media token and the URL of its socket."""
+
+    def __init__(self, tokens: MediaTokens, public_url: Callable[[], str | None]) -> None:
+        self.tokens = tokens
+        self.public_url = public_url  # read per call: settings may be swapped while running
+
+    def token(self, session_id: str, org_id: str, now: datetime) -> str:
+        return self.tokens.issue(session_id, org_id, now)
+
+    def url(self, request: Request, session_id: str) -> str:  # type: ignore[type-arg]
+        base = self.public_url() or str(request.base_url)
+        base = base.rstrip("/").replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+        return f"{base}/v1/pipecat/sessions/{session_id}/media"
+
+
+class Relay:
+    """What the media socket needs, injected as ``relay``: the media tokens it checks,
+    the session read model, the log's media subjects."""
+
+    def __init__(self, log: EventLog, tokens: MediaTokens, sessions: SessionsModel) -> None:
+        self.log = log
+        self.tokens = tokens
+        self.sessions = sessions
+
+    async def serve(self, socket: WebSocket, session_id: str) -> None:  # type: ignore[type-arg]
+        state = await self._admit(socket, session_id)
+        if state is None:
+            return
+        offered = socket.scope.get("subprotocols", [])
+        await socket.accept(subprotocols=PROTOCOL if PROTOCOL in offered else None)
+        channel = await MediaChannel.open(self.log, session_id, "relay")
+        bridge = _Bridge(socket, channel, session_id, self.sessions)
+        try:
+            await bridge.run()
+        finally:
+            with contextlib.suppress(Exception):
+                await channel.signal("closed")
+            await channel.close()
+
+    async def _admit(self, socket: WebSocket, session_id: str) -> Session | None:  # type: ignore[type-arg]
+        """The session the socket's token opens, or None once the socket is refused."""
+        token = offered_token(socket)
+        grant = self.tokens.verify(token) if token else None
+        if grant is None:
+            await refuse(socket, ApiError("authentication", "invalid_media_token",
+                                          "The media token is invalid or expired."),
+                         CLOSE_UNAUTHORIZED)
+            return None
+        state = self.sessions.get(grant.org_id, session_id)
+        if grant.session_id != session_id or state is None:
+            # Another session's (or org's) token looks exactly like no session at all.
+            await refuse(socket, not_found("session", session_id), CLOSE_NOT_FOUND)
+            return None
+        if state.terminal:
+            await refuse(socket, ApiError("conflict", "session_terminal",
+                                          f"The session is {state.status}.", status=410),
+                         CLOSE_GONE)
+            return None
+        return state
+
+
 class _Bridge:
     def __init__(
-        self, socket: WebSocket, channel: MediaChannel, session_id: str, services: Services  # type: ignore[type-arg]
+        self, socket: WebSocket, channel: MediaChannel, session_id: str,  # type: ignore[type-arg]
+        sessions: SessionsModel,
     ) -> None:
         self.socket = socket
         self.channel = channel
         self.session_id = session_id
-        self.services = services
+        self.sessions = sessions
         self.linked = asyncio.Event()
         self.pending: list[bytes] = []
         self.pending_bytes = 0
@@ -165,7 +198,7 @@ class _Bridge:
         """Close the socket when the session ends without a worker (canceled, failed)."""
         while True:
             await asyncio.sleep(0.25)
-            state = self.services.sessions_model.sessions.get(self.session_id)
+            state = self.sessions.sessions.get(self.session_id)
             if state is not None and state.terminal and not self.linked.is_set():
                 failure = state.failure
                 if failure is not None:

@@ -99,13 +99,6 @@ class SessionView(msgspec.Struct, kw_only=True):
     usage: SessionUsage
 
 
-class SessionList(msgspec.Struct, kw_only=True):
-    object: Literal["list"] = "list"
-    data: list[SessionView]
-    has_more: bool
-    next_cursor: str | None
-
-
 class PipecatRelayView(msgspec.Struct, kw_only=True):
     type: Literal["websocket"] = "websocket"
     protocol: str

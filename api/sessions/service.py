@@ -19,6 +19,7 @@ from protoface.domain import billing, ids, org, session
 from protoface.domain.errors import Rejected
 from protoface.domain.session import Session
 from protoface.projections.orgs import Principal
+from protoface.projections.pagination import Page
 from protoface.projections.runner import Projector
 from protoface.projections.sessions import Query, SessionsModel
 from protoface.projections.usage import UsageModel
@@ -210,5 +211,5 @@ class SessionService:
                            param="session_id")
         return found
 
-    def page(self, query: Query) -> tuple[list[Session], bool]:
+    def page(self, query: Query) -> Page[Session]:
         return self.model.page(query)

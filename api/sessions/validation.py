@@ -90,6 +90,7 @@ def livekit_transport(
         worker_identity=identity, audio_source=config.audio_source,
         subscribe_to_identity=config.subscribe_to_identity,
         synthetic_audio_if_no_input=config.synthetic_audio_if_no_input,
+        publish_on_behalf=grant.publish_on_behalf,
     )
 
 

@@ -8,11 +8,10 @@ from litestar.params import FromPath
 
 from protoface.api import body
 from protoface.api.http import json_response, now
-from protoface.api.services import Services
-from protoface.api.webhooks.service import EndpointCreateRequest
+from protoface.api.webhooks.service import EndpointCreateRequest, WebhookService
 from protoface.projections.orgs import Principal
 
-Svc = NamedDependency[Services]
+Webhooks = NamedDependency[WebhookService]
 Caller = NamedDependency[Principal]
 
 
@@ -21,18 +20,18 @@ class WebhookEndpointsController(Controller):
 
     @post("/", status_code=201)
     async def create(
-        self, request: Request, services: Svc, principal: Caller  # type: ignore[type-arg]
+        self, request: Request, principal: Caller, webhooks: Webhooks  # type: ignore[type-arg]
     ) -> Response[bytes]:
         decoded = body.decode(await request.body(), EndpointCreateRequest)
-        created = await services.webhooks.create(principal.org.id, decoded, now())
+        created = await webhooks.create(principal.org.id, decoded, now())
         return json_response(created, status=201)
 
     @get("/")
-    async def list_endpoints(self, services: Svc, principal: Caller) -> Response[bytes]:
-        return json_response(services.webhooks.list(principal.org.id))
+    async def list_endpoints(self, principal: Caller, webhooks: Webhooks) -> Response[bytes]:
+        return json_response(webhooks.list(principal.org.id))
 
     @delete("/{endpoint_id:str}", status_code=204)
     async def delete_endpoint(
-        self, endpoint_id: FromPath[str], services: Svc, principal: Caller
+        self, endpoint_id: FromPath[str], principal: Caller, webhooks: Webhooks
     ) -> None:
-        await services.webhooks.delete(principal.org.id, endpoint_id, now())
+        await webhooks.delete(principal.org.id, endpoint_id, now())

@@ -19,8 +19,8 @@ from protoface.domain import ids, webhook
 from protoface.domain.sealing import Keyring
 from protoface.domain.webhook import Endpoint
 from protoface.projections.runner import Projector
-from protoface.projections.webhook_urls import UrlRefused, check_url_syntax
-from protoface.projections.webhooks import WebhookEndpointsModel
+from protoface.projections.webhooks.endpoints import WebhookEndpointsModel
+from protoface.projections.webhooks.urls import UrlRefused, check_url_syntax
 from protoface.streams.eventlog import EventLog
 from protoface.streams.transact import Stream, create, current_version, transact
 

@@ -19,6 +19,7 @@ from protoface.domain.session import Claim, Finish, ReportFirstFrame
 from protoface.streams import subjects
 from tests.api.support import act_as_worker, assert_error, auth, create, create_ok
 from tests.conftest import KeyFactory
+from tests.subjects import org_creations
 from tests.tokens import livekit_body
 
 DEFAULT_RATE_PER_MINUTE = 10
@@ -37,7 +38,7 @@ async def creations_in_log(services: Services, session_id: str) -> list[str]:
     """The ids of every session.created the log holds for ``session_id``'s org."""
     org_id = services.sessions_model.sessions[session_id].org_id
     return [s.event.session_id async for s in  # type: ignore[union-attr]
-            services.log.replay(1, subject=subjects.org_creations(org_id))]
+            services.log.replay(1, subject=org_creations(org_id))]
 
 
 # ── Concurrency cap ─────────────────────────────────────────────────────────────

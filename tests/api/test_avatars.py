@@ -23,6 +23,7 @@ from protoface.worker.builds import Builder
 from tests.api.support import assert_error, auth
 from tests.avatars import FACE, NO_FACE, image_bytes, upload, upload_ok
 from tests.conftest import KeyFactory
+from tests.subjects import AVATAR_EVENTS
 from tests.tokens import livekit_body
 
 
@@ -369,7 +370,7 @@ async def test_uploads_through_two_api_processes_cannot_overshoot_the_slots(
     principal = services.orgs.authenticate(key_hash(key))
     assert principal is not None
     other_model = AvatarsModel()
-    other_projector = Projector(services.log, [other_model], subject=subjects.AVATAR_EVENTS,
+    other_projector = Projector(services.log, [other_model], subject=AVATAR_EVENTS,
                                 metrics=False)
     await other_projector.start()
     await other_projector.catch_up()

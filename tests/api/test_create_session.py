@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import httpx
 
+from protoface.api.services import Services
+from protoface.domain.session import LiveKitTransport, SessionCreated
+from tests.api.support import create_ok, history
 from tests.conftest import KeyFactory
 from tests.tokens import livekit_body, worker_token
 
@@ -67,3 +70,35 @@ async def test_expired_worker_token_is_unprocessable(
         "unprocessable", "worker_token_expired", "transport.worker_token"
     )
     assert error["request_id"] == r.headers["x-request-id"]
+
+
+async def test_the_tokens_publish_on_behalf_is_kept_on_the_session_but_not_shown(
+    client: httpx.AsyncClient, new_key: KeyFactory, services: Services
+) -> None:
+    key = await new_key()
+    token = worker_token(publish_on_behalf="agent-AJ_1")
+    r = await client.post("/v1/sessions", json=livekit_body(transport={"worker_token": token}),
+                          headers=auth(key))
+    assert r.status_code == 201, r.text
+    session_id = r.json()["id"]
+    # Stored: the worker reads it from the session, never from the token again.
+    events, _ = await history(services, session_id)
+    created = events[0]
+    assert isinstance(created, SessionCreated)
+    assert isinstance(created.transport, LiveKitTransport)
+    assert created.transport.publish_on_behalf == "agent-AJ_1"
+    # Internal: the public Session (the SDK forbids extra fields) does not carry it.
+    assert "publish_on_behalf" not in r.json()["transport"]
+    shown = (await client.get(f"/v1/sessions/{session_id}", headers=auth(key))).json()
+    assert "publish_on_behalf" not in shown["transport"]
+
+
+async def test_a_token_without_publish_on_behalf_keeps_none(
+    client: httpx.AsyncClient, new_key: KeyFactory, services: Services
+) -> None:
+    key = await new_key()
+    token = worker_token(publish_on_behalf=None)
+    created = await create_ok(client, key, transport={"worker_token": token})
+    events, _ = await history(services, created["id"])
+    transport = events[0].transport  # type: ignore[attr-defined]
+    assert transport.publish_on_behalf is None

@@ -469,6 +469,20 @@ def test_an_old_created_event_without_api_key_or_transport_options_still_decodes
     assert state is not None and state.status == "queued"
 
 
+def test_an_old_livekit_transport_without_publish_on_behalf_decodes_to_none() -> None:
+    old = (b'{"type":"session.created","id":"evt_1","session_id":"sess_1","org_id":"org_1",'
+           b'"at":"2025-11-02T10:00:00Z","avatar_id":"av_stock_001","quality":"lite",'
+           b'"idle_timeout_seconds":60,"max_duration_seconds":600,"metadata":{},'
+           b'"transport":{"type":"livekit","url":"wss://lk.example","room_name":"r1",'
+           b'"worker_token_sealed":"v1.k1.abc","worker_identity":"w",'
+           b'"subscribe_to_identity":"agent-1"}}')
+    event = DECODER.decode(old)
+    assert isinstance(event, s.SessionCreated)
+    assert isinstance(event.transport, s.LiveKitTransport)
+    assert event.transport.publish_on_behalf is None
+    assert event.transport.subscribe_to_identity == "agent-1"
+
+
 def test_an_old_ending_event_without_a_reason_reads_as_requested() -> None:
     old = (b'{"type":"session.ending","id":"evt_1","session_id":"sess_1","org_id":"org_1",'
            b'"at":"2025-11-02T10:00:00Z"}')

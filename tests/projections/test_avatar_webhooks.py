@@ -14,7 +14,7 @@ from protoface.api.auth import key_hash
 from protoface.api.avatars.schemas import avatar_view
 from protoface.api.services import Services
 from protoface.api.sessions.schemas import session_view
-from protoface.projections.webhooks import Dispatcher, DispatchSettings
+from protoface.projections.webhooks.dispatcher import Dispatcher, DispatchSettings
 from protoface.worker.builds import Builder
 from tests.api.support import auth
 from tests.avatars import FACE, NO_FACE, upload_ok

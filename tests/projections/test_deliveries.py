@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from protoface.domain.webhook import DeliveryAttempted, EndpointDisabled
-from protoface.projections.deliveries import RecentDeliveries
+from protoface.projections.webhooks.deliveries import RecentDeliveries
 
 AT = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from protoface.domain import ids, webhook
 from protoface.domain.webhook import DeliveryAttempted, EndpointCreated, EndpointDisabled
-from protoface.projections.webhooks import PRUNE_EVERY, DeliveryLedger
+from protoface.projections.webhooks.ledger import PRUNE_EVERY, DeliveryLedger
 
 AT = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -23,7 +23,7 @@ from protoface.domain import ids, session, webhook
 from protoface.domain.sealing import Keyring
 from protoface.domain.session import Claim
 from protoface.domain.webhook import DeliveryAttempted
-from protoface.projections.webhooks import Dispatcher, DispatchSettings
+from protoface.projections.webhooks.dispatcher import Dispatcher, DispatchSettings
 from protoface.streams import subjects
 from protoface.streams.eventlog import EventLog, Expect, Stored
 from protoface.streams.server import EmbeddedNats, free_port

@@ -22,7 +22,7 @@ from protoface.api.services import Services
 from protoface.api.sessions.schemas import session_view
 from protoface.domain.session import Claim, Finish, ReportFirstFrame, RequestEnd
 from protoface.domain.webhook import DeliveryAttempted, EndpointDisabled
-from protoface.projections.webhooks import Dispatcher, DispatchSettings
+from protoface.projections.webhooks.dispatcher import Dispatcher, DispatchSettings
 from protoface.streams import subjects
 from protoface.streams.server import free_port
 from tests.api.support import act_as_worker, auth, create_ok

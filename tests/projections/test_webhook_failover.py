@@ -10,7 +10,11 @@ import httpx
 from protoface.api.auth import key_hash
 from protoface.api.services import Services
 from protoface.api.sessions.schemas import session_view
-from protoface.projections.webhooks import Dispatcher, DispatchSettings, dispatch_while_holding
+from protoface.projections.webhooks.dispatcher import (
+    Dispatcher,
+    DispatchSettings,
+    dispatch_while_holding,
+)
 from protoface.streams.lease import Lease
 from tests.api.support import auth, create_ok
 from tests.conftest import KeyFactory

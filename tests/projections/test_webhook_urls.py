@@ -9,8 +9,8 @@ import pytest
 from protoface.api.auth import key_hash
 from protoface.api.services import Services
 from protoface.api.sessions.schemas import session_view
-from protoface.projections.webhook_urls import UrlRefused, resolve_target
-from protoface.projections.webhooks import Dispatcher, DispatchSettings
+from protoface.projections.webhooks.dispatcher import Dispatcher, DispatchSettings
+from protoface.projections.webhooks.urls import UrlRefused, resolve_target
 from tests.api.support import auth, create_ok
 from tests.conftest import KeyFactory
 from tests.projections.test_webhook_delivery import Receiver, _until, receiver  # noqa: F401

@@ -35,6 +35,7 @@ from tests.streams.support import (
     new_session,
     starting,
 )
+from tests.subjects import org_creations
 
 
 async def collect(stored: AsyncIterator[Stored]) -> list[Stored]:
@@ -253,7 +254,7 @@ async def test_empty_append_is_refused(event_log: EventLog) -> None:
 async def test_version_of_a_filter_with_no_events_is_zero(event_log: EventLog) -> None:
     org, sid = new_org(), new_session()
     assert await event_log.version(subjects.session_history(sid)) == 0
-    assert await event_log.version(subjects.org_creations(org)) == 0
+    assert await event_log.version(org_creations(org)) == 0
     assert await event_log.version(subjects.org_history(org)) == 0
     assert await event_log.load(subjects.session_history(sid)) == ([], 0)
 
@@ -262,7 +263,7 @@ async def test_org_creations_and_session_history_are_separate_versions(
     event_log: EventLog,
 ) -> None:
     org, other_org, a, b = new_org(), new_org(), new_session(), new_session()
-    creations = subjects.org_creations(org)
+    creations = org_creations(org)
 
     a_queued = await open_session(event_log, org, a)
     a_created_seq = (await collect(event_log.replay(1, subject=subjects.session_history(a))))[0].seq
@@ -357,7 +358,7 @@ async def test_replay_with_a_subject_filter(event_log: EventLog) -> None:
         await open_session(event_log, org, sid)
         await open_session(event_log, other_org, new_session())
 
-    creations = await collect(event_log.replay(1, subject=subjects.org_creations(org)))
+    creations = await collect(event_log.replay(1, subject=org_creations(org)))
     assert [x.event.session_id for x in creations] == mine  # type: ignore[union-attr]
     assert all(isinstance(x.event, s.SessionCreated) for x in creations)
     assert [x.seq for x in creations] == sorted(x.seq for x in creations)
@@ -367,7 +368,7 @@ async def test_replay_with_a_subject_filter(event_log: EventLog) -> None:
 
     # from_seq applies to the filtered view: only mine[2]'s creation is at or after it.
     later = await collect(
-        event_log.replay(creations[2].seq, subject=subjects.org_creations(org))
+        event_log.replay(creations[2].seq, subject=org_creations(org))
     )
     assert [x.seq for x in later] == [creations[2].seq]
 

@@ -21,7 +21,7 @@ from protoface.worker.session_runner import end_reason_of
 from protoface.worker.transports.livekit.sender import is_sender, wanted_sender
 from protoface.worker.transports.livekit.transport import LiveKitTransportAdapter, failure_code
 from protoface.worker.transports.port import Closed, Inbound, SpeechIn, TransportError
-from tests.tokens import worker_token
+from tests.tokens import on_behalf_of, worker_token
 from tests.worker.livekit_fake import FakeLiveKit, participant_info, publication_info
 
 WORKER = "protoface-avatar-agent"
@@ -96,11 +96,15 @@ def test_digits_in_an_address_are_not_mistaken_for_a_refused_token() -> None:
 
 
 def test_it_listens_to_subscribe_to_identity_before_the_tokens_publish_on_behalf() -> None:
-    token = worker_token(identity=WORKER, publish_on_behalf="agent-AJ_1")
-    assert wanted_sender(config(subscribe_to_identity="assistant"), token) == "assistant"
-    assert wanted_sender(config(), token) == "agent-AJ_1"
-    assert wanted_sender(config(), worker_token(identity=WORKER, publish_on_behalf=None)) is None
-    assert wanted_sender(config(), "not-a-jwt") is None
+    # The token's lk.publish_on_behalf is read once, at create, and kept on the transport
+    # (a token that is not a JWT is refused there: tests/api/test_livekit_token.py).
+    stored = on_behalf_of(worker_token(identity=WORKER, publish_on_behalf="agent-AJ_1"))
+    assert wanted_sender(config(subscribe_to_identity="assistant",
+                                publish_on_behalf=stored)) == "assistant"
+    assert wanted_sender(config(publish_on_behalf=stored)) == "agent-AJ_1"
+    none = on_behalf_of(worker_token(identity=WORKER, publish_on_behalf=None))
+    assert wanted_sender(config(publish_on_behalf=none)) is None
+    assert wanted_sender(config()) is None  # a session created before the field existed
 
 
 def test_without_an_identity_only_agent_participants_qualify() -> None:
@@ -118,9 +122,9 @@ def fake() -> Iterator[FakeLiveKit]:
 
 async def joined(fake: FakeLiveKit, token: str | None = None,
                  **fields: object) -> LiveKitTransportAdapter:
+    token = token or worker_token(identity=WORKER, publish_on_behalf=None)
     adapter = LiveKitTransportAdapter(
-        config(**fields), token or worker_token(identity=WORKER, publish_on_behalf=None),
-        synthetic_after=0.2)
+        config(publish_on_behalf=on_behalf_of(token), **fields), token, synthetic_after=0.2)
     await adapter.connect()
     return adapter
 

@@ -21,13 +21,13 @@ from livekit.agents.voice.avatar import DataStreamAudioOutput
 from livekit.agents.voice.avatar import _datastream_io as official
 from livekit.agents.voice.io import PlaybackFinishedEvent
 
+from protoface.api.sessions.livekit_token import PUBLISH_ON_BEHALF
 from protoface.domain.session import LiveKitTransport
 from protoface.domain.tiers import TIERS
 from protoface.worker.pipeline import Pipeline
 from protoface.worker.render.mock import MockRenderer
 from protoface.worker.transports.livekit import avatar_protocol
 from protoface.worker.transports.livekit.avatar_protocol import AvatarAudioReceiver
-from protoface.worker.transports.livekit.sender import PUBLISH_ON_BEHALF
 from protoface.worker.transports.livekit.transport import LiveKitTransportAdapter
 from protoface.worker.transports.port import (
     Flush,
@@ -38,7 +38,7 @@ from protoface.worker.transports.port import (
     Refused,
     SpeechIn,
 )
-from tests.tokens import worker_token
+from tests.tokens import on_behalf_of, worker_token
 from tests.worker.livekit_fake import FakeLiveKit, participant_info
 
 AGENT = "agent-AJ_1"
@@ -285,9 +285,11 @@ class Live:
 async def live(fake: FakeLiveKit) -> AsyncIterator[Live]:
     fake.present.append(participant_info(AGENT))
     fake.agent(AGENT)
+    token = worker_token(identity=WORKER, publish_on_behalf=AGENT)
     config = LiveKitTransport(url="ws://livekit.invalid", room_name="demo-room",
-                              worker_token_sealed="", worker_identity=WORKER)
-    adapter = RecordingAdapter(config, worker_token(identity=WORKER, publish_on_behalf=AGENT))
+                              worker_token_sealed="", worker_identity=WORKER,
+                              publish_on_behalf=on_behalf_of(token))
+    adapter = RecordingAdapter(config, token)
     adapter.sent = []
     await adapter.connect()
     await adapter.ready({"width": 64, "height": 64})

@@ -239,8 +239,8 @@ class FaceDriver:
 
 
 def _warm_up() -> None:
-    """Run the numeric paths once, at import (FFT plans, LAPACK): ~7 ms the first time,
-    which must not land on a session's first ticks."""
+    """Run the numeric paths once, at import (FFT plans, LAPACK): the first run is slow,
+    and must not land on a session's first ticks."""
     noise = np.random.default_rng(0).normal(0, 3_000, 1_280).astype(np.int16)
     formants(noise[:640])
     find_burst(noise, 0.0)

@@ -137,10 +137,10 @@ class FrameClock(Generic[Item]):
 
         The sessions of a tick do not all wake in one pass of the event loop: uvloop's
         timers fire on whole milliseconds, so they wake in groups a millisecond apart, and
-        each runs its face driver before it submits (~0.35 ms). A grace counted from the
+        each runs its face driver before it submits. A grace counted from the
         first submission closed a batch of 20 lite sessions before the last groups
         submitted; they made a second batch for the same tick, which waited behind the
-        first and was dropped as stale (half the frames lost at lite × 20).
+        first and was dropped as stale (frames lost at lite × 20; docs/performance.md).
         """
         if batch.timer is not None:
             batch.timer.cancel()

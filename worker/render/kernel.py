@@ -4,9 +4,10 @@ Why compiled: an eager torch op releases the GIL while it computes and must take
 back before the next op. A batch is some 500 ops, and the worker's event loop (pacing,
 face drivers, JPEG) holds the GIL for milliseconds at a time, so each op could wait up
 to the interpreter's switch interval (5 ms) for it: beside a thread running pure
-Python, a 17 ms render of eight standard frames took 1.6 s. A TorchScript function runs
-its graph in C++ with the GIL released: beside the same thread, a batch waits for it
-about a dozen times, not ~500 (``bench/render.py`` times both).
+Python, a render of eight standard frames took many times its own length. A
+TorchScript function runs its graph in C++ with the GIL released: beside the same
+thread, a batch waits for it about a dozen times, not ~500 (``bench/render.py`` times
+both).
 
 Only tensors, numbers and lists cross this boundary; ``worker.render_torch`` prepares
 them (which avatar, where each mouth and eye is) and reads the frames back. The ops and

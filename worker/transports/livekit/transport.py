@@ -78,7 +78,7 @@ class LiveKitTransportAdapter:
         self._synthetic_after = synthetic_after
         self.room = rtc.Room()
         self._inbox: asyncio.Queue[Inbound] = asyncio.Queue()
-        self._wanted = wanted_sender(config, worker_token)
+        self._wanted = wanted_sender(config)
         self.sender: str | None = None
         self._sender_joined = asyncio.Event()
         self._avatar = (AvatarAudioReceiver(self._inbox.put_nowait, self._perform_rpc)

@@ -1,31 +1,23 @@
-"""Webhooks: the endpoints read model, and the dispatcher that delivers lifecycle events.
-
-:class:`WebhookEndpointsModel` folds ``webhook.*`` events with the domain's own
-``webhook.evolve`` (the API lists endpoints from it; the dispatcher reads them).
+"""The webhook dispatcher: a process manager that POSTs lifecycle events and appends
+every attempt as ``webhook.delivery_attempted``.
 
 :class:`Dispatcher` is driven by the durable pull consumer
 (:class:`streams.webhooks.WebhookQueue`) on the public lifecycle events only (see
 ``domain.webhook.SESSION_TYPES`` / ``AVATAR_TYPES``). For each message it renders the
-public resource as of that event (the aggregate's history up to it, read from the log),
-publishes the body once on core NATS (``webhooks.<org>.<type>``, on the consumer's
-first delivery of it) and POSTs it, signed per Standard Webhooks, to every endpoint of
-the org that wants it: enabled, subscribed to the type, and created *before* the
-event in the log. Every attempt is appended as ``webhook.delivery_attempted``.
+public resource as of that event (:mod:`.sources`), publishes the body once on core NATS
+(``webhooks.<org>.<type>``, on the consumer's first delivery of it) and POSTs it, signed
+per Standard Webhooks, to every endpoint of the org that wants it: enabled, subscribed to
+the type, and created *before* the event in the log.
 
-What has been attempted comes from the log, not from memory: a
-:class:`DeliveryLedger` follows ``events.webhook.>`` only (endpoints and attempts;
-never the rest of the log) and holds, per (endpoint, webhook id), the last attempt.
-A message is acked once every wanting endpoint has settled (delivered, gone, given
-up); otherwise it is handed back to the consumer with a delay until the earliest next
-attempt, and JetStream delivers it again then. So retries ride the consumer: no
-in-memory timers, and a restart resumes every unsettled delivery at its recorded
-time (its message comes back when its delay or ``ack_wait`` is over), without folding
-the log. A session's events reach an endpoint in order: a message waits while an
-earlier lifecycle event of the same session that the endpoint wants has not settled
-(read from the ledger, so it holds across restarts and processes).
-
-Deliveries whose source event is older than ``DispatchSettings.horizon`` (3 days) are
-dropped, and the ledger forgets them: that is what keeps its memory bounded.
+What has been attempted is read from the :class:`~.ledger.DeliveryLedger`, never from
+memory. A message is acked once every wanting endpoint has settled (delivered, gone,
+given up); otherwise it is handed back to the consumer with a delay until the earliest
+next attempt, and JetStream delivers it again then. So retries ride the consumer: no
+in-memory timers, and a restart resumes every unsettled delivery at its recorded time
+(its message comes back when its delay or ``ack_wait`` is over). A session's events
+reach an endpoint in order: a message waits while an earlier lifecycle event of the
+same session that the endpoint wants has not settled (read from the ledger, so it holds
+across restarts and processes).
 
 One active dispatcher: :func:`dispatch_while_holding` lets only the holder of the
 dispatcher lease fetch from the consumer; a standby takes over within the lease's
@@ -40,159 +32,34 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
 
 import httpx
-import msgspec
 from standardwebhooks import Webhook
 
-from protoface.domain import avatar, ids, session, webhook
-from protoface.domain.avatar import Avatar, AvatarEvent
-from protoface.domain.events import Event
+from protoface.domain import ids, webhook
 from protoface.domain.sealing import Keyring
-from protoface.domain.session import Session, SessionEvent
-from protoface.domain.webhook import (
-    Delivery,
-    DeliveryAttempted,
-    Endpoint,
-    EndpointCreated,
-    WebhookEvent,
-)
+from protoface.domain.webhook import DeliveryAttempted, Endpoint
 from protoface.projections.runner import Projector
-from protoface.projections.webhook_urls import (
+from protoface.projections.webhooks.ledger import DEFAULT_HORIZON, DeliveryLedger
+from protoface.projections.webhooks.sources import Render, RenderAvatar, Source, Sources
+from protoface.projections.webhooks.urls import (
     Resolver,
     UrlRefused,
     resolve_target,
     system_resolver,
 )
 from protoface.streams import subjects
-from protoface.streams.eventlog import EventLog, LogUnavailable, Stored, history_of
+from protoface.streams.eventlog import EventLog, LogUnavailable
 from protoface.streams.lease import Lease
 from protoface.streams.transact import Stream, current_version, transact
 from protoface.streams.webhooks import Job, WebhookQueue
 
 log = logging.getLogger("protoface.webhooks")
-_encoder = msgspec.json.Encoder()
 
-
-# ── The read model ──────────────────────────────────────────────────────────────
-
-
-@dataclass
-class WebhookEndpointsModel:
-    endpoints: dict[str, Endpoint] = field(default_factory=dict)
-    by_org: dict[str, list[str]] = field(default_factory=dict)
-    versions: dict[str, int] = field(default_factory=dict)
-    last_seq: int = 0
-
-    def apply(self, seq: int, event: Event) -> None:
-        if seq <= self.last_seq:
-            return
-        self.last_seq = seq
-        if not isinstance(event, WebhookEvent):
-            return
-        before = self.endpoints.get(event.endpoint_id)
-        after = webhook.evolve(before, event)
-        if after is None:
-            return
-        self.endpoints[after.id] = after
-        self.versions[after.id] = seq
-        if before is None:
-            self.by_org.setdefault(after.org_id, []).append(after.id)
-
-    def get(self, org_id: str, endpoint_id: str) -> Endpoint | None:
-        found = self.endpoints.get(endpoint_id)
-        if found is None or found.org_id != org_id or found.status == "deleted":
-            return None
-        return found
-
-    def of_org(self, org_id: str) -> list[Endpoint]:
-        """The org's endpoints (not deleted), oldest first."""
-        return [e for i in self.by_org.get(org_id, []) if (e := self.endpoints[i]).status
-                != "deleted"]
-
-    def export(self) -> dict[str, object]:
-        return {
-            "endpoints": dict(sorted(self.endpoints.items())),
-            "versions": dict(sorted(self.versions.items())),
-            "last_seq": self.last_seq,
-        }
-
-
-# ── What the dispatcher reads: endpoints and the last attempt of each delivery ──
-
-# Deliveries whose source event is older than this are dropped (and forgotten).
-DEFAULT_HORIZON = 3 * 24 * 3600.0
-# A writer's clock may run ahead of ours by up to this: anything the ledger forgot
-# (by the log's times) is also expired by ours, so it is never delivered again.
-CLOCK_SKEW = timedelta(hours=1)
-PRUNE_EVERY = 1000  # attempts folded between two prunes
-
-
-@dataclass
-class DeliveryLedger:
-    """Folded from ``webhook.*`` events only: the endpoints, the sequence each was
-    created at (an endpoint gets the events stored after it), and the last attempt of
-    each (endpoint, webhook id). Attempts whose source event lies ``horizon`` before the
-    newest attempt folded are forgotten: by the log's own times, so every fold of the
-    same log forgets the same."""
-
-    horizon: timedelta = timedelta(seconds=DEFAULT_HORIZON)
-    endpoints: WebhookEndpointsModel = field(default_factory=WebhookEndpointsModel)
-    created: dict[str, int] = field(default_factory=dict)
-    attempts: dict[tuple[str, str], DeliveryAttempted] = field(default_factory=dict)
-    newest: datetime | None = None
-    last_seq: int = 0
-    _folded: int = 0  # attempts since the last prune
-
-    def apply(self, seq: int, event: Event) -> None:
-        if seq <= self.last_seq:
-            return
-        self.last_seq = seq
-        self.endpoints.apply(seq, event)
-        if isinstance(event, EndpointCreated):
-            self.created.setdefault(event.endpoint_id, seq)
-        elif isinstance(event, DeliveryAttempted):
-            self.attempts[(event.endpoint_id, event.webhook_id)] = event
-            self.newest = event.at if self.newest is None else max(self.newest, event.at)
-            self._folded += 1
-            if self._folded >= PRUNE_EVERY:
-                self.prune()
-
-    def prune(self) -> None:
-        self._folded = 0
-        if self.newest is None:
-            return
-        cutoff = self.newest - self.horizon
-        self.attempts = {key: attempted for key, attempted in self.attempts.items()
-                         if not _born_before(key[1], cutoff)}
-
-    def expired(self, webhook_id: str, now: datetime) -> bool:
-        """Past the horizon: not delivered any more (the ledger may have forgotten it)."""
-        return _born_before(webhook_id, now - self.horizon + CLOCK_SKEW)
-
-    def wants(self, endpoint: Endpoint, event_type: str, seq: int) -> bool:
-        """Whether ``endpoint`` gets the ``event_type`` event stored at ``seq``."""
-        return endpoint.wants(event_type) and self.created.get(endpoint.id, seq) < seq
-
-    def wanting(self, org_id: str, event_type: str, seq: int) -> list[Endpoint]:
-        return [e for e in self.endpoints.of_org(org_id) if self.wants(e, event_type, seq)]
-
-    def last_attempt(self, endpoint_id: str, webhook_id: str) -> DeliveryAttempted | None:
-        return self.attempts.get((endpoint_id, webhook_id))
-
-
-def _born_before(webhook_id: str, cutoff: datetime) -> bool:
-    born = ids.time_of(webhook_id)  # the source event's id time (webhook_id keeps its ULID)
-    return born is not None and born < cutoff
-
-
-# ── The dispatcher ──────────────────────────────────────────────────────────────
 
 # A message waiting for an earlier event of its session that nobody has attempted yet
 # (it is in another handler, or in a dead dispatcher's hands until ack_wait) looks
@@ -200,7 +67,6 @@ def _born_before(webhook_id: str, cutoff: datetime) -> bool:
 BLOCKED_RECHECK = 0.2
 MAX_BLOCKED_WAIT = 5.0
 ERROR_DELAY = 5.0  # a message whose handling failed (log unreachable, …) comes back after
-HISTORIES_KEPT = 1024  # aggregates whose history the dispatcher keeps at hand
 
 
 @dataclass(frozen=True)
@@ -216,27 +82,6 @@ class DispatchSettings:
     concurrency: int = 64  # messages in hand at once
 
 
-@dataclass(frozen=True)
-class Source:
-    """A lifecycle event as its webhooks carry it, with the earlier lifecycle events
-    of its session (``(seq, public type, webhook id)``) that must reach an endpoint first."""
-
-    org_id: str
-    seq: int
-    delivery: Delivery
-    body: bytes
-    earlier: tuple[tuple[int, str, str], ...] = ()
-
-
-Render = Callable[[Session], Any]
-RenderAvatar = Callable[[Avatar], Any]
-
-
-def lifecycle_body(event_type: str, at: datetime, data: Any) -> bytes:
-    """``{type, timestamp, data}``: what is POSTed and published."""
-    return _encoder.encode({"type": event_type, "timestamp": at, "data": data})
-
-
 class Dispatcher:
     """Delivers webhooks. ``render`` turns a session into its public resource,
     ``render_avatar`` an avatar (without it, ``avatar.*`` webhooks are not sent)."""
@@ -247,17 +92,13 @@ class Dispatcher:
     ) -> None:
         self.log = event_log
         self.keyring = keyring
-        self.render = render
-        self.render_avatar = render_avatar
+        self.sources = Sources(event_log, render, render_avatar)
         self.settings = settings or DispatchSettings()
         self.ledger = DeliveryLedger(horizon=timedelta(seconds=self.settings.horizon))
         self.endpoints = self.ledger.endpoints
         self.projector = Projector(
             event_log, [self.ledger], subject=subjects.WEBHOOK_EVENTS, metrics=False)
         self.queue: WebhookQueue | None = None
-        # Recent aggregates' histories (subject filter → stored events, oldest first):
-        # a session's lifecycle events come one after another.
-        self._histories: OrderedDict[str, list[Stored]] = OrderedDict()
         self._pump: asyncio.Task[None] | None = None
         self._handling: set[asyncio.Task[None]] = set()
         self._attempts: set[asyncio.Future[DeliveryAttempted]] = set()
@@ -361,7 +202,7 @@ class Dispatcher:
         seconds until the message is worth looking at again."""
         if self.ledger.expired(webhook.webhook_id(job.event.id), datetime.now(UTC)):
             return None
-        source = await self._source(job)
+        source = await self.sources.of(job.event, job.seq)
         if source is None:
             return None
         if job.deliveries == 1:  # published once, as the consumer first hands it out
@@ -410,70 +251,6 @@ class Dispatcher:
             if last.outcome == "retrying":  # look again once its next attempt has run
                 return _until(last.next_attempt_at, now) + BLOCKED_RECHECK
         return None
-
-    # ── The source event, as of its place in the log ────────────────────────────
-
-    async def _source(self, job: Job) -> Source | None:
-        event = job.event
-        history = await self._history(event, job.seq)
-        if isinstance(event, SessionEvent):
-            return self._session_source(event, job.seq, history)
-        if isinstance(event, AvatarEvent):
-            return self._avatar_source(event, job.seq, history)
-        return None  # not a lifecycle event (the consumer's filter lets none through)
-
-    def _session_source(self, event: SessionEvent, seq: int,
-                        history: list[Stored]) -> Source | None:
-        state: Session | None = None
-        earlier: list[tuple[int, str, str]] = []
-        for stored in history:
-            assert isinstance(stored.event, SessionEvent)
-            state = session.evolve(state, stored.event)
-            public = webhook.SESSION_TYPES.get(_type_of(stored.event))
-            if public is not None and stored.seq < seq:
-                earlier.append((stored.seq, public, webhook.webhook_id(stored.event.id)))
-        public = webhook.SESSION_TYPES.get(_type_of(event))
-        if state is None or public is None:
-            return None
-        return self._made(event, seq, public, self.render(state), event.session_id,
-                          tuple(earlier))
-
-    def _avatar_source(self, event: AvatarEvent, seq: int,
-                       history: list[Stored]) -> Source | None:
-        state: Avatar | None = None
-        for stored in history:
-            assert isinstance(stored.event, AvatarEvent)
-            state = avatar.evolve(state, stored.event)
-        public = webhook.AVATAR_TYPES.get(_type_of(event))
-        if (state is None or public is None or self.render_avatar is None
-                or state.status == "deleted"):
-            return None
-        return self._made(event, seq, public, self.render_avatar(state), None)
-
-    @staticmethod
-    def _made(event: SessionEvent | AvatarEvent, seq: int, public: str, data: Any,
-              session_id: str | None, earlier: tuple[tuple[int, str, str], ...] = ()) -> Source:
-        delivery = Delivery(webhook_id=webhook.webhook_id(event.id), event_type=public,
-                            session_id=session_id, source_event_id=event.id)
-        return Source(event.org_id, seq, delivery, lifecycle_body(public, event.at, data),
-                      earlier)
-
-    async def _history(self, event: Event, seq: int) -> list[Stored]:
-        """The events of ``event``'s aggregate up to ``seq`` (read once, then extended)."""
-        subject = history_of(event)
-        known = self._histories.get(subject, [])
-        if known and known[-1].seq >= seq:
-            self._histories.move_to_end(subject)
-            return [s for s in known if s.seq <= seq]
-        start = known[-1].seq + 1 if known else 1
-        stored = [*known, *await self.log.read(subject, start, seq)]
-        latest = self._histories.get(subject)
-        if latest is None or latest[-1].seq < stored[-1].seq:  # another handler may be ahead
-            self._histories[subject] = stored
-            self._histories.move_to_end(subject)
-            while len(self._histories) > HISTORIES_KEPT:
-                self._histories.popitem(last=False)
-        return stored
 
     # ── Delivering ──────────────────────────────────────────────────────────────
 
@@ -558,10 +335,6 @@ def _until(when: datetime | None, now: datetime) -> float:
     return 0.0 if when is None else max(0.0, (when - now).total_seconds())
 
 
-def _type_of(event: msgspec.Struct) -> str:
-    event_type = type(event).__struct_config__.tag
-    assert isinstance(event_type, str)
-    return event_type
 
 
 def _retry_after(value: str | None) -> float | None:
