@@ -51,6 +51,13 @@ def eye_refinement(side: str) -> np.ndarray:
     return np.asarray(table[side], np.int64)
 
 
+def lips_refinement() -> np.ndarray:
+    """Mesh indices of the attention model's 80 lip points, in its output order."""
+    table = _mesh()["lips_refinement"]
+    assert isinstance(table, list)
+    return np.asarray(table, np.int64)
+
+
 @cache
 def loop(name: str) -> tuple[int, ...]:
     """The points of a closed contour (face oval, eye, iris), walked in order."""
