@@ -16,13 +16,16 @@ import torch.nn.functional as F
 
 from .tflite_graph import Operator, Tensor
 
+LAST = torch.channels_last
 VALID = 1  # tflite Padding: SAME = 0, VALID = 1
 BUILTIN_KINDS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "PRELU", "ADD", "MUL", "MAX_POOL_2D",
                            "PAD", "RESHAPE", "STRIDED_SLICE"})
 
 
 def to_nchw(x: torch.Tensor) -> torch.Tensor:
-    return x.permute(0, 3, 1, 2).contiguous() if x.dim() == 4 else x
+    # NCHW indexing over NHWC memory (channels_last): torch's CPU convolutions, the
+    # depthwise ones above all, run about twice as fast on it at these small sizes.
+    return x.permute(0, 3, 1, 2).contiguous(memory_format=LAST) if x.dim() == 4 else x
 
 
 def to_nhwc(x: torch.Tensor) -> torch.Tensor:
@@ -37,11 +40,11 @@ def constant(tensor: Tensor, consumer: str, slot: int) -> torch.Tensor:
         return torch.from_numpy(data.astype(np.int64))
     values = torch.from_numpy(data.astype(np.float32))
     if consumer == "CONV_2D" and slot == 1:  # [out, h, w, in] → [out, in, h, w]
-        return values.permute(0, 3, 1, 2).contiguous()
+        return values.permute(0, 3, 1, 2).contiguous(memory_format=LAST)
     if consumer == "DEPTHWISE_CONV_2D" and slot == 1:  # [1, h, w, c] → [c, 1, h, w]
-        return values.permute(3, 0, 1, 2).contiguous()
-    if consumer == "PRELU" and slot == 1:  # [1, 1, c] slopes, broadcast over NCHW
-        return values.reshape(1, -1, 1, 1)
+        return values.permute(3, 0, 1, 2).contiguous(memory_format=LAST)
+    if consumer == "PRELU" and slot == 1:  # [1, 1, c] slopes → F.prelu's one per channel
+        return values.reshape(-1)
     return to_nchw(values)
 
 
@@ -51,16 +54,15 @@ def _same(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]
     return total // 2, total - total // 2
 
 
-def _pad_for(x: torch.Tensor, kernel: tuple[int, int], options: dict[str, object],
-             fill: float = 0.0) -> torch.Tensor:
+def _same_pads(x: torch.Tensor, kernel: tuple[int, int],
+               options: dict[str, object]) -> tuple[int, int, int, int]:
+    """(left, right, top, bottom) of TFLite's SAME padding, or zeros for VALID."""
     if options["padding"] == VALID:
-        return x
+        return 0, 0, 0, 0
     dil_h, dil_w = int(str(options.get("dilation_h", 1))), int(str(options.get("dilation_w", 1)))
     top, bottom = _same(x.shape[2], kernel[0], int(str(options["stride_h"])), dil_h)
     left, right = _same(x.shape[3], kernel[1], int(str(options["stride_w"])), dil_w)
-    if top == bottom == left == right == 0:
-        return x
-    return F.pad(x, (left, right, top, bottom), value=fill)
+    return left, right, top, bottom
 
 
 def _option(op: Operator, name: str) -> int:
@@ -73,15 +75,19 @@ def _conv(op: Operator, args: list[torch.Tensor], groups: int) -> torch.Tensor:
     x, weight, bias = args[0], args[1], args[2] if len(args) > 2 else None
     if _option(op, "activation") != 0:
         raise ValueError("fused activations are not ported")
-    x = _pad_for(x, (weight.shape[2], weight.shape[3]), op.options)
+    left, right, top, bottom = _same_pads(x, (weight.shape[2], weight.shape[3]), op.options)
+    padding = (top, left)
+    if (left, top) != (right, bottom):  # uneven: pad apart (torch pads both sides alike)
+        x, padding = F.pad(x, (left, right, top, bottom)), (0, 0)
     return F.conv2d(x, weight, bias, (_option(op, "stride_h"), _option(op, "stride_w")),
-                    dilation=(_option(op, "dilation_h"), _option(op, "dilation_w")),
-                    groups=groups)
+                    padding, (_option(op, "dilation_h"), _option(op, "dilation_w")), groups)
 
 
 def _max_pool(op: Operator, x: torch.Tensor) -> torch.Tensor:
     kernel = (_option(op, "filter_h"), _option(op, "filter_w"))
-    x = _pad_for(x, kernel, op.options, fill=-math.inf)
+    pads = _same_pads(x, kernel, op.options)
+    if any(pads):  # SAME pooling ignores the padding: pad with −∞
+        x = F.pad(x, pads, value=-math.inf)
     return F.max_pool2d(x, kernel, (_option(op, "stride_h"), _option(op, "stride_w")))
 
 
@@ -115,7 +121,7 @@ def builtin(op: Operator, args: list[torch.Tensor], out_shape: tuple[int, ...]) 
     if kind == "DEPTHWISE_CONV_2D":
         return _conv(op, args, args[0].shape[1])
     if kind == "PRELU":
-        return torch.where(args[0] >= 0, args[0], args[0] * args[1])
+        return F.prelu(args[0], args[1])
     if kind in ("ADD", "MUL"):
         if _option(op, "activation") != 0:
             raise ValueError("fused activations are not ported")
