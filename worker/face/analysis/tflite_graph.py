@@ -132,12 +132,9 @@ def _options(kind: str, op: _Table) -> dict[str, object]:
         loaded = flexbuffers.Loads(custom) if custom else {}
         assert isinstance(loaded, dict)
         return loaded
-    table = op.table(4)  # builtin_options
-    values: dict[str, object] = {}
-    for slot, name, fmt in OPTIONS.get(kind, ()):
-        values[name] = table.scalar(slot, fmt, DEFAULTS.get(name, 0)) if table else DEFAULTS.get(
-            name, 0)
-    return values
+    table = op.table(4)  # builtin_options; absent when every field has its default
+    return {name: table.scalar(slot, fmt, DEFAULTS.get(name, 0)) if table
+            else DEFAULTS.get(name, 0) for slot, name, fmt in OPTIONS.get(kind, ())}
 
 
 def _tensor(raw: _Table, buffers: list[_Table]) -> Tensor:

@@ -1,7 +1,8 @@
 """TensorFlow Lite's builtin ops, as the torch port runs them.
 
-TFLite tensors are NHWC; the port keeps every 4-D activation NCHW (torch's convolution
-layout) and converts only where a reshape or a slice depends on the element order.
+TFLite tensors are NHWC; the port indexes every 4-D activation NCHW, as torch's operators
+do, over NHWC memory (``channels_last``), and reorders only where a reshape or a slice
+depends on the element order.
 Weights are converted once, when the graph is loaded (``constant``). Padding follows
 TFLite's SAME rule, which puts the odd pixel after (bottom, right), unlike torch's.
 """
@@ -54,28 +55,29 @@ def _same(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]
     return total // 2, total - total // 2
 
 
-def _same_pads(x: torch.Tensor, kernel: tuple[int, int],
-               options: dict[str, object]) -> tuple[int, int, int, int]:
-    """(left, right, top, bottom) of TFLite's SAME padding, or zeros for VALID."""
-    if options["padding"] == VALID:
-        return 0, 0, 0, 0
-    dil_h, dil_w = int(str(options.get("dilation_h", 1))), int(str(options.get("dilation_w", 1)))
-    top, bottom = _same(x.shape[2], kernel[0], int(str(options["stride_h"])), dil_h)
-    left, right = _same(x.shape[3], kernel[1], int(str(options["stride_w"])), dil_w)
-    return left, right, top, bottom
-
-
 def _option(op: Operator, name: str) -> int:
     value = op.options[name]
     assert isinstance(value, int)
     return value
 
 
+def _same_pads(op: Operator, x: torch.Tensor,
+               kernel: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(left, right, top, bottom) of TFLite's SAME padding, or zeros for VALID."""
+    if _option(op, "padding") == VALID:
+        return 0, 0, 0, 0
+    dilation_h = _option(op, "dilation_h") if "dilation_h" in op.options else 1
+    dilation_w = _option(op, "dilation_w") if "dilation_w" in op.options else 1
+    top, bottom = _same(x.shape[2], kernel[0], _option(op, "stride_h"), dilation_h)
+    left, right = _same(x.shape[3], kernel[1], _option(op, "stride_w"), dilation_w)
+    return left, right, top, bottom
+
+
 def _conv(op: Operator, args: list[torch.Tensor], groups: int) -> torch.Tensor:
     x, weight, bias = args[0], args[1], args[2] if len(args) > 2 else None
     if _option(op, "activation") != 0:
         raise ValueError("fused activations are not ported")
-    left, right, top, bottom = _same_pads(x, (weight.shape[2], weight.shape[3]), op.options)
+    left, right, top, bottom = _same_pads(op, x, (weight.shape[2], weight.shape[3]))
     padding = (top, left)
     if (left, top) != (right, bottom):  # uneven: pad apart (torch pads both sides alike)
         x, padding = F.pad(x, (left, right, top, bottom)), (0, 0)
@@ -85,7 +87,7 @@ def _conv(op: Operator, args: list[torch.Tensor], groups: int) -> torch.Tensor:
 
 def _max_pool(op: Operator, x: torch.Tensor) -> torch.Tensor:
     kernel = (_option(op, "filter_h"), _option(op, "filter_w"))
-    pads = _same_pads(x, kernel, op.options)
+    pads = _same_pads(op, x, kernel)
     if any(pads):  # SAME pooling ignores the padding: pad with −∞
         x = F.pad(x, pads, value=-math.inf)
     return F.max_pool2d(x, kernel, (_option(op, "stride_h"), _option(op, "stride_w")))
