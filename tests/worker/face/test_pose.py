@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from protoface.worker.face.analysis import analyse
 from protoface.worker.face.analysis.pose import solve
 
-from .portraits import rgb
+from .portraits import reference, rgb
 from .synthetic import SIZE, projected
 
 
@@ -34,8 +35,19 @@ def test_rotating_the_photograph_rolls_the_head() -> None:
 
 
 def test_mirroring_the_photograph_mirrors_yaw_and_roll() -> None:
+    """Within what MediaPipe's own refined landmarks allow: solved from its recorded 478
+    points, the two rolls are 1.6° apart (its plain mesh: 0.4°)."""
     face = analyse(rgb("grace_hopper")).pose
     mirrored = analyse(rgb("grace_hopper_mirrored")).pose
     assert face.yaw == pytest.approx(-mirrored.yaw, abs=3.5)
-    assert face.roll == pytest.approx(-mirrored.roll, abs=1.0)
+    assert face.roll == pytest.approx(-mirrored.roll, abs=2.0)
     assert face.pitch == pytest.approx(mirrored.pitch, abs=1.0)
+
+
+@pytest.mark.parametrize("name", ["grace_hopper", "grace_hopper_mirrored", "astronaut_tilted"])
+def test_pose_is_the_one_mediapipes_landmarks_give(name: str) -> None:
+    data = reference(name)
+    theirs = solve(np.array(data["mesh478"], np.float32), data["width"], data["height"])
+    ours = analyse(rgb(name)).pose
+    assert (ours.yaw, ours.pitch, ours.roll) == pytest.approx(
+        (theirs.yaw, theirs.pitch, theirs.roll), abs=0.1)

@@ -16,7 +16,7 @@ import numpy as np
 from . import features
 from .detector import detect
 from .geometry import Roi, roi_of_box, rotation_between
-from .mesh import FACE_SCALE, MIN_PRESENCE, face_roi, landmarks, refine
+from .mesh import FACE_SCALE, MIN_PRESENCE, face_roi, refined_landmarks
 from .pose import Pose, solve
 from .topology import MESH_POINTS
 
@@ -42,8 +42,8 @@ def tracking_roi(points: np.ndarray) -> Roi:
 
 
 def _mesh_in(rgb: np.ndarray, roi: Roi) -> np.ndarray | None:
-    points, presence = landmarks(rgb, roi)
-    return refine(rgb, points).astype(np.float32) if presence >= MIN_PRESENCE else None
+    points, presence = refined_landmarks(rgb, roi)
+    return points.astype(np.float32) if presence >= MIN_PRESENCE else None
 
 
 def _crop(rgb: np.ndarray, previous: Measurement | None) -> Roi | None:

@@ -45,10 +45,17 @@ def edges(name: str) -> np.ndarray:
 
 
 def eye_refinement(side: str) -> np.ndarray:
-    """Mesh indices of the iris model's 71 eye-contour points, in its output order."""
+    """Mesh indices of an eye head's 71 contour points (attention model), in its output order."""
     table = _mesh()["eye_refinement"]
     assert isinstance(table, dict)
     return np.asarray(table[side], np.int64)
+
+
+def lips_refinement() -> np.ndarray:
+    """Mesh indices of the attention model's 80 lip points, in its output order."""
+    table = _mesh()["lips_refinement"]
+    assert isinstance(table, list)
+    return np.asarray(table, np.int64)
 
 
 @cache

@@ -3,9 +3,9 @@
     python -m protoface.worker.face.analysis.models.vendor [--wheel PATH]
 
 Without ``--wheel`` it runs ``pip download --no-deps mediapipe==0.10.14`` for CPython 3.11
-on Linux x86_64. It copies four ``.tflite`` files, converts the contour and tesselation
+on Linux x86_64. It copies five ``.tflite`` files, converts the contour and tesselation
 edge sets of ``face_mesh_connections.py`` to ``mesh.json`` (sorted, so the file is
-byte-for-byte stable), adds the eye refinement index maps and rewrites ``SHA256SUMS``
+byte-for-byte stable), adds the lips and eye refinement index maps and rewrites ``SHA256SUMS``
 (which also covers our own ``pose_template.json``, see ``derive_template.py``).
 """
 
@@ -27,6 +27,8 @@ MODELS = {
     "face_detection_short_range.tflite":
         "mediapipe/modules/face_detection/face_detection_short_range.tflite",
     "face_landmark.tflite": "mediapipe/modules/face_landmark/face_landmark.tflite",
+    "face_landmark_with_attention.tflite":
+        "mediapipe/modules/face_landmark/face_landmark_with_attention.tflite",
     "iris_landmark.tflite": "mediapipe/modules/iris_landmark/iris_landmark.tflite",
     "selfie_segmentation.tflite":
         "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite",
@@ -62,6 +64,20 @@ LEFT_EYE_REFINEMENT = [
 ]
 
 
+# The 80 lip points of the attention model's lips head, as mesh indices, in its output
+# order: from the same graph (its ``# 1 - lips`` refinement, z left to the mesh).
+LIPS_REFINEMENT = [
+    61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291,
+    185, 40, 39, 37, 0, 267, 269, 270, 409,
+    78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308,
+    191, 80, 81, 82, 13, 312, 311, 310, 415,
+    76, 77, 90, 180, 85, 16, 315, 404, 320, 307, 306,
+    184, 74, 73, 72, 11, 302, 303, 304, 408,
+    62, 96, 89, 179, 86, 15, 316, 403, 319, 325, 292,
+    183, 42, 41, 38, 12, 268, 271, 272, 407,
+]
+
+
 def download(into: Path) -> Path:
     subprocess.run(
         [sys.executable, "-m", "pip", "download", "--no-deps", f"mediapipe=={VERSION}",
@@ -89,6 +105,7 @@ def mesh_json(source: str) -> bytes:
         "source": f"mediapipe=={VERSION}: {CONNECTIONS}",
         "edges": edge_sets(source),
         "eye_refinement": {"right": RIGHT_EYE_REFINEMENT, "left": LEFT_EYE_REFINEMENT},
+        "lips_refinement": LIPS_REFINEMENT,
     }
     return (json.dumps(data, separators=(",", ":"), sort_keys=True) + "\n").encode()
 
