@@ -13,7 +13,7 @@ import pytest
 
 from protoface.cli import Parser, _parser
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 COMMANDS = {
     "up", "api", "worker", "supervisor", "webhooks", "keys create", "credits grant",
