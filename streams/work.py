@@ -37,11 +37,20 @@ from protoface.streams.eventlog import EventLog, LogUnavailable, decode
 
 
 class WorkerInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A worker's announcement. Fields after ``draining`` came with capacity by cost
+    (``domain.capacity``); an older worker's entry decodes with them empty, and is then
+    counted by its free slots alone."""
+
     worker_id: str
     slots: int
     free: int
     sessions: tuple[str, ...] = ()
     draining: bool = False
+    capacity: float = 0.0  # cost units; 0: unknown (an older worker)
+    used: float = 0.0  # cost units of the sessions it runs
+    costs: dict[str, float] = msgspec.field(default_factory=dict)  # tier → units a session
+    room: dict[str, int] = msgspec.field(default_factory=dict)  # tier → sessions that fit
+    overloaded: str | None = None  # why it stopped claiming, while it has
 
 
 _info_encoder = msgspec.json.Encoder()
