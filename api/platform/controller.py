@@ -55,4 +55,4 @@ def _workers_status(services: Services) -> Health:
         return "degraded"  # sessions are accepted and wait for a worker
     if services.capacity.live_workers() == 0:
         return "outage"
-    return "operational" if services.capacity.free_slots() > 0 else "degraded"
+    return "operational" if services.capacity.has_room() else "degraded"
