@@ -24,6 +24,7 @@ from protoface.streams import subjects
 from protoface.streams.avatars import AvatarStore
 from protoface.streams.eventlog import EventLog
 from protoface.streams.idempotency import IdempotencyStore
+from protoface.streams.rates import CreateRates
 from protoface.streams.snapshots import SnapshotStore
 
 
@@ -36,7 +37,7 @@ class Services:
         idempotency: IdempotencyStore, keyring: Keyring, capacity: Capacity,
         usage: UsageModel, background: list[asyncio.Task[None]] | None = None,
         avatars: AvatarService, webhooks: WebhookService | None = None,
-        deliveries: RecentDeliveries | None = None,
+        deliveries: RecentDeliveries | None = None, rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.background = background or []
         self.settings = settings
@@ -50,7 +51,7 @@ class Services:
         self.keyring = keyring
         self.capacity = capacity
         self.media_tokens = MediaTokens(keyring)
-        self.rate_limiter = RateLimiter()
+        self.rate_limiter = rate_limiter or RateLimiter()
         if webhooks is None:  # endpoints read model, folded from webhook.* events only
             model = WebhookEndpointsModel()
             webhooks = WebhookService(
@@ -96,6 +97,7 @@ class Services:
                 log, webhook_follower, webhook_model, keyring, production=settings.production,
                 allow_private=settings.webhook_allow_private),
             deliveries=deliveries,
+            rate_limiter=RateLimiter(await CreateRates.open(log.js, settings.replicas)),
         )
 
     async def stop(self) -> None:

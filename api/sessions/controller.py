@@ -64,7 +64,7 @@ class SessionsController(Controller):
             starting_after=params.get("starting_after"),
             limit=query_int(params.get("limit"), "limit", 20, 1, 100),
         )
-        page, has_more = services.sessions.page(query)
+        page, has_more = await services.sessions.page(query)
         data = [session_view(s) for s in page]
         cursor = data[-1].id if has_more and data else None
         return json_response(SessionList(data=data, has_more=has_more, next_cursor=cursor))

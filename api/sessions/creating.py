@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 
 from litestar import Request, Response
@@ -29,7 +28,7 @@ async def create(
         plan_rate = principal.org.plan_limits.create_rate_per_minute
         if plan_rate is not None:
             rate = services.settings.create_rate_per_minute or plan_rate
-            services.rate_limiter.check(principal.key_id, rate, time.monotonic())
+            await services.rate_limiter.check(principal.key_id, rate)
         return 201, await build(raw)
 
     key = request.headers.get(idempotency.HEADER)

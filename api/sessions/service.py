@@ -216,5 +216,10 @@ class SessionService:
                            param="session_id")
         return found
 
-    def page(self, query: Query) -> tuple[list[Session], bool]:
+    async def page(self, query: Query) -> tuple[list[Session], bool]:
+        """A page of the org's sessions, as of its latest session event in the log: a
+        session created a moment ago through another API process is in it."""
+        version = await current_version(self.log, Stream.org_sessions(query.org_id))
+        if version > self.projector.last_seq:
+            await self.projector.wait_for(version)
         return self.model.page(query)
