@@ -46,6 +46,14 @@ def two_apis(own_nats: EmbeddedNats, tmp_path: Path) -> Iterator[tuple[Deploymen
         deployment.stop()
 
 
+def room(url: str, quality: str) -> list[int]:
+    """``protoface_capacity_room_sessions`` of every live worker for ``quality``."""
+    text = httpx.get(f"{url}/metrics", timeout=2).text
+    prefix = "protoface_capacity_room_sessions{"
+    return [int(float(line.split()[-1])) for line in text.splitlines()
+            if line.startswith(prefix) and f'quality="{quality}"' in line]
+
+
 def workers_status(url: str) -> str | None:
     try:
         body = httpx.get(f"{url}/v1/status", timeout=1).json()
@@ -68,6 +76,9 @@ async def test_concurrent_creates_through_two_apis_never_overbook_a_worker(
 ) -> None:
     deployment, second = two_apis
     key = deployment.new_key("scale")
+    # Given the worker's room as every API shows it (Prometheus, per worker and tier) …
+    for url in (deployment.url, second):
+        assert room(url, "lite") == [LITE_ROOM]
     async with httpx.AsyncClient(timeout=30) as client:
         async def create(url: str) -> httpx.Response:
             return await client.post(f"{url}/v1/pipecat/sessions", headers=auth(key),
@@ -90,9 +101,15 @@ async def test_concurrent_creates_through_two_apis_never_overbook_a_worker(
               f"(room {LITE_ROOM})")
         assert len(claimed) == LITE_ROOM
         assert all(logged[i].status == "queued" for i in set(admitted) - set(claimed))
-        # Then the next create is refused by either API.
+        # Then the next create is refused by either API, whose metrics show the worker
+        # full, and whose status says the workers are degraded (documented fields only).
         for url in (deployment.url, second):
             late = await create(url)
             assert late.status_code == 503, late.text
             assert late.json()["error"]["code"] == "at_capacity"
+            assert room(url, "lite") == [0]
+            status = httpx.get(f"{url}/v1/status").json()
+            assert set(status) == {"status", "components", "updated_at"}
+            assert all(set(c) == {"name", "status"} for c in status["components"])
+            assert workers_status(url) == "degraded"
     assert not [i for i in admitted if logged[i].status in s.TERMINAL]
