@@ -74,6 +74,7 @@ class Worker:
         self.costs: dict[str, float] = {}  # tier → units a session; measured in run()
         self._tiers: dict[str, str] = {}  # running session → its tier
         self.overload = Overload()
+        self._announced_overload: str | None = None
 
     @property
     def worker_id(self) -> str:
@@ -89,7 +90,12 @@ class Worker:
 
     def room(self) -> dict[str, int]:
         """Sessions of each tier this worker would still claim now."""
-        if self.draining or self.overload.check(self.worker_id) is not None:
+        overloaded = self.overload.check(self.worker_id)
+        if overloaded != self._announced_overload and self._registry is not None:
+            # Overloaded or recovered: the APIs hear it now, not at the next heartbeat.
+            self._announced_overload = overloaded
+            asyncio.get_running_loop().create_task(self._announce())
+        if self.draining or overloaded is not None:
             return dict.fromkeys(self.costs, 0)
         return cost.room(self.costs, self.capacity, self.used, self.free)
 
