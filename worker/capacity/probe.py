@@ -2,8 +2,11 @@
 
 Per tier, one frame's time as a session pays it every tick: a batched render on the
 worker's model (a stock avatar, the tier's geometry), the JPEG encode the transport
-does, and the face driver step on the event loop. Times are medians of a few calls
-after a warm-up (which also warms the tier for the first real session). The probe is
+does, and the face driver step on the event loop. Each time is the fastest of a few
+calls after a warm-up (which also warms the tier for the first real session): other
+work on the machine only ever adds time, so the fastest is the worker's own cost (the
+median swung 2–3× with a neighbour's load); load that persists is what the overload
+guard (``overload``) sees in the late frames. The probe is
 bounded by ``budget_seconds``: a tier measured late keeps the costliest estimate yet
 (its pinned figure, if the operator gave one, wins anyway).
 """
@@ -11,7 +14,6 @@ bounded by ``budget_seconds``: a tier measured late keeps the costliest estimate
 from __future__ import annotations
 
 import logging
-import statistics
 import time
 from collections.abc import Callable, Iterable
 
@@ -31,7 +33,7 @@ log = logging.getLogger("protoface.worker.capacity")
 # Frames per probe batch: a worker batches a tier's sessions; a few frames per call
 # measure the batched cost without paying for a big batch on the slow tiers.
 PROBE_BATCH = 4
-REPEATS = 3
+REPEATS = 5
 
 
 def probe(tiers: Iterable[str], budget_seconds: float = 2.0) -> dict[str, float]:
@@ -83,7 +85,7 @@ def _median_ms(fn: Callable[[], object]) -> float:
         started = time.perf_counter()
         fn()
         times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
+    return min(times) * 1000
 
 
 def _scaled(costs: dict[str, float], tier: Tier) -> float:
