@@ -61,9 +61,10 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.api_create
 
 # Schemathesis with 1,000 valid + 1,000 invalid generated requests per operation
-# (make test runs 25 + 25) and the relay socket fuzz; a few minutes.
+# (make test runs 25 + 25), the relay socket fuzz, and 10 SIGKILL-and-restart runs of
+# the log's server, each printing how long creates took to succeed again (make test: 2).
 fuzz: $(STAMP)
-	PROTOFACE_FUZZ_CASES=1000 $(BIN)/python -m pytest tests/faults/test_schemathesis.py tests/faults/test_relay_fuzz.py -p no:randomly -s
+	PROTOFACE_FUZZ_CASES=1000 PROTOFACE_RECOVERY_RUNS=10 $(BIN)/python -m pytest tests/faults/test_schemathesis.py tests/faults/test_relay_fuzz.py tests/faults/test_recovery.py -p no:randomly -s
 
 # N relay sessions churning for 10 minutes: RSS growth, lost events, frame jitter.
 soak: $(STAMP)

@@ -38,7 +38,7 @@ class Settings:
     when_at_capacity: str = "reject"
     # Base URL clients reach this API at (for relay media URLs); default: the request's.
     public_url: str | None = None
-    worker_slots: int = 4
+    worker_slots: int = 64  # an upper bound: a worker's capacity by cost decides below it
     # How often read models are snapshotted (a restart then folds only the tail).
     snapshot_seconds: float = 30.0
     # Webhooks: production mode accepts only https endpoint URLs; loopback, private and

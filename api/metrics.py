@@ -45,6 +45,31 @@ class WorkerCapacity(Collector):
                                 value=self.capacity.free_slots())
         yield GaugeMetricFamily("protoface_workers_live", "Workers heard from recently.",
                                 value=self.capacity.live_workers())
+        yield from self._by_worker()
+
+    def _by_worker(self) -> Iterator[GaugeMetricFamily]:
+        """Each live worker's capacity and free room (cost units, ``domain.capacity``); an
+        autoscaler adds workers when the room for a tier runs low (docs/scale-out.md)."""
+        units = GaugeMetricFamily("protoface_capacity_units",
+                                  "A live worker's capacity in cost units.", labels=["worker"])
+        free = GaugeMetricFamily("protoface_capacity_free_units",
+                                 "A live worker's cost units not taken by its sessions.",
+                                 labels=["worker"])
+        room = GaugeMetricFamily(
+            "protoface_capacity_room_sessions",
+            "More sessions of a tier a live worker would take now (0 while it drains or "
+            "is overloaded).", labels=["worker", "quality"])
+        overloaded = GaugeMetricFamily(
+            "protoface_capacity_overloaded",
+            "1 while a live worker has stopped claiming because its frames run late.",
+            labels=["worker"])
+        for info in self.capacity.live():
+            units.add_metric([info.worker_id], info.capacity)
+            free.add_metric([info.worker_id], max(0.0, info.capacity - info.used))
+            overloaded.add_metric([info.worker_id], 1 if info.overloaded else 0)
+            for quality, n in sorted(info.room.items()):
+                room.add_metric([info.worker_id, quality], 0 if info.draining else n)
+        yield from (units, free, room, overloaded)
 
 
 _registered: list[Collector] = []

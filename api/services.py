@@ -32,6 +32,7 @@ from protoface.streams import subjects
 from protoface.streams.avatars import AvatarStore
 from protoface.streams.eventlog import EventLog
 from protoface.streams.idempotency import IdempotencyStore
+from protoface.streams.rates import CreateRates
 from protoface.streams.snapshots import SnapshotStore
 
 
@@ -44,7 +45,7 @@ class Services:
         idempotency: IdempotencyStore, keyring: Keyring, capacity: Capacity,
         usage: UsageModel, background: list[asyncio.Task[None]] | None = None,
         avatars: AvatarService, webhooks: WebhookService | None = None,
-        deliveries: RecentDeliveries | None = None,
+        deliveries: RecentDeliveries | None = None, rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.background = background or []
         self.settings = settings
@@ -58,7 +59,7 @@ class Services:
         self.keyring = keyring
         self.capacity = capacity
         # Settings are read at each use, so a test may swap them on the running process.
-        self.creating = CreateGate(idempotency, RateLimiter(),
+        self.creating = CreateGate(idempotency, rate_limiter or RateLimiter(),
                                    lambda: self.settings.create_rate_per_minute)
         tokens = MediaTokens(keyring)
         self.relay = Relay(log, tokens, sessions_model)
@@ -113,6 +114,7 @@ class Services:
                 log, webhook_follower, webhook_model, keyring, production=settings.production,
                 allow_private=settings.webhook_allow_private),
             deliveries=deliveries,
+            rate_limiter=RateLimiter(await CreateRates.open(log.js, settings.replicas)),
         )
 
     async def stop(self) -> None:

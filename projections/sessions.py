@@ -87,6 +87,10 @@ class SessionsModel:
         found = self.sessions.get(session_id)
         return found if found is not None and found.org_id == org_id else None
 
+    def waiting_tiers(self) -> list[str]:
+        """The tier of every session queued for a worker (capacity admission places them)."""
+        return [self.sessions[i].quality for i in self.waiting]
+
     def active_count(self, org_id: str, now: datetime | None = None) -> int:
         """Non-terminal sessions, plus admissions still waiting for their session."""
         pending = self.admitted.get(org_id, {})

@@ -2,7 +2,7 @@
 
     protoface up [--host 127.0.0.1] [--port 8000] [--nats-port 4222] [--data-dir .protoface]
     protoface api [--nats-url …] [--host …] [--port …] [--data-dir …]
-    protoface worker [--nats-url …] [--slots N] [--data-dir …]
+    protoface worker [--nats-url …] [--slots N] [--capacity lite=24,…] [--data-dir …]
     protoface supervisor [--nats-url …]
     protoface webhooks [--nats-url …] [--data-dir …]
     protoface keys create --org NAME --plan free|starter|launch|scale [--nats-url …]
@@ -50,6 +50,7 @@ from protoface.api.serving import run as run_loop
 from protoface.api.serving import server as http_server
 from protoface.api.sessions.schemas import session_view
 from protoface.domain.avatar import STOCK_AVATARS
+from protoface.domain.capacity import parse_pinned
 from protoface.domain.errors import Rejected
 from protoface.domain.plans import PLANS
 from protoface.domain.sealing import Keyring
@@ -255,7 +256,12 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _worker_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--slots", type=int, default=4, help="sessions this worker runs at once")
+    parser.add_argument("--slots", type=int, default=64,
+                        help="at most this many sessions at once (cost decides below it)")
+    parser.add_argument("--capacity", type=parse_pinned, default={},
+                        metavar="TIER=SESSIONS,…",
+                        help="sessions of a tier that fill this worker, instead of the "
+                             "probe at start (e.g. lite=24,standard=8,pro=3)")
 
 
 def _settings(args: argparse.Namespace, nats_url: str) -> Settings:
@@ -284,7 +290,8 @@ def _up(args: argparse.Namespace) -> int:
         log.info("embedded nats-server started", extra={"url": nats_url})
     realtime.prepare()  # this process runs a worker too
     try:
-        return run_loop(_serve(_up_settings(args, nats_url), create_keys=True, everything=True))
+        return run_loop(_serve(_up_settings(args, nats_url), create_keys=True, everything=True,
+                               pinned=args.capacity))
     finally:
         if nats_server is not None:
             nats_server.stop()
@@ -331,7 +338,7 @@ def _worker(args: argparse.Namespace) -> int:
         log_ = await EventLog.connect(settings.nats_url, name="protoface-worker")
         keyring = load_keyring(settings.keys_file, create=False)
         try:
-            await Worker(log_, keyring, _worker_settings(settings)).run(stop)
+            await Worker(log_, keyring, _worker_settings(settings, args.capacity)).run(stop)
         finally:
             await log_.close()
 
@@ -392,8 +399,9 @@ def _dispatch_settings(settings: Settings) -> DispatchSettings:
         scale=settings.webhook_retry_scale)
 
 
-def _worker_settings(settings: Settings) -> WorkerSettings:
-    return WorkerSettings(slots=settings.worker_slots, heartbeat_seconds=settings.heartbeat_seconds)
+def _worker_settings(settings: Settings, pinned: dict[str, int] | None = None) -> WorkerSettings:
+    return WorkerSettings(slots=settings.worker_slots, heartbeat_seconds=settings.heartbeat_seconds,
+                          pinned=pinned or {})
 
 
 async def _until_signal(run: Callable[[asyncio.Event], Awaitable[None]]) -> int:
@@ -406,7 +414,8 @@ async def _until_signal(run: Callable[[asyncio.Event], Awaitable[None]]) -> int:
     return 0
 
 
-async def _serve(settings: Settings, *, create_keys: bool, everything: bool = False) -> int:
+async def _serve(settings: Settings, *, create_keys: bool, everything: bool = False,
+                 pinned: dict[str, int] | None = None) -> int:
     keyring = load_keyring(settings.keys_file, create=create_keys)
     services = await Services.start(settings, keyring)
     background: list[asyncio.Task[None]] = []
@@ -415,7 +424,7 @@ async def _serve(settings: Settings, *, create_keys: bool, everything: bool = Fa
         await _ensure_dev_key(services.log, settings.data_dir)
         operator.ensure_key_file(settings.data_dir)
         background.append(asyncio.create_task(
-            Worker(services.log, keyring, _worker_settings(settings)).run(stop_workers)))
+            Worker(services.log, keyring, _worker_settings(settings, pinned)).run(stop_workers)))
         background.append(asyncio.create_task(Supervisor(
             services.log, services.sessions_model, settings.heartbeat_seconds,
             services.usage, timedelta(seconds=settings.stuck_created_seconds),

@@ -55,6 +55,7 @@ WEBHOOK_EVENTS = "events.webhook.>"
 
 IDEMPOTENCY_BUCKET = "IDEMPOTENCY"
 SNAPSHOTS_BUCKET = "PROJECTIONS"
+RATES_BUCKET = "RATES"  # create rates per API key, shared by API processes
 
 # Workers: the durable pull consumer they share, and the registry of live workers
 # (free slots, liveness) as a KV bucket.
@@ -112,6 +113,11 @@ def org_event(org_id: str, event_type: str) -> str:
 
 def session_history(session_id: str) -> str:
     return f"events.session.*.{session_id}.>"
+
+
+def org_sessions(org_id: str) -> str:
+    """Every event of every session of one org (read-your-writes for its lists)."""
+    return f"events.session.{org_id}.>"
 
 
 def org_admissions(org_id: str) -> str:

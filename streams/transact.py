@@ -56,6 +56,11 @@ class Stream:
         return cls(subjects.org_admissions(org_id))
 
     @classmethod
+    def org_sessions(cls, org_id: str) -> Stream:
+        """Every session of an org (read only: lists wait for its latest version)."""
+        return cls(subjects.org_sessions(org_id))
+
+    @classmethod
     def avatar(cls, avatar_id: str) -> Stream:
         return cls(subjects.avatar_history(avatar_id))
 

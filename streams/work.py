@@ -6,7 +6,7 @@
   after ``ack_wait``, so a crash delays that session's start by at most that.
 * The worker registry: a KV bucket, one key per live worker with its free slots,
   refreshed every heartbeat. Readers notice a worker is gone when its entry stops
-  changing.
+  changing. The bucket is in memory: a server restart loses it (see ``RegistryWatch``).
 * Session signals: a core-NATS subscription to a session's events as they are
   stored, so a worker hears ``session.ending`` within milliseconds.
 """
@@ -20,6 +20,7 @@ from typing import ClassVar, Self
 
 import msgspec
 from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, KeyValueConfig, StorageType
 from nats.js.errors import (
@@ -37,11 +38,20 @@ from protoface.streams.eventlog import EventLog, LogUnavailable, decode
 
 
 class WorkerInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A worker's announcement. Fields after ``draining`` came with capacity by cost
+    (``domain.capacity``); an older worker's entry decodes with them empty, and is then
+    counted by its free slots alone."""
+
     worker_id: str
     slots: int
     free: int
     sessions: tuple[str, ...] = ()
     draining: bool = False
+    capacity: float = 0.0  # cost units; 0: unknown (an older worker)
+    used: float = 0.0  # cost units of the sessions it runs
+    costs: dict[str, float] = msgspec.field(default_factory=dict)  # tier → units a session
+    room: dict[str, int] = msgspec.field(default_factory=dict)  # tier → sessions that fit
+    overloaded: str | None = None  # why it stopped claiming, while it has
 
 
 _info_encoder = msgspec.json.Encoder()
@@ -150,7 +160,8 @@ class WorkerRegistry:
     async def announce(self, info: WorkerInfo) -> None:
         try:
             await self._kv.put(info.worker_id, _info_encoder.encode(info))
-        except (NoStreamResponseError, NotFoundError):  # the bucket is gone (a restart)
+        except (NoStreamResponseError, NoRespondersError, NotFoundError):
+            # The bucket is gone (a restart): nobody listens on its subjects any more.
             await self._recreate()
             await self._kv.put(info.worker_id, _info_encoder.encode(info))
 
@@ -180,18 +191,89 @@ class WorkerRegistry:
                     found[key] = (int(entry.revision or 0), _info_decoder.decode(entry.value))
         return found
 
-    async def watch(self, handler: Callable[[str, WorkerInfo | None], Awaitable[None]]) -> object:
-        """Call ``handler(worker_id, info or None)`` on every change, starting with the current."""
-        watcher = await self._kv.watchall()
+    async def watch(self, handler: Handler, check_seconds: float = 0.5) -> RegistryWatch:
+        """Call ``handler(worker_id, info or None)`` on every change, starting with the
+        current entries, for as long as the watch runs (through server restarts)."""
+        watch = RegistryWatch(self, handler, check_seconds)
+        watch.start()
+        return watch
 
-        async def pump() -> None:
-            async for entry in _entries(watcher):
-                if entry is None:
-                    continue
-                info = _info_decoder.decode(entry.value) if entry.value else None
-                await handler(entry.key, info)
 
-        return asyncio.create_task(pump())
+Handler = Callable[[str, WorkerInfo | None], Awaitable[None]]
+
+
+class RegistryWatch:
+    """A watch on the registry that comes back after the bucket is lost.
+
+    nats-py's KV watch is an ordered consumer; after a server restart the in-memory
+    bucket and the consumer are gone, and the client's own recovery does not bring it
+    back in time: it notices the consumer is gone only after two missed idle heartbeats
+    (10 s), then re-creates it *from the last stream sequence it saw + 1*. The bucket,
+    created again by whoever found it gone, numbers its entries from 1 again, so the new
+    consumer skips every announcement until the new bucket's sequence passes the old
+    one: workers stay unseen for as many announcements as the old bucket held (the
+    2–40 s of ``workers: outage``), and a re-creation attempted before anyone re-created
+    the bucket fails once, reported to the error callback only, until the next check.
+
+    So this watch checks its consumer every ``check_seconds``; once the consumer or the
+    bucket is gone it re-creates the bucket if need be and starts a new watch from the
+    latest entry of every key (the workers re-announce at once when an announcement
+    fails: ``worker.runtime``).
+    """
+
+    def __init__(self, registry: WorkerRegistry, handler: Handler, check_seconds: float) -> None:
+        self._registry = registry
+        self._handler = handler
+        self._check = check_seconds
+        self._task: asyncio.Task[None] | None = None
+        self.restarts = 0  # watches started again after a loss
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                watcher = await self._registry._kv.watchall()
+            except Exception:  # the bucket is gone, or the server not answering yet
+                with contextlib.suppress(Exception):
+                    await self._registry._recreate()
+                await asyncio.sleep(self._check)
+                continue
+            pump = asyncio.create_task(self._pump(watcher))
+            try:
+                await self._until_lost(watcher)
+            finally:
+                pump.cancel()
+                with contextlib.suppress(Exception):
+                    await watcher.stop()  # type: ignore[no-untyped-call]
+            self.restarts += 1
+
+    async def _pump(self, watcher: object) -> None:
+        async for entry in _entries(watcher):
+            if entry is None:
+                continue
+            info = _info_decoder.decode(entry.value) if entry.value else None
+            await self._handler(entry.key, info)
+
+    async def _until_lost(self, watcher: object) -> None:
+        """Return once the watch's consumer (or its bucket) no longer exists. A server
+        that does not answer says nothing either way: keep asking."""
+        sub = watcher._sub  # type: ignore[attr-defined]
+        while True:
+            await asyncio.sleep(self._check)
+            try:
+                await sub.consumer_info()
+            except NotFoundError:
+                return
+            except Exception:
+                continue
 
 
 async def _bucket(log: EventLog, replicas: int) -> KeyValue:

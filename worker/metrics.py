@@ -25,6 +25,11 @@ ONSET_TICKS = Counter(
     "Ticks run ahead of the frame grid because speech started after silence.", ["quality"],
 )
 SLOTS_FREE = Gauge("protoface_worker_slots_free", "Free session slots in this worker.")
+CAPACITY_UNITS = Gauge("protoface_worker_capacity_units",
+                       "This worker's capacity in cost units (ms of work per second).")
+USED_UNITS = Gauge("protoface_worker_used_units", "Cost units of the sessions it runs.")
+ROOM = Gauge("protoface_worker_free_room_sessions",
+             "Sessions of each tier this worker would still claim.", ["quality"])
 AVATAR_BUILD_SECONDS = Histogram(
     "protoface_avatar_build_seconds", "Time to build a custom avatar, by outcome.", ["outcome"],
     buckets=(0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0),

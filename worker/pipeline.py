@@ -21,6 +21,7 @@ import numpy as np
 from protoface.domain.tiers import Tier
 from protoface.worker import metrics
 from protoface.worker.audio import SpeechQueue
+from protoface.worker.capacity.overload import TICKS
 from protoface.worker.face.features import FaceDriver, FaceParams
 from protoface.worker.transports.port import (
     Closed,
@@ -176,6 +177,7 @@ class Pipeline:
             frame = await self._render(index, params, until, onset)
         if frame is None:
             metrics.LATE_FRAMES.labels(self.tier.name).inc()
+        TICKS.record(late=frame is None)  # the worker stops claiming if too many are
         await self.transport.send(FrameOut(
             index=index, timestamp_ms=index * 1000 // self.tier.fps, frame=frame, audio=chunk,
         ))

@@ -37,7 +37,7 @@ class StatusProbe:
             return "degraded"  # sessions are accepted and wait for a worker
         if self.capacity.live_workers() == 0:
             return "outage"
-        return "operational" if self.capacity.free_slots() > 0 else "degraded"
+        return "operational" if self.capacity.has_room() else "degraded"
 
 
 def _worst(components: list[StatusComponent]) -> Health:

@@ -68,7 +68,7 @@ class SessionsController(Controller):
             starting_after=params.get("starting_after"),
             limit=query_limit(params.get("limit")),
         )
-        return list_response(sessions.page(query).map(session_view))
+        return list_response((await sessions.page(query)).map(session_view))
 
     @get("/{session_id:str}")
     async def get_session(

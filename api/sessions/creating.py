@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 
 from litestar import Request, Response
@@ -40,7 +39,7 @@ class CreateGate:
         raw = await request.body()
 
         async def handler() -> tuple[int, bytes]:
-            self._count(principal)
+            await self._count(principal)
             return 201, await build(raw)
 
         key = request.headers.get(idempotency.HEADER)
@@ -58,9 +57,9 @@ class CreateGate:
         return Response(content=content, status_code=status, media_type="application/json",
                         headers=headers)
 
-    def _count(self, principal: Principal) -> None:
+    async def _count(self, principal: Principal) -> None:
         """One create against the key's rate limit (none on a plan without one)."""
         plan_rate = principal.org.plan_limits.create_rate_per_minute
         if plan_rate is not None:
             rate = self.rate_override() or plan_rate
-            self.limiter.check(principal.key_id, rate, time.monotonic())
+            await self.limiter.check(principal.key_id, rate)

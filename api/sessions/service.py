@@ -77,14 +77,20 @@ class SessionService:
     async def create(
         self, principal: Principal, request: NewSession, now: datetime, session_id: str
     ) -> Session:
-        plan = principal.org.plan_limits
         # Stock, or the org's own ready avatar: 409 avatar_not_ready, else 404.
         await self.avatars.usable(principal, request.avatar_id)
         # No usable credits → 402, before admission: a refused create writes nothing.
         # Not a reservation: sessions that together overdraw are ended by the supervisor.
         credits = self.usage.credits(principal.org.id, billing.month_of(now))
         billing.require_credit(credits, request.quality)
-        self.capacity.check(waiting=len(self.model.waiting))
+        # Held until the session is in the read model, where the next check counts it.
+        with self.capacity.reserve(request.quality, self.model.waiting_tiers()):
+            return await self._create(principal, request, now, session_id)
+
+    async def _create(
+        self, principal: Principal, request: NewSession, now: datetime, session_id: str
+    ) -> Session:
+        plan = principal.org.plan_limits
         command = session.Create(
             session_id=session_id, org_id=principal.org.id, now=now,
             avatar_id=request.avatar_id, quality=request.quality,
@@ -211,5 +217,10 @@ class SessionService:
                            param="session_id")
         return found
 
-    def page(self, query: Query) -> Page[Session]:
+    async def page(self, query: Query) -> Page[Session]:
+        """A page of the org's sessions, as of its latest session event in the log: a
+        session created a moment ago through another API process is in it."""
+        version = await current_version(self.log, Stream.org_sessions(query.org_id))
+        if version > self.projector.last_seq:
+            await self.projector.wait_for(version)
         return self.model.page(query)

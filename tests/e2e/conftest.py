@@ -21,6 +21,8 @@ from protoface.api.config import load_keyring
 from protoface.streams.server import EmbeddedNats, free_port
 
 HEARTBEAT = 0.5
+# Every tier pinned at 1,000 sessions a worker: only its slots bound it.
+UNBOUNDED = "mock=1000,lite=1000,standard=1000,pro=1000"
 
 
 class Stack:
@@ -55,11 +57,13 @@ class Stack:
                 time.sleep(0.1)
         raise RuntimeError((self.logs / "api.log").read_text()[-3000:])
 
-    def worker(self, slots: int = 4) -> subprocess.Popen[bytes]:
-        """Start a worker and wait until the API counts its slots."""
+    def worker(self, slots: int = 4, capacity: str = UNBOUNDED) -> subprocess.Popen[bytes]:
+        """Start a worker and wait until the API counts its slots. By default its cost is
+        pinned so low that its slots decide (these tests count slots; a probe on a busy
+        test machine would not); a test of capacity by cost pins its own figure."""
         before = self.free_slots()
         process = self.spawn("worker", "--slots", str(slots), "--data-dir", str(self.data_dir),
-                             name=f"worker-{uuid.uuid4().hex[:6]}")
+                             "--capacity", capacity, name=f"worker-{uuid.uuid4().hex[:6]}")
         self.wait_for(lambda: self.free_slots() >= before + slots, 20,
                       "worker slots never appeared")
         return process

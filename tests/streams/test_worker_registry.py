@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable
 
 import pytest
 
@@ -41,3 +43,49 @@ async def _until_connected(log: EventLog) -> None:
             return
         await asyncio.sleep(0.1)
     raise AssertionError("the log did not come back")
+
+
+async def test_a_watch_hears_announcements_again_within_moments_of_a_server_restart(
+    private_nats: EmbeddedNats,
+) -> None:
+    log = await EventLog.connect(private_nats.url)
+    heard: list[tuple[float, int]] = []
+
+    async def on_change(worker_id: str, info: WorkerInfo | None) -> None:
+        if info is not None:
+            heard.append((asyncio.get_running_loop().time(), info.free))
+
+    try:
+        await log.ensure_stream()
+        worker = await WorkerRegistry.open(log)
+        watch = await (await WorkerRegistry.open(log)).watch(on_change, check_seconds=0.2)
+        # Given a registry whose bucket has taken many announcements (a high sequence) …
+        for n in range(300):
+            await worker.announce(WorkerInfo(worker_id="wrk_a", slots=400, free=n))
+        await _until(lambda: bool(heard) and heard[-1][1] == 299)
+        # … when the server is SIGKILLed and restarted (the in-memory bucket is lost) …
+        private_nats.kill()
+        private_nats.start()
+        await _until_connected(log)
+        back = asyncio.get_running_loop().time()
+        # … then the worker's next announcement is heard within moments, not after the
+        # new bucket's sequence has caught up with the old one.
+        for _ in range(40):
+            with contextlib.suppress(Exception):
+                await worker.announce(WorkerInfo(worker_id="wrk_a", slots=400, free=7))
+            if heard[-1][1] == 7:
+                break
+            await asyncio.sleep(0.1)
+        assert heard[-1][1] == 7, "the watch never heard the worker again"
+        assert heard[-1][0] - back < 2.0, heard[-1][0] - back
+        await watch.stop()
+    finally:
+        await log.close()
+
+
+async def _until(condition: Callable[[], bool], within: float = 5.0) -> None:
+    for _ in range(int(within / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition never held")
