@@ -1,0 +1,1 @@
+"""The face: analysis of the portrait, speech features, lip-sync and motion."""
