@@ -133,16 +133,17 @@ def save(clips: list[Clip], path: Path) -> None:
 
 
 def load(path: Path) -> list[Clip]:
-    z = np.load(path)
-    segs: list[list[Segment]] = [[] for _ in range(z["sources"].size)]
-    for i, phone, (start, end, release) in zip(z["seg_clip"], z["seg_phone"], z["seg_times"],
-                                               strict=True):
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}  # each z[k] would decompress again
+    segs: list[list[Segment]] = [[] for _ in range(arrays["sources"].size)]
+    for i, phone, (start, end, release) in zip(arrays["seg_clip"], arrays["seg_phone"],
+                                               arrays["seg_times"], strict=True):
         segs[int(i)].append(Segment(str(phone), float(start), float(end),
                                     None if release < 0 else float(release)))
-    a, h = z["audio_off"], z["hop_off"]
-    return [Clip(z["audio"][a[i]:a[i + 1]], z["params"][h[i]:h[i + 1]],
-                 z["visemes"][h[i]:h[i + 1]], segs[i], str(z["sources"][i]))
-            for i in range(z["sources"].size)]
+    a, h = arrays["audio_off"], arrays["hop_off"]
+    audio, params, visemes = arrays["audio"], arrays["params"], arrays["visemes"]
+    return [Clip(audio[a[i]:a[i + 1]], params[h[i]:h[i + 1]], visemes[h[i]:h[i + 1]],
+                 segs[i], str(arrays["sources"][i])) for i in range(len(segs))]
 
 
 def main() -> None:

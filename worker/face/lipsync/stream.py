@@ -1,0 +1,143 @@
+"""Streaming lip-sync for many sessions: one batched call per video tick.
+
+Each session owns a ``State`` (GRU hidden state, conv context, the audio not yet turned
+into a hop, how far past the current frame it has already been fed). Per tick the worker
+gathers every session's frame chunk and lookahead (``SpeechQueue.take`` / ``peek``) and
+calls ``LipSync.step_frames`` once; an interrupt replaces the session's state with
+``LipSync.new_state()``.
+
+Timing: the network describes the face 40 ms before the end of what it has heard. A
+tick feeds the stream up to the frame's end plus its lookahead (≤ 40 ms), so the hops
+completed in that tick describe the frame's own interval; they are pooled into the
+frame (closure by max, so a brief /p/ is never lost; the rest by mean).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .features import HISTORY, HOP, WINDOW
+from .model import CONV_WIDTH, HIDDEN, N_PARAMS, N_VISEMES, Net
+from .phones import PRESS, SIL
+
+WEIGHTS = Path(__file__).parent / "weights.pt"
+LOOKAHEAD = 640  # 40 ms at 16 kHz: what the model may hear beyond a frame
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """One session's carried state; immutable, so a tick can be retried or compared."""
+
+    hidden: torch.Tensor  # [HIDDEN]
+    context: torch.Tensor  # [CONV_WIDTH - 1, N_MELS] features of the last hops
+    tail: np.ndarray  # float32: the last HISTORY samples, then the < HOP not yet a hop
+    ahead: int  # samples already fed beyond the start of the next frame
+    params: np.ndarray  # float32 [7]: the last frame's output (kept if a tick adds no hop)
+    visemes: np.ndarray  # float32 [15]
+
+
+def _rest() -> tuple[np.ndarray, np.ndarray]:
+    visemes = np.zeros(N_VISEMES, np.float32)
+    visemes[SIL] = 1.0
+    return np.zeros(N_PARAMS, np.float32), visemes
+
+
+class LipSync:
+    """The trained network, shared by every session of a worker (read-only)."""
+
+    def __init__(self, weights: Path = WEIGHTS) -> None:
+        self.net = Net()
+        self.net.load_state_dict(torch.load(weights, weights_only=True))
+        self.net.eval()
+        with torch.no_grad():
+            self._silence = self.net.silence(1)[0]
+
+    def new_state(self) -> State:
+        """A session's first state, and its state after an interrupt (a closed mouth)."""
+        params, visemes = _rest()
+        return State(torch.zeros(HIDDEN), self._silence.clone(),
+                     np.zeros(HISTORY, np.float32), 0, params, visemes)
+
+    def step_frames(self, states: Sequence[State], chunks: Sequence[np.ndarray],
+                    lookaheads: Sequence[np.ndarray]
+                    ) -> tuple[np.ndarray, np.ndarray, list[State]]:
+        """One video frame for every session: its int16 chunk and lookahead (any length;
+        only the first 40 ms is used). Returns params [B, 7], viseme probabilities
+        [B, 15] and the new states."""
+        fresh, moved = [], []
+        for state, chunk, ahead in zip(states, chunks, lookaheads, strict=True):
+            stream = np.concatenate([chunk, ahead[:LOOKAHEAD]])
+            fresh.append(stream[state.ahead:])
+            # How far past the next frame's start the stream has now been fed.
+            moved.append(max(0, max(state.ahead, stream.size) - chunk.size))
+        params, visemes, new = self.step(states, fresh)
+        return params, visemes, [_with_ahead(s, a) for s, a in zip(new, moved, strict=True)]
+
+    @torch.no_grad()
+    def step(self, states: Sequence[State], audio: Sequence[np.ndarray]
+             ) -> tuple[np.ndarray, np.ndarray, list[State]]:
+        """Feed each session the next samples of its stream (int16, any lengths)."""
+        buffers = [np.concatenate([s.tail, a.astype(np.float32) / 32768.0])
+                   for s, a in zip(states, audio, strict=True)]
+        hops = [(b.size - HISTORY) // HOP for b in buffers]
+        most = max(hops, default=0)
+        if most == 0:
+            return _unchanged(states, buffers)
+        frames = torch.zeros(len(states), most, WINDOW)
+        for row, (buf, n) in enumerate(zip(buffers, hops, strict=True)):
+            if n:
+                frames[row, :n] = torch.from_numpy(buf[: HISTORY + n * HOP]).unfold(0, WINDOW, HOP)
+        feats = self.net.features(frames)
+        context = torch.stack([s.context for s in states])
+        hidden = torch.stack([s.hidden for s in states])[None]
+        params, logits, outs = self.net.core(feats, context, hidden)
+        probs = torch.softmax(logits, dim=-1)
+        return _gather(states, buffers, hops, feats, params, probs, outs)
+
+
+def _pool(params: torch.Tensor, probs: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """A frame's hops → one frame: closure by max, everything else by mean."""
+    pooled = params.mean(0)
+    pooled[PRESS] = params[:, PRESS].max()
+    return pooled.numpy().astype(np.float32), probs.mean(0).numpy().astype(np.float32)
+
+
+def _gather(states: Sequence[State], buffers: list[np.ndarray], hops: list[int],
+            feats: torch.Tensor, params: torch.Tensor, probs: torch.Tensor,
+            outs: torch.Tensor) -> tuple[np.ndarray, np.ndarray, list[State]]:
+    out_p, out_v, new = [], [], []
+    for row, (state, buf, n) in enumerate(zip(states, buffers, hops, strict=True)):
+        if n == 0:
+            out_p.append(state.params)
+            out_v.append(state.visemes)
+            new.append(_with_tail(state, buf))
+            continue
+        p, v = _pool(params[row, :n], probs[row, :n])
+        both = torch.cat([state.context, feats[row, :n]])
+        new.append(State(outs[row, n - 1].clone(), both[-(CONV_WIDTH - 1):].clone(),
+                         buf[n * HOP:].copy(), state.ahead, p, v))
+        out_p.append(p)
+        out_v.append(v)
+    return np.stack(out_p), np.stack(out_v), new
+
+
+def _unchanged(states: Sequence[State], buffers: list[np.ndarray]
+               ) -> tuple[np.ndarray, np.ndarray, list[State]]:
+    if not states:
+        return np.zeros((0, N_PARAMS), np.float32), np.zeros((0, N_VISEMES), np.float32), []
+    return (np.stack([s.params for s in states]), np.stack([s.visemes for s in states]),
+            [_with_tail(s, b) for s, b in zip(states, buffers, strict=True)])
+
+
+def _with_tail(state: State, buffer: np.ndarray) -> State:
+    return State(state.hidden, state.context, buffer.copy(), state.ahead, state.params,
+                 state.visemes)
+
+
+def _with_ahead(state: State, ahead: int) -> State:
+    return State(state.hidden, state.context, state.tail, ahead, state.params, state.visemes)
