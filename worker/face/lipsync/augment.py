@@ -30,7 +30,8 @@ def linear_resample(samples: np.ndarray, rate_in: int, rate_out: int = RATE) -> 
     if rate_in == rate_out:
         return samples.astype(np.float32)
     positions = np.arange(0.0, samples.size - 1, rate_in / rate_out)
-    return np.interp(positions, np.arange(samples.size), samples).astype(np.float32)
+    out: np.ndarray = np.interp(positions, np.arange(samples.size), samples)
+    return out.astype(np.float32)
 
 
 def gain(samples: np.ndarray, db: float) -> np.ndarray:
@@ -45,7 +46,8 @@ def add_noise(samples: np.ndarray, snr_db: float, rng: np.random.Generator) -> n
     white = rng.standard_normal(samples.size).astype(np.float32)
     pink = np.convolve(white, np.ones(4, np.float32) / 2.0, mode="same")
     noise = pink * level / float(np.sqrt(np.mean(pink**2)) + 1e-9) * 10.0 ** (-snr_db / 20.0)
-    return np.clip(samples + noise.astype(np.float32), -1.0, 1.0)
+    out: np.ndarray = np.clip(samples + noise.astype(np.float32), -1.0, 1.0)
+    return out
 
 
 def band_limit(samples: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -59,7 +61,8 @@ def band_limit(samples: np.ndarray, low: float, high: float) -> np.ndarray:
 
 def quantize(samples: np.ndarray) -> np.ndarray:
     """To int16 and back: the PCM the worker receives."""
-    return np.round(np.clip(samples, -1.0, 1.0) * 32767.0).astype(np.float32) / 32768.0
+    pcm: np.ndarray = np.round(np.clip(samples, -1.0, 1.0) * 32767.0)
+    return pcm.astype(np.float32) / np.float32(32768.0)
 
 
 def random_augment(samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -17,6 +17,7 @@ import tempfile
 import wave
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -74,7 +75,7 @@ class Espeak:
         self._callback = _CALLBACK(self._on_audio)  # kept: C holds only a raw pointer
         self._lib.espeak_SetSynthCallback(self._callback)
 
-    def _on_audio(self, wav: ctypes.Any, count: int, events: ctypes.Any) -> int:
+    def _on_audio(self, wav: Any, count: int, events: Any) -> int:
         if count > 0:
             self._chunks.append(np.ctypeslib.as_array(wav, (count,)).astype(np.float32))
         i = 0
@@ -102,7 +103,8 @@ def _frame_db(samples: np.ndarray, rate: int) -> np.ndarray:
     size = int(rate * GAP_WINDOW_S)
     count = samples.size // size
     power = np.mean(samples[: count * size].reshape(count, size) ** 2, axis=1)
-    return 10.0 * np.log10(power + 1e-12)
+    db: np.ndarray = 10.0 * np.log10(power + 1e-12)
+    return db
 
 
 def _closure_start(db: np.ndarray, burst: int, floor: int, rate: int) -> int:
@@ -125,7 +127,7 @@ def _espeak_segments(events: list[tuple[int, str]], samples: np.ndarray,
     marks = [(pos, canonical(to_arpabet(name))) for pos, name in events]
     marks.append((samples.size, "pau"))
     starts = [pos for pos, _ in marks]
-    ends = starts[1:] + [samples.size]
+    ends = [*starts[1:], samples.size]
     releases: list[float | None] = [None] * len(marks)
     for i, (pos, phone) in enumerate(marks[:-1]):
         if phone in STOPS:

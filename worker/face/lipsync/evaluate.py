@@ -20,6 +20,7 @@ their phone timings:
 from __future__ import annotations
 
 import argparse
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,7 +97,7 @@ def bilabial_hits(track: Track) -> list[bool]:
 
 
 def false_closures(track: Track) -> list[bool]:
-    closed, t = track.params[:, PRESS] >= CLOSED, track.centres()
+    closed, _t = track.params[:, PRESS] >= CLOSED, track.centres()
     spans = [_closure_span(s) for s in track.segments if s.phone in BILABIALS]
     out = []
     for seg in track.segments:
@@ -130,8 +131,7 @@ def open_share(track: Track) -> float:
 def envelope(track: Track) -> np.ndarray:
     edges = bounds(len(track.params), track.fps)
     audio = np.concatenate([track.audio, np.zeros(max(0, int(edges[-1]) - track.audio.size))])
-    return np.array([np.sqrt(np.mean(audio[a:b] ** 2)) for a, b in zip(edges[:-1], edges[1:],
-                                                                        strict=True)])
+    return np.array([np.sqrt(np.mean(audio[a:b] ** 2)) for a, b in itertools.pairwise(edges)])
 
 
 def envelope_r(track: Track) -> tuple[float, float]:

@@ -68,7 +68,7 @@ def blend(segments: list[Segment], times: np.ndarray) -> np.ndarray:
         weight = np.asarray(dom) * before * after
         num += weight * np.asarray(target)
         den += weight
-    out = num / den
+    out: np.ndarray = num / den
     out[:, ph.PRESS] = 0.0
     return out
 

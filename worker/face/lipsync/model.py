@@ -35,7 +35,8 @@ class Net(nn.Module):
 
     def features(self, frames: torch.Tensor) -> torch.Tensor:
         """Frames [B, T, WINDOW] → normalised log-mel [B, T, N_MELS]."""
-        return (self.logmel(frames) - self.mean) / self.std
+        feats: torch.Tensor = (self.logmel(frames) - self.mean) / self.std
+        return feats
 
     def silence(self, batch: int) -> torch.Tensor:
         """Conv context of a reset stream: the features of digital silence."""

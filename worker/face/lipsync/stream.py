@@ -27,6 +27,12 @@ from .phones import PRESS, SIL
 
 WEIGHTS = Path(__file__).parent / "weights.pt"
 LOOKAHEAD = 640  # 40 ms at 16 kHz: what the model may hear beyond a frame
+# Float results of a matmul can depend on its shape (BLAS picks kernels by size), so a
+# session's numbers would change with the number of sessions beside it. Padding every
+# call to a bucketed shape (rows: multiples of 8; hops: multiples of 4) makes a session's
+# frames bit-identical alone or in any batch (measured: tests/worker/face).
+ROW_BUCKET = 8
+HOP_BUCKET = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,13 +94,15 @@ class LipSync:
         most = max(hops, default=0)
         if most == 0:
             return _unchanged(states, buffers)
-        frames = torch.zeros(len(states), most, WINDOW)
+        rows = -(-len(states) // ROW_BUCKET) * ROW_BUCKET
+        frames = torch.zeros(rows, -(-most // HOP_BUCKET) * HOP_BUCKET, WINDOW)
         for row, (buf, n) in enumerate(zip(buffers, hops, strict=True)):
             if n:
                 frames[row, :n] = torch.from_numpy(buf[: HISTORY + n * HOP]).unfold(0, WINDOW, HOP)
         feats = self.net.features(frames)
-        context = torch.stack([s.context for s in states])
-        hidden = torch.stack([s.hidden for s in states])[None]
+        spare = rows - len(states)
+        context = torch.stack([s.context for s in states] + [self._silence] * spare)
+        hidden = torch.stack([s.hidden for s in states] + [torch.zeros(HIDDEN)] * spare)[None]
         params, logits, outs = self.net.core(feats, context, hidden)
         probs = torch.softmax(logits, dim=-1)
         return _gather(states, buffers, hops, feats, params, probs, outs)

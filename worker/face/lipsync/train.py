@@ -88,7 +88,7 @@ def train(steps: int, threads: int, checkpoint: Path | None = None) -> Net:
             group["lr"] = LR * (0.03 + 0.97 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         loss = loss_of(net, *batch(clips, rng))
         opt.zero_grad()
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         if step % 100 == 0 or step == steps - 1:
