@@ -49,8 +49,8 @@ def test_closure_is_held_through_a_bilabial_and_released_at_its_burst() -> None:
     assert np.all(press[inside] == 1.0)
     assert np.all(press[(t >= 0.88) & (t < 1.3)] == 0.0)  # after /p/'s burst: open
     assert press[_at(t, 0.87)] == 1.0
-    assert 0.2 < press[_at(t, 0.45)] < 0.9  # the lips travel toward the closure
-    assert press[_at(t, 0.35)] == 0.0  # … but not a whole syllable early
+    assert 0.2 < press[_at(t, 0.48)] < 0.9  # the lips travel toward the closure
+    assert press[_at(t, 0.41)] == 0.0  # … but not a whole syllable early
 
 
 def test_rounding_is_anticipated_across_lip_neutral_consonants() -> None:

@@ -141,9 +141,13 @@ def load(path: Path) -> list[Clip]:
         segs[int(i)].append(Segment(str(phone), float(start), float(end),
                                     None if release < 0 else float(release)))
     a, h = arrays["audio_off"], arrays["hop_off"]
-    audio, params, visemes = arrays["audio"], arrays["params"], arrays["visemes"]
-    return [Clip(audio[a[i]:a[i + 1]], params[h[i]:h[i + 1]], visemes[h[i]:h[i + 1]],
-                 segs[i], str(arrays["sources"][i])) for i in range(len(segs))]
+    clips = []
+    for i, seg in enumerate(segs):
+        # Labels are made again from the phone timings: the cache follows the label code.
+        labels = make_labels(seg, int(h[i + 1] - h[i]))
+        clips.append(Clip(arrays["audio"][a[i]:a[i + 1]], labels.params, labels.visemes, seg,
+                          str(arrays["sources"][i])))
+    return clips
 
 
 def main() -> None:

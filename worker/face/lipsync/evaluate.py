@@ -10,8 +10,9 @@ their phone timings:
   lips (skipping those whose middle is within 40 ms of a /p b m/ closure);
 * **open share**: speech frames whose aperture (jaw × (1 − closure)) exceeds 25 % of the
   clip's largest;
-* **envelope r**: Pearson r of aperture against the frame RMS of the speech, best lag
-  within −40 … +80 ms (positive: the mouth after the sound);
+* **envelope r**: Pearson r of aperture against the frame RMS of the speech, both
+  band-passed to 2–7 Hz (the syllable rate, as ``worker.lipsync`` measures pixels), best
+  lag within −40 … +80 ms (positive: the mouth after the sound);
 * **silence**: time from the end of the last phone until the mouth is neutral (every
   parameter low, lips not pressed) and stays so;
 * **viseme accuracy**: arg-max viseme against the phone sounding at the frame's centre.
@@ -134,9 +135,18 @@ def envelope(track: Track) -> np.ndarray:
     return np.array([np.sqrt(np.mean(audio[a:b] ** 2)) for a, b in itertools.pairwise(edges)])
 
 
+def band_pass(x: np.ndarray, fps: int, low: float = 2.0, high: float = 7.0) -> np.ndarray:
+    """Zero-phase FFT band-pass, zero-padded against wrap-around."""
+    spectrum = np.fft.rfft(x - x.mean(), n=2 * x.size)
+    freqs = np.fft.rfftfreq(2 * x.size, 1.0 / fps)
+    spectrum[(freqs < low) | (freqs > high)] = 0.0
+    out: np.ndarray = np.fft.irfft(spectrum, n=2 * x.size)[: x.size]
+    return out
+
+
 def envelope_r(track: Track) -> tuple[float, float]:
     """(best r, its lag in seconds) over lags −40 … +80 ms."""
-    a, env = track.aperture(), envelope(track)
+    a, env = band_pass(track.aperture(), track.fps), band_pass(envelope(track), track.fps)
     best = (-1.0, 0.0)
     for lag in range(-int(0.04 * track.fps), int(0.08 * track.fps) + 1):
         x, y = (a[lag:], env[: env.size - lag]) if lag >= 0 else (a[:lag], env[-lag:])

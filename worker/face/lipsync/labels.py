@@ -6,7 +6,7 @@ target with a strength that decays away from the phone, faster after it than bef
 gestures are anticipated; rounding and spreading are anticipated the longest (~100 ms).
 
 Lip closure is not blended — a blend would leave /m/ half open next to a vowel. It is 1
-over every /p b m/ interval, rises over the 100 ms before it (the lips travel toward
+over every /p b m/ interval, rises (cubically) over the 80 ms before it (the lips travel toward
 each other) and drops to 0 at the release, never later: a frame must never show a
 closure after its audio has opened.
 """
@@ -22,8 +22,10 @@ from . import phones as ph
 HOP_S = 0.01
 ANTICIPATE_S = np.array([0.05, 0.0, 0.10, 0.10, 0.06, 0.06, 0.05])  # per parameter
 CARRY_S = 0.035
-CLOSURE_RAMP_S = 0.10
-STOP_RELEASE_S = 0.01  # a stop's interval ends this long after its burst
+CLOSURE_RAMP_S = 0.08
+CLOSURE_RAMP_POWER = 3  # the lips start early but meet late: half-way 20 ms before
+STOP_RELEASE_S = 0.01
+REST_DOMINANCE = 0.01  # a stop's interval ends this long after its burst
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +60,13 @@ def _parts(segments: list[Segment]) -> list[tuple[float, float, ph.Vec, ph.Vec]]
 
 
 def blend(segments: list[Segment], times: np.ndarray) -> np.ndarray:
-    """Dominance-blended parameters [len(times), 7] (closure left at 0)."""
+    """Dominance-blended parameters [len(times), 7] (closure left at 0).
+
+    A faint rest pose is always present, so far from every phone (silence the engine did
+    not label) the blend settles to the neutral mouth instead of the last phone's shape.
+    """
     num = np.zeros((times.size, len(ph.PARAMS)))
-    den = np.full((times.size, len(ph.PARAMS)), 1e-6)
+    den = np.full((times.size, len(ph.PARAMS)), REST_DOMINANCE)
     t = times[:, None]
     for start, end, target, dom in _parts(segments):
         before = np.exp(-np.maximum(start - t, 0.0) / ANTICIPATE_S.clip(min=1e-3))
@@ -82,7 +88,7 @@ def closure(segments: list[Segment], times: np.ndarray) -> np.ndarray:
         release = seg.release
         if release is None:  # festival and flite end a stop just after its burst
             release = seg.end - (STOP_RELEASE_S if seg.phone != "m" else 0.0)
-        rise = np.clip(1.0 - (seg.start - times) / CLOSURE_RAMP_S, 0.0, 1.0) ** 2
+        rise = np.clip(1.0 - (seg.start - times) / CLOSURE_RAMP_S, 0.0, 1.0) ** CLOSURE_RAMP_POWER
         value = np.where(times >= seg.start, 1.0, rise)
         out = np.maximum(out, np.where(times < release, value, 0.0))
     return out
@@ -96,8 +102,20 @@ def viseme_ids(segments: list[Segment], times: np.ndarray) -> np.ndarray:
     return out
 
 
+def with_rest(segments: list[Segment], duration: float) -> list[Segment]:
+    """The silence before the first and after the last phone made explicit pauses (espeak
+    marks none), so the mouth is pulled to rest there, not left in the last shape."""
+    if not segments:
+        return [Segment(ph.PAUSE, 0.0, duration)]
+    head = [Segment(ph.PAUSE, 0.0, segments[0].start)] if segments[0].start > 0 else []
+    tail = ([Segment(ph.PAUSE, segments[-1].end, duration)]
+            if segments[-1].end < duration else [])
+    return head + segments + tail
+
+
 def make_labels(segments: list[Segment], hops: int) -> Labels:
     times = hop_times(hops)
+    segments = with_rest(segments, hops * HOP_S)
     params = blend(segments, times)
     press = closure(segments, times)
     params[:, ph.PRESS] = press
