@@ -54,7 +54,7 @@ class LogMel(torch.nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         spectrum = torch.fft.rfft(frames * self.window, n=N_FFT)
-        power = spectrum.real.square() + spectrum.imag.square()
+        power = torch.view_as_real(spectrum).square().sum(-1)
         return torch.log(power @ self.bank + LOG_FLOOR)
 
 

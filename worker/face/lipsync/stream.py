@@ -105,30 +105,43 @@ class LipSync:
         hidden = torch.stack([s.hidden for s in states] + [torch.zeros(HIDDEN)] * spare)[None]
         params, logits, outs = self.net.core(feats, context, hidden)
         probs = torch.softmax(logits, dim=-1)
-        return _gather(states, buffers, hops, feats, params, probs, outs)
+        return _gather(states, buffers, hops, feats, context, params, probs, outs)
 
 
-def _pool(params: torch.Tensor, probs: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """A frame's hops → one frame: closure by max, everything else by mean."""
-    pooled = params.mean(0)
-    pooled[PRESS] = params[:, PRESS].max()
-    return pooled.numpy().astype(np.float32), probs.mean(0).numpy().astype(np.float32)
+def _pool(params: torch.Tensor, probs: torch.Tensor, hops: torch.Tensor
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's first ``hops`` hops → one frame: closure by max, the rest by mean."""
+    mask = torch.arange(params.shape[1])[None, :] < hops[:, None]
+    weight = mask[..., None].to(params.dtype)
+    count = hops.clamp(min=1)[:, None].to(params.dtype)
+    pooled = (params * weight).sum(1) / count
+    pooled[:, PRESS] = torch.where(mask, params[..., PRESS], -1.0).max(1).values
+    return pooled, (probs * weight).sum(1) / count
 
 
-def _gather(states: Sequence[State], buffers: list[np.ndarray], hops: list[int],
-            feats: torch.Tensor, params: torch.Tensor, probs: torch.Tensor,
-            outs: torch.Tensor) -> tuple[np.ndarray, np.ndarray, list[State]]:
+def _gather(states: Sequence[State], buffers: list[np.ndarray], hop_list: list[int],
+            feats: torch.Tensor, context: torch.Tensor, params: torch.Tensor,
+            probs: torch.Tensor, outs: torch.Tensor
+            ) -> tuple[np.ndarray, np.ndarray, list[State]]:
+    """The frame of every session and its next state, read out of the padded batch."""
+    size = len(states)
+    hops = torch.tensor(hop_list)
+    pooled, visemes = (x.numpy() for x in _pool(params[:size], probs[:size], hops))
+    rows = torch.arange(size)
+    hidden = outs[rows, (hops - 1).clamp(min=0)]
+    # The conv's next context: the last CONV_WIDTH − 1 feature rows heard so far.
+    heard = torch.cat([context[:size], feats[:size]], dim=1)
+    last = heard[rows[:, None], hops[:, None] + torch.arange(CONV_WIDTH - 1)[None, :]]
     out_p, out_v, new = [], [], []
-    for row, (state, buf, n) in enumerate(zip(states, buffers, hops, strict=True)):
-        if n == 0:
+    for row, (state, buf, n) in enumerate(zip(states, buffers, hop_list, strict=True)):
+        if n == 0:  # nothing completed: the frame and the network state stay as they were
             out_p.append(state.params)
             out_v.append(state.visemes)
             new.append(_with_tail(state, buf))
             continue
-        p, v = _pool(params[row, :n], probs[row, :n])
-        both = torch.cat([state.context, feats[row, :n]])
-        new.append(State(outs[row, n - 1].clone(), both[-(CONV_WIDTH - 1):].clone(),
-                         buf[n * HOP:].copy(), state.ahead, p, v))
+        p, v = pooled[row].copy(), visemes[row].copy()
+        new.append(State(hidden[row].clone(), last[row].clone(), buf[n * HOP:].copy(),
+                         state.ahead, p, v))
         out_p.append(p)
         out_v.append(v)
     return np.stack(out_p), np.stack(out_v), new
