@@ -121,3 +121,30 @@ def test_the_adapter_draws_closed_lips_shut_and_open_vowels_open() -> None:
     assert fields.mouth_open == pytest.approx(1.0)
     assert fields.lip_round == pytest.approx(0.8)
     assert fields.speaking and not mouth_fields(params, sil).speaking
+
+
+def test_a_session_is_unchanged_by_sessions_joining_and_leaving_its_batch(
+        model: LipSync, clips: list[Clip]) -> None:
+    """A newcomer's first tick feeds 8 hops, not 4, and the batch grows and shrinks."""
+    pcm = [_pcm(audio) for audio, _ in clips]
+
+    def frame(p: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        return p[n * SPF : (n + 1) * SPF], p[(n + 1) * SPF : (n + 1) * SPF + LOOKAHEAD]
+
+    alone, state = [], model.new_state()
+    for n in range(40):
+        chunk, ahead = frame(pcm[0], n)
+        params, _, (state,) = model.step_frames([state], [chunk], [ahead])
+        alone.append(params[0])
+    crowd, states, joined = [], [model.new_state()], 0
+    for n in range(40):
+        if n in (5, 9, 13) and joined < len(pcm) - 1:
+            joined += 1
+            states.append(model.new_state())
+        if n == 30:
+            states = states[:2]  # two sessions end
+        parts = [frame(pcm[0], n)] + [frame(pcm[k], n) for k in range(1, len(states))]
+        params, _, states = model.step_frames(
+            states, [c for c, _ in parts], [a for _, a in parts])
+        crowd.append(params[0])
+    assert np.array_equal(np.stack(alone), np.stack(crowd))

@@ -24,6 +24,17 @@ def sox_resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray
     return (np.frombuffer(out, "<i2").astype(np.float32) / 32768.0)
 
 
+def sox_pitch(samples: np.ndarray, cents: float) -> np.ndarray:
+    """Shift pitch and formants together, duration kept (16 kHz): a shorter or longer
+    vocal tract — a new voice for the same phone timings."""
+    pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+    raw = ["-t", "raw", "-e", "signed", "-b", "16", "-c", "1", "-r", str(RATE)]
+    out = subprocess.run(["sox", "-D", *raw, "-", *raw, "-", "pitch", f"{cents:.0f}"],
+                         input=pcm, capture_output=True, check=True).stdout
+    shifted = np.frombuffer(out, "<i2").astype(np.float32) / 32768.0
+    return np.resize(shifted, samples.size) if shifted.size != samples.size else shifted
+
+
 def linear_resample(samples: np.ndarray, rate_in: int, rate_out: int = RATE) -> np.ndarray:
     """Linear interpolation, no anti-alias filter: what the worker's ``Resampler`` does to
     24 and 48 kHz speech, aliasing included."""

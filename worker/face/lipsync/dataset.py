@@ -42,6 +42,8 @@ ESPEAK_CLIPS = 900
 FLITE_CLIPS = 330
 FESTIVAL_CLIPS = 140
 PAD_S = (0.15, 0.7)  # silence before and after each clip
+SHIFT_SHARE = 0.5
+SHIFT_CENTS = (-300.0, 600.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +60,18 @@ def texts(name: str) -> list[str]:
 
 
 def to_clip(utt: Utterance, source: str, rng: np.random.Generator,
-            route: int | None = None) -> Clip:
-    """Resample (route 0: sox; 1: via 24 kHz; 2: via 48 kHz), pad with silence, label."""
+            route: int | None = None, shift: bool = False) -> Clip:
+    """Resample (route 0: sox; 1: via 24 kHz; 2: via 48 kHz), pad with silence, label.
+
+    ``shift``: half the time, move pitch and formants together by −3 … +6 semitones —
+    there are few voices, and the held-out slt voice family is higher than most of them.
+    """
     route = int(rng.integers(3)) if route is None else route
+    if shift and rng.random() < SHIFT_SHARE:
+        utt = Utterance(augment.sox_pitch(augment.sox_resample(utt.samples, utt.rate,
+                                                               augment.RATE),
+                                          float(rng.uniform(*SHIFT_CENTS))),
+                        augment.RATE, utt.segments)
     if route == 0:
         audio = augment.sox_resample(utt.samples, utt.rate, augment.RATE)
     else:
@@ -68,9 +79,9 @@ def to_clip(utt: Utterance, source: str, rng: np.random.Generator,
         audio = augment.linear_resample(augment.sox_resample(utt.samples, utt.rate, mid), mid)
     before, after = (int(rng.uniform(*PAD_S) * augment.RATE) for _ in range(2))
     audio = np.concatenate([np.zeros(before, np.float32), audio, np.zeros(after, np.float32)])
-    shift = before / augment.RATE
-    segs = [Segment(s.phone, s.start + shift, s.end + shift,
-                    None if s.release is None else s.release + shift) for s in utt.segments]
+    lead = before / augment.RATE
+    segs = [Segment(s.phone, s.start + lead, s.end + lead,
+                    None if s.release is None else s.release + lead) for s in utt.segments]
     labels = make_labels(segs, int(audio.size / augment.RATE / HOP_S))
     return Clip(audio, labels.params, labels.visemes, segs, source)
 
@@ -88,15 +99,15 @@ def train_clips(rng: np.random.Generator) -> list[Clip]:
         voice = f"{base}+{variant}" if variant else base
         utt = espeak.say(_text(pool, rng), voice, int(rng.integers(120, 240)),
                          int(rng.integers(25, 80)), int(rng.integers(20, 90)))
-        clips.append(to_clip(utt, f"espeak:{voice}", rng))
+        clips.append(to_clip(utt, f"espeak:{voice}", rng, shift=True))
     for _ in range(FLITE_CLIPS):
         voice = TRAIN_FLITE[int(rng.integers(len(TRAIN_FLITE)))]
         utt = flite(_text(pool, rng), voice, float(rng.uniform(0.75, 1.35)),
                     float(rng.uniform(90.0, 180.0)))
-        clips.append(to_clip(utt, f"flite:{voice}", rng))
+        clips.append(to_clip(utt, f"flite:{voice}", rng, shift=True))
     for _ in range(FESTIVAL_CLIPS):
         utt = festival(_text(pool, rng), "voice_kal_diphone", float(rng.uniform(0.8, 1.3)))
-        clips.append(to_clip(utt, "festival:kal", rng))
+        clips.append(to_clip(utt, "festival:kal", rng, shift=True))
     return clips
 
 
