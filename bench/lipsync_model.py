@@ -8,8 +8,8 @@ with its ratio to a baseline in the same process (a plain [B, 128] × [128, 384]
 the size of one GRU gate product, so the ratio carries across machines). Target
 ≤ 0.3 ms per session-frame at 20 sessions.
 
-Quality: ``worker.face.lipsync.evaluate`` on the held-out set (the cache built by
-``python -m worker.face.lipsync.dataset``; without it, the clips in tests/data/lipsync).
+Quality: ``protoface.worker.face.lipsync.evaluate`` on the held-out set (the cache built by
+``python -m protoface.worker.face.lipsync.dataset``; without it, the clips in tests/data/lipsync).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from worker.face.lipsync import dataset, evaluate
-from worker.face.lipsync.model import parameter_count
-from worker.face.lipsync.stream import LOOKAHEAD, LipSync
+from protoface.worker.face.lipsync import dataset, evaluate
+from protoface.worker.face.lipsync.model import parameter_count
+from protoface.worker.face.lipsync.stream import LOOKAHEAD, LipSync
 
 SPEECH = Path(__file__).resolve().parent.parent / "tests" / "data" / "speech"
 FPS = 25

@@ -12,7 +12,12 @@ SPEECH_DIR = Path(__file__).parent / "data" / "speech"
 
 def load(name: str = "greeting.wav") -> np.ndarray:
     """16 kHz mono int16 samples of a bundled utterance."""
-    with wave.open(str(SPEECH_DIR / name), "rb") as wav:
+    return load_path(SPEECH_DIR / name)
+
+
+def load_path(path: Path) -> np.ndarray:
+    """16 kHz mono int16 samples of a WAV file."""
+    with wave.open(str(path), "rb") as wav:
         assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (16_000, 1, 2)
         return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").copy()
 

@@ -22,7 +22,7 @@ from protoface.domain.tiers import Tier
 from protoface.worker import metrics
 from protoface.worker.audio import SpeechQueue
 from protoface.worker.capacity.overload import TICKS
-from protoface.worker.face.features import FaceDriver, FaceParams
+from protoface.worker.face.features import FaceDriver, FaceParams, speech_batch
 from protoface.worker.transports.port import (
     Closed,
     Flush,
@@ -102,6 +102,7 @@ class Pipeline:
                         self.speech.end_segment(segment)
                 case Interrupt():
                     dropped = self.speech.interrupt()
+                    self.face.reset()  # the next speech starts from a closed mouth
                     log.info("interrupt", extra={"session_id": self.session_id,
                                                  "dropped_ms": dropped * 1000 // 16_000})
                 case Refused(code=code, message=message):
@@ -171,7 +172,9 @@ class Pipeline:
         """One tick: its audio always goes out; its frame only if rendered by ``until``."""
         chunk, spoken = self._take()
         onset, self._idle = self._idle and spoken > 0, spoken == 0
-        params = self.face.step(chunk, self.speech.peek(self.face.lookahead_samples))
+        # One lip-sync call per tick for every session at this rate (SpeechBatch).
+        params = await speech_batch(self.tier.fps).step(
+            self.face, chunk, self.speech.peek(self.face.lookahead_samples))
         frame = None
         if not late:
             frame = await self._render(index, params, until, onset)

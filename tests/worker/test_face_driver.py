@@ -1,99 +1,87 @@
-"""The face driver: speech in, one FaceParams per video frame, deterministic per seed."""
+"""The face driver: speech in, one FaceParams per video frame from the learned lip-sync
+model and the face's life, deterministic per seed, batched across sessions per tick."""
 
 from __future__ import annotations
 
+import asyncio
+import csv
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from protoface.worker.face.features import FaceDriver, FaceParams, level_db
+from protoface.worker.face.features import FaceDriver, FaceParams, SpeechBatch
 from protoface.worker.face.motion import HEAD_LIMITS
 from tests import speech
 from tests.worker import speechlike
 
+HELD_OUT = Path(__file__).resolve().parents[1] / "data" / "lipsync"
+CLOSED = 0.5  # lip_press at or above this: the lips are drawn shut
 
-def drive(signal: np.ndarray, seed: int = 0, fps: int = 25,
-          lookahead: bool = True) -> list[FaceParams]:
+
+def drive(signal: np.ndarray, seed: int = 0, fps: int = 25) -> list[FaceParams]:
     driver = FaceDriver(seed=seed, fps=fps)
-    return [driver.step(chunk, ahead if lookahead else None)
+    return [driver.step(chunk, ahead)
             for chunk, ahead in speechlike.frames(signal, driver.samples_per_frame)]
 
 
-def test_the_jaw_tracks_the_energy_of_real_speech() -> None:
-    for name in ("greeting.wav", "numbers.wav", "pauses.wav", "fast.wav"):
-        utterance = speech.load(name)
-        opening = np.array([p.mouth_open for p in drive(utterance)])
-        levels = np.array([max(level_db(utterance[i : i + 640]), -60.0)
-                           for i in range(0, utterance.size, 640)])
-        assert np.corrcoef(opening, levels)[0, 1] > 0.7, name
+def held_out(name: str) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
+    """A clip the model never trained on, with its synthesizer's phone timings."""
+    samples = speech.load_path(HELD_OUT / f"{name}.wav")
+    with (HELD_OUT / f"{name}.tsv").open() as f:
+        rows = [(r["phone"], float(r["start"]), float(r["end"]))
+                for r in csv.DictReader(f, delimiter="\t")]
+    return samples, rows
+
+
+def test_the_model_closes_the_lips_and_the_driver_draws_that_closure() -> None:
+    # The model's own held-out scores are in tests/worker/face/test_lipsync_heldout.py;
+    # here: what it decides reaches FaceParams, closure and all, frame for frame.
+    samples, _ = held_out("flite_slt")
+    driver = FaceDriver()
+    model, state = driver.model, driver.model.new_state()
+    for chunk, ahead in speechlike.frames(samples, 640):
+        params, _, (state,) = model.step_frames([state], [chunk], [ahead])
+        drawn = driver.step(chunk, ahead)
+        assert drawn.lip_press == pytest.approx(float(np.clip(params[0][1], 0, 1)))
+        if drawn.lip_press >= CLOSED:
+            assert drawn.mouth_open < 0.5  # pressed lips hide the jaw
 
 
 def test_the_mouth_opens_in_speech_and_rests_closed_in_the_silences_around_it() -> None:
     params = drive(speech.load("greeting.wav"))  # 0.5 s silence, speech, 0.8 s silence
-    before, during, after = params[:12], params[14:-22], params[-12:]
-    assert all(p.mouth_open == 0.0 and not p.speaking for p in before + after)
-    assert np.mean([p.mouth_open for p in during]) > 0.3
-    assert max(p.mouth_open for p in during) > 0.8
-    # Syllables: the mouth closes part-way again and again, it is not held open.
-    assert sum(1 for a, b in itertools.pairwise(during) if a.mouth_open > 0.5 >= b.mouth_open) > 12
+    before, during, after = params[:10], params[15:-22], params[-12:]
+    assert all(p.mouth_open < 0.05 and not p.speaking for p in before + after)
+    assert max(p.mouth_open for p in during) > 0.4
+    # Open on a minority-to-half of speech frames, not held open with the volume.
+    assert 0.2 < np.mean([p.mouth_open > 0.25 for p in during]) < 0.7
+    assert sum(1 for a, b in itertools.pairwise(during) if a.mouth_open > 0.3 >= b.mouth_open) > 5
 
 
-def test_silence_relaxes_every_feature_to_a_neutral_closed_mouth() -> None:
+def test_silence_relaxes_every_feature_to_a_neutral_closed_mouth_within_150_ms() -> None:
     signal = np.concatenate([speech.load("numbers.wav")[8_000:40_000], np.zeros(16_000, np.int16)])
-    rest = drive(signal)[-5:]
-    assert all(p.mouth_open == 0.0 and p.lip_press == 0.0 and abs(p.lip_round) < 0.01
-               and not p.speaking for p in rest)
-
-
-def test_the_jaw_opens_fast_and_closes_slowly() -> None:
-    loud = speechlike.vowel("ah", 0.2)
-    params = drive(np.concatenate([loud, np.zeros(8_000, np.int16)]))
-    assert params[0].mouth_open > 0.6  # attack: open within the first frame
-    released = [p.mouth_open for p in params[5:]]  # the vowel ended at frame 5
-    assert released[0] > 0.3  # release: coarticulation, not a snap shut
-    assert released[0] > released[1] > released[2] > 0.0
-    assert released[-1] == 0.0
-
-
-@pytest.mark.parametrize(("name", "sign"), [("ee", -1), ("oo", +1), ("oh", +1)])
-def test_lips_spread_for_ee_and_round_for_oo_and_oh(name: str, sign: int) -> None:
-    params = drive(speechlike.vowel(name, 0.6))
-    assert sign * params[-1].lip_round > 0.5
-
-
-def test_an_open_vowel_neither_rounds_nor_spreads_much() -> None:
-    assert abs(drive(speechlike.vowel("ah", 0.6))[-1].lip_round) < 0.4
-
-
-def test_a_plosive_burst_presses_the_lips_shut_just_before_it() -> None:
-    signal, burst = speechlike.burst_then_vowel()
     params = drive(signal)
-    burst_frame = burst // 640
-    pressed = [i for i, p in enumerate(params) if p.lip_press > 0.9]
-    assert pressed and pressed[0] in (burst_frame - 1, burst_frame)
-    assert all(params[i].mouth_open < 0.05 for i in pressed)
-    assert max(p.mouth_open for p in params[burst_frame + 1 : burst_frame + 4]) > 0.5
+    speech_ends = 40_000 - 8_000
+    after = params[-(-(speech_ends + 2_400) // 640):]  # from 150 ms after the speech
+    assert all(p.mouth_open < 0.1 and p.lip_press < CLOSED and abs(p.lip_round) < 0.2
+               and not p.speaking for p in after)
 
 
-def test_a_vowel_onset_without_a_burst_does_not_press_the_lips() -> None:
-    signal = np.concatenate([np.zeros(4_800, np.int16), speechlike.vowel("ah", 0.4)])
-    assert max(p.lip_press for p in drive(signal)) == 0.0
-
-
-def test_noise_swelling_in_syllables_does_not_press_the_lips() -> None:
-    assert max(p.lip_press for p in drive(speechlike.am_noise(6.0, seed=2))) == 0.0
-
-
-def test_without_lookahead_the_burst_is_caught_in_its_own_frame() -> None:
-    signal, burst = speechlike.burst_then_vowel(closure=0.3 + 0.045)  # late in its frame
-    params = drive(signal, lookahead=False)
-    assert params[burst // 640].lip_press > 0.9
+def test_an_interrupt_resets_the_mouth_to_closed_and_speech_starts_afresh() -> None:
+    utterance = speech.load("greeting.wav")
+    driver = FaceDriver(seed=1)
+    for chunk, ahead in itertools.islice(speechlike.frames(utterance, 640), 40):
+        driver.step(chunk, ahead)
+    driver.reset()
+    fresh = FaceDriver(seed=1)
+    silence = np.zeros(640, np.int16)
+    assert driver.step(silence).mouth_open == fresh.step(silence).mouth_open
 
 
 @pytest.mark.parametrize("fps", [25, 30])
 def test_blinks_come_10_to_30_a_minute_and_last_100_to_400_ms(fps: int) -> None:
-    for seed in range(5):
+    for seed in range(3):
         driver = FaceDriver(seed=seed, fps=fps)
         silence = np.zeros(driver.samples_per_frame, np.int16)
         closure = [driver.step(silence).blink for _ in range(60 * fps)]
@@ -130,10 +118,33 @@ def test_at_30_fps_a_frame_is_533_samples_and_lookahead_stays_within_40_ms() -> 
     assert driver.samples_per_frame == 533
     assert driver.lookahead_samples <= 640
     params = drive(speech.load("fast.wav"), fps=30)
-    assert max(p.mouth_open for p in params) > 0.8
+    assert max(p.mouth_open for p in params) > 0.4
 
 
-def test_real_speech_both_rounds_and_spreads_the_lips() -> None:
-    for name in ("greeting.wav", "numbers.wav", "pauses.wav", "fast.wav"):
-        shape = np.array([p.lip_round for p in drive(speech.load(name))])
-        assert shape.min() < -0.5 and shape.max() > 0.5, name
+async def test_one_tick_of_many_sessions_is_one_model_call_and_equals_each_alone() -> None:
+    clips = [speech.load(n) for n in ("greeting.wav", "numbers.wav", "pauses.wav")]
+    batch = SpeechBatch()
+    calls = 0
+    step_frames = batch.model.step_frames
+
+    def counted(*args: object) -> object:
+        nonlocal calls
+        calls += 1
+        return step_frames(*args)  # type: ignore[arg-type]
+
+    batch.model.step_frames = counted  # type: ignore[method-assign]
+    try:
+        drivers = [FaceDriver(seed=i) for i in range(3)]
+        ticks = [list(itertools.islice(speechlike.frames(c, 640), 30)) for c in clips]
+        batched: list[list[FaceParams]] = [[], [], []]
+        for t in range(30):
+            frames = await asyncio.gather(*(batch.step(d, *ticks[i][t])
+                                            for i, d in enumerate(drivers)))
+            for i, f in enumerate(frames):
+                batched[i].append(f)
+    finally:
+        del batch.model.step_frames
+    assert calls == 30  # one call per tick for the three sessions
+    for i in range(len(clips)):
+        alone = FaceDriver(seed=i)
+        assert batched[i] == [alone.step(*ticks[i][t]) for t in range(30)]

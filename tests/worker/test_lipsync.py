@@ -46,7 +46,9 @@ def test_band_pass_keeps_the_syllable_rate_and_drops_drift_and_flicker() -> None
 
 
 @pytest.mark.parametrize("tier_name", ["mock", "pro"])  # 25 fps and 30 fps
-@pytest.mark.parametrize("make", [speechlike.syllables, speechlike.am_noise])
+# Vowel syllables only: amplitude-modulated noise is no speech, and the learned lip-sync
+# (it follows phones, not loudness) rightly keeps the mouth closed for it.
+@pytest.mark.parametrize("make", [speechlike.syllables])
 def test_a_speech_like_signal_scores_above_half_at_a_small_lag(
     tier_name: str, make: Callable[[float, int], np.ndarray],
 ) -> None:

@@ -70,10 +70,13 @@ def test_the_synthetic_voice_is_one_continuous_deterministic_signal() -> None:
 
 def test_the_synthetic_voice_opens_the_mouth_in_words_and_closes_it_in_pauses() -> None:
     mouth = FaceDriver(seed=0, fps=25)
-    signal = synthetic_voice(0, 16_000 * 2)
-    opening = [mouth.step(signal[i : i + 640]).mouth_open for i in range(0, signal.size, 640)]
-    words, pause = opening[:37], opening[40:50]  # 0–1.5 s speaks, 1.5–2 s is a pause
-    assert max(words) > 0.5
-    assert min(pause) < 0.1
-    # Syllables: the mouth opens and closes again within a word, not held open.
-    assert sum(1 for a, b in itertools.pairwise(words) if a > 0.3 >= b) >= 2
+    signal = synthetic_voice(0, 16_000 * 4)  # the utterance: 0.5 s pause, words, pause
+    opening = [mouth.step(signal[i : i + 640], signal[i + 640 : i + 1_280]).mouth_open
+               for i in range(0, signal.size - 640, 640)]
+    pause, words = opening[:10], opening[15:60]
+    assert max(pause) < 0.05
+    assert max(words) > 0.3
+    # Syllables: the mouth opens and closes again within the words, not held open.
+    assert sum(1 for a, b in itertools.pairwise(words) if a > 0.2 >= b) >= 3
+
+

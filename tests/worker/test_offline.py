@@ -84,7 +84,9 @@ def test_the_strip_shows_a_closed_then_an_open_mouth(tmp_path: Path) -> None:
     closed, opened = strip[:, : tier.width], strip[:, tier.width :]
     top, bottom, left, right = MockRenderer(tier.width, tier.height).mouth_box
     dark = [int((f[top:bottom, left:right].sum(axis=2) < 200).sum()) for f in (closed, opened)]
-    assert dark[0] == 0 and dark[1] > 0.5 * (bottom - top) * (right - left)
+    # The learned lip-sync opens the jaw as far as the phones ask (this clip's widest is
+    # about a third of the way), not to the volume's peak.
+    assert dark[0] == 0 and dark[1] > 0.2 * (bottom - top) * (right - left)
 
 
 def test_the_cli_renders_a_stock_avatar(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worker.face.lipsync.labels import Segment
+from protoface.worker.face.lipsync.labels import Segment
 
 CLIPS = Path(__file__).resolve().parents[2] / "data" / "lipsync"
 

@@ -8,8 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
-from worker.face.lipsync import engines
-from worker.face.lipsync.engines import Utterance
+from protoface.worker.face.lipsync import engines
+from protoface.worker.face.lipsync.engines import Utterance
 
 TEXT = "A map, a pop, a mob. Happy puppies."
 

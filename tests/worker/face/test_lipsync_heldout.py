@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
+from protoface.worker.face.lipsync import evaluate
+from protoface.worker.face.lipsync.labels import Segment
+from protoface.worker.face.lipsync.phones import PRESS
+from protoface.worker.face.lipsync.stream import LipSync
 from tests.worker.face.lipsync_clips import heldout_clips
-from worker.face.lipsync import evaluate
-from worker.face.lipsync.labels import Segment
-from worker.face.lipsync.phones import PRESS
-from worker.face.lipsync.stream import LipSync
 
 torch.set_num_threads(1)
 SPEECH = Path(__file__).resolve().parents[2] / "data" / "speech"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from worker.face.lipsync import phones as ph
-from worker.face.lipsync.ipa import to_arpabet
-from worker.face.lipsync.labels import HOP_S, Segment, hop_times, make_labels
+from protoface.worker.face.lipsync import phones as ph
+from protoface.worker.face.lipsync.ipa import to_arpabet
+from protoface.worker.face.lipsync.labels import HOP_S, Segment, hop_times, make_labels
 
 
 def _at(times: np.ndarray, t: float) -> int:

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from protoface.worker.face.lipsync import evaluate
+from protoface.worker.face.lipsync.adapter import mouth_fields
+from protoface.worker.face.lipsync.features import HISTORY, HOP
+from protoface.worker.face.lipsync.labels import Segment
+from protoface.worker.face.lipsync.phones import JAW, PRESS, ROUND, SIL, SPREAD
+from protoface.worker.face.lipsync.stream import LOOKAHEAD, LipSync
 from tests.worker.face.lipsync_clips import heldout_clips
-from worker.face.lipsync import evaluate
-from worker.face.lipsync.adapter import mouth_fields
-from worker.face.lipsync.features import HISTORY, HOP
-from worker.face.lipsync.labels import Segment
-from worker.face.lipsync.phones import JAW, PRESS, ROUND, SIL, SPREAD
-from worker.face.lipsync.stream import LOOKAHEAD, LipSync
 
 torch.set_num_threads(1)
 SPF = 640

@@ -1,6 +1,6 @@
 """The training and held-out speech: synthesized with exact phone timings, cached.
 
-``python -m worker.face.lipsync.dataset`` writes ``.cache/lipsync/{train,heldout}.npz``
+``python -m protoface.worker.face.lipsync.dataset`` writes ``.cache/lipsync/{train,heldout}.npz``
 (git-ignored by a ``.gitignore`` it puts in ``.cache``), deterministic from ``SEED``.
 
 The split (kept here, in the repository):

@@ -1,4 +1,4 @@
-"""Train the lip-sync model: ``python -m worker.face.lipsync.train [--steps N]``.
+"""Train the lip-sync model: ``python -m protoface.worker.face.lipsync.train [--steps N]``.
 
 Builds the data set first if ``.cache/lipsync`` lacks it, then trains on random 3 s crops
 of the training clips (a crop starts the network from a reset state anywhere, even

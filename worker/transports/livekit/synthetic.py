@@ -1,35 +1,42 @@
 """A synthetic voice for demos (``synthetic_audio_if_no_input``): when nobody speaks to
 the avatar, it says something so the face visibly works.
 
-It is a tone with a few harmonics, gated at a syllable rate with pauses between
-"words": energy that rises and falls like speech, so the mouth opens and closes.
+It loops a short utterance shipped with the worker (``demo-voice.wav``: English speech
+synthesized with espeak-ng, 16 kHz mono, with the pauses around it), so the learned
+lip-sync sees real speech: its words open the mouth, its /b m p/ close the lips, and its
+pauses rest the face.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import time
+import wave
 from collections.abc import Callable
+from functools import cache
+from importlib import resources
 
 import numpy as np
 
-from protoface.worker.audio import MODEL_RATE
+from protoface.worker.audio import MODEL_RATE, Resampler
 from protoface.worker.transports.port import Inbound, SpeechIn
 
-PITCH_HZ = 140.0
-SYLLABLES_PER_SECOND = 4.0
-WORD_SECONDS, PAUSE_SECONDS = 1.5, 0.5
 CHUNK_SECONDS = 0.1
+
+
+@cache
+def _utterance(rate: int) -> np.ndarray:
+    data = resources.files(__package__).joinpath("demo-voice.wav").read_bytes()
+    with wave.open(io.BytesIO(data), "rb") as wav:
+        samples = np.frombuffer(wav.readframes(wav.getnframes()), "<i2").copy()
+    return samples if rate == MODEL_RATE else Resampler(MODEL_RATE, rate)(samples)
 
 
 def synthetic_voice(start: int, count: int, rate: int = MODEL_RATE) -> np.ndarray:
     """Samples ``start`` … ``start + count`` of the (endless, deterministic) voice."""
-    t = (start + np.arange(count)) / rate
-    tone = sum(np.sin(2 * np.pi * PITCH_HZ * k * t) / k for k in (1, 2, 3))
-    # Per syllable: a hump of sound, then a gap as long (the mouth closes between them).
-    syllables = np.clip(np.sin(2 * np.pi * SYLLABLES_PER_SECOND * t), 0.0, None)
-    speaking = (t % (WORD_SECONDS + PAUSE_SECONDS)) < WORD_SECONDS
-    return (tone * syllables * speaking * 6_000).astype(np.int16)
+    utterance = _utterance(rate)
+    return utterance[(start + np.arange(count)) % utterance.size]
 
 
 async def speak(emit: Callable[[Inbound], None], rate: int = MODEL_RATE) -> None:
