@@ -101,7 +101,7 @@ def train(steps: int, threads: int, checkpoint: Path | None = None) -> Net:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--steps", type=int, default=3500)  # the committed weights' run
     # One thread: what the committed weights were trained with (another thread count may
     # change float rounding, so the weights would differ in their last bits).
     parser.add_argument("--threads", type=int, default=1)
