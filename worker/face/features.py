@@ -59,6 +59,12 @@ class FaceParams:
     head_roll: float = 0.0  # degrees, small (|x| ≤ 3)
     gaze_x: float = 0.0  # −1 … +1: fraction of the largest iris shift, + is image right
     gaze_y: float = 0.0  # −1 … +1, + is down
+    # The lip-sync model's articulations this set had no field for (0 … 1 each; its jaw
+    # is ``mouth_open``, closure ``lip_press``, spread and rounding ``lip_round``).
+    lip_raise: float = 0.0  # upper lip raised off the teeth
+    lip_tuck: float = 0.0  # lower lip tucked under the upper teeth (f, v)
+    tongue: float = 0.0  # tongue tip visible (th, l)
+    breath: float = 0.0  # 0 exhaled … 1 inhaled: the shoulders' slow rise
 
 
 def level_db(samples: np.ndarray) -> float:
@@ -224,6 +230,7 @@ class FaceDriver:
             head_roll=motion.head_roll,
             gaze_x=motion.gaze_x,
             gaze_y=motion.gaze_y,
+            breath=motion.breath,
         )
 
     def _press(self, chunk: np.ndarray, ahead: np.ndarray) -> float:

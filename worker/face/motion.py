@@ -7,6 +7,7 @@ frame count, so the same seed gives the same motion on every run and every machi
   fast, stay shut a moment and open more slowly, as real lids do.
 * **Head**: per axis a sum of three slow sinusoids (0.05–0.4 Hz) with random phases,
   plus a small nod that follows the jaw while speaking; clipped to a few degrees.
+* **Breath**: a slow rise and fall (0.2–0.3 Hz) the renderer shows in the shoulders.
 * **Gaze**: fixations held 0.8–3.5 s, then a saccade (≈ 30 ms) to a new target near the
   centre; while speaking the eyes stay closer to the listener.
 """
@@ -29,6 +30,7 @@ FIXATION_S = (0.8, 3.5)
 SACCADE_S = 0.03
 GAZE_SPREAD = (0.25, 0.12)  # standard deviation of fixation targets (x, y)
 GAZE_LIMIT = 0.6
+BREATH_HZ = (0.2, 0.3)
 SPEAKING_GAZE = 0.5  # targets shrink towards the centre by this factor while speaking
 
 
@@ -40,6 +42,7 @@ class Motion:
     head_roll: float
     gaze_x: float
     gaze_y: float
+    breath: float = 0.0
 
 
 def blink_shape(phase: float) -> float:
@@ -82,6 +85,9 @@ class Life:
         self._target = np.zeros(2)
         self._gaze = np.zeros(2)
         self._saccade = 1.0 - math.exp(-1.0 / (fps * SACCADE_S))
+        breath_rng = np.random.default_rng([seed, 4])
+        self._breath = (float(breath_rng.uniform(*BREATH_HZ)),
+                        float(breath_rng.uniform(0.0, 2 * math.pi)))
 
     def step(self, *, speaking: bool, emphasis: float) -> Motion:
         """This frame's motion; ``emphasis`` (0 … 1, the jaw) drives the speaking nod."""
@@ -97,6 +103,7 @@ class Life:
             head_roll=self._head("roll", t),
             gaze_x=float(gaze[0]),
             gaze_y=float(gaze[1]),
+            breath=0.5 + 0.5 * math.sin(2 * math.pi * self._breath[0] * t + self._breath[1]),
         )
 
     def _head(self, axis: str, t: float, extra: float = 0.0) -> float:

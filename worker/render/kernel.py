@@ -22,13 +22,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-# The coefficients' columns are worker.render_torch.BASIS: open 0, round 1, press 2,
-# gaze x 3, gaze y 4, yaw 5, pitch 6, roll 7 (literals here: TorchScript does not read
-# module-level ints).
+# The coefficients' columns are worker.render.renderer.BASIS: open 0, round 1, press 2,
+# gaze x 3, gaze y 4, yaw 5, pitch 6, roll 7, blink 8, breath 9 (literals here:
+# TorchScript does not read module-level ints).
 
-# One distinct avatar of a batch: its warp source, its basis fields (head, roll, open,
-# round, press, gaze), (head x, head y, gaze x, gaze y) scales, and the mouth fields' slack.
-Warp = Tuple[Tensor, List[Tensor], List[float], int]  # noqa: UP006
+# One distinct avatar of a batch: its warp source (RGB + person mask), its fields (head,
+# roll, open, round, press, gaze, breath, lid rows, backdrop), its scales (head x, head y,
+# gaze x, gaze y, roll pivot x) and its ints (mouth fields' slack, eye fields' padding).
+Warp = Tuple[Tensor, List[Tensor], List[float], List[int]]  # noqa: UP006
 
 
 def _rows_shifted(field: Tensor, shifts: List[int], slack: int, rows: int) -> Tensor:  # noqa: UP006
@@ -44,14 +45,55 @@ def _rows_shifted(field: Tensor, shifts: List[int], slack: int, rows: int) -> Te
     return torch.stack(cuts)
 
 
-def _grid(base: Tensor, fields: List[Tensor], scales: List[float], slack: int,  # noqa: UP006
-          c: Tensor, shifts: List[int], bands: List[int]) -> Tensor:  # noqa: UP006
+def _moved(field: Tensor, moves: List[List[int]], pad: int, rows: int, cols: int) -> Tensor:  # noqa: UP006
+    """A padded eye field moved by each frame's (down, right) pixels: [n, rows, cols, ...]."""
+    cuts: List[Tensor] = []  # noqa: UP006
+    for m in moves:
+        dy, dx = max(-pad, min(pad, m[0])), max(-pad, min(pad, m[1]))
+        cuts.append(field[pad - dy : pad - dy + rows, pad - dx : pad - dx + cols])
+    return torch.stack(cuts)
+
+
+def _lid_shift(lids: Tensor, moves: List[List[int]], pad: int, cols: int,  # noqa: UP006
+               closing: Tensor, lift: Tensor, v: Tensor) -> Tensor:
+    """Each frame's vertical sampling shift (pixels) on the eye band: the lids' warp.
+
+    Rows from the lid skin's top down to the upper lid's edge show the skin above the
+    lid contour stretched down; rows from the lower lid's edge to the lower skin show
+    that skin pushed up; the eye between them is uncovered, unmoved. ``lift``: where
+    the head carries the lid rows, per frame and column ([n, 1, cols]).
+    """
+    cuts: List[Tensor] = []  # noqa: UP006
+    for m in moves:
+        dx = max(-pad, min(pad, m[1]))
+        cuts.append(lids[:, pad - dx : pad - dx + cols])
+    at = torch.stack(cuts) + lift  # [n, 5, cols]
+    top, up, close, lo = at[:, 0:1], at[:, 1:2], at[:, 2:3], at[:, 3:4]
+    bot = at[:, 4:5]
+    b = closing[:, None, None]
+    edge = up + b * (close - up)
+    low = lo - b * (lo - close)
+    # The lash line (the band just above the contour) moves down whole; the skin above
+    # it stretches. Below, the lower lid's rim rises whole, its skin stretches.
+    lash = 0.2 * (lo - up) + 0.5
+    upper = (up - edge) * ((v - top) / (edge - lash - top).clamp(min=1e-3)).clamp(max=1)
+    lower = (lo - low) * ((bot - v) / (bot - low - 0.5 * lash).clamp(min=1e-3)).clamp(max=1)
+    over = ((v >= top) & (v < edge)).float()
+    under = ((v >= low) & (v <= bot)).float()
+    return upper * over + lower * under
+
+
+def _grid(base: Tensor, fields: List[Tensor], scales: List[float], ints: List[int],  # noqa: UP006
+          c: Tensor, shifts: List[int], eye_moves: List[List[int]],  # noqa: UP006
+          lifts: Tensor, bands: List[int]) -> Tensor:  # noqa: UP006
     """Base grid plus each field times its coefficient: [n, rh, rw, 2].
 
     A field whose coefficients are all zero is skipped: adding zero changes no bit,
     so a frame is the same whatever else shares its batch.
     """
-    head, roll, open_, round_, press, gaze = fields
+    head, roll, open_, round_, press = fields[0], fields[1], fields[2], fields[3], fields[4]
+    gaze, breath, lids = fields[5], fields[6], fields[7]
+    slack, pad, margin = ints[0], ints[1], ints[2]
     out = torch.empty(c.shape[0], base.shape[0], base.shape[1], 2)
     used = (c != 0).any(dim=0)
     if bool(used[5]) or bool(used[6]):
@@ -61,15 +103,26 @@ def _grid(base: Tensor, fields: List[Tensor], scales: List[float], slack: int,  
         out.copy_(base)
     if bool(used[7]):
         out.addcmul_(c[:, 7, None, None, None], roll)
+    if bool(used[9]):
+        out[..., 1:2].addcmul_(c[:, 9, None, None, None], breath)
     lower = out[:, bands[0] :]
     rows = lower.shape[1]
     for k, field, channel in ((0, open_, 1), (1, round_, 0), (2, press, 1)):
         if bool(used[k]):
             shifted = _rows_shifted(field, shifts, slack, rows)
             lower[..., channel : channel + 1].addcmul_(c[:, k, None, None, None], shifted)
+    band = out[:, bands[1] : bands[2]]
+    cols = base.shape[1]
     if bool(used[3]) or bool(used[4]):
         look = torch.stack((c[:, 3] * scales[2], c[:, 4] * scales[3]), -1)
-        out[:, bands[1] : bands[2]].addcmul_(look[:, None, None, :], gaze)
+        moved = _moved(gaze, eye_moves, pad, band.shape[1], cols)
+        band.addcmul_(look[:, None, None, :], moved)
+    if bool(used[8]):
+        v = torch.arange(bands[1], bands[2], dtype=torch.float32)[:, None]
+        u = torch.arange(0, cols, dtype=torch.float32)[None, :]
+        lift = lifts[:, 0:1, None] + lifts[:, 1:2, None] * (u - scales[4])  # [n, 1, cols]
+        shift = _lid_shift(lids, eye_moves, pad, cols, c[:, 8], lift, v)
+        band[..., 1].add_(shift * (2.0 / (base.shape[0] + 2 * margin)))
     return out
 
 
@@ -97,25 +150,6 @@ def _mouth_paint(prm: Tensor, v: Tensor, u: Tensor) -> Tuple[Tensor, Tensor]:  #
     return 1 - alpha, paint
 
 
-def _lid_paint(prm: Tensor, v: Tensor, u: Tensor) -> Tuple[Tensor, Tensor]:  # noqa: UP006
-    """Upper eyelid and lash line of every closing eye on its patch: (keep, paint)."""
-    closing, skin = prm[:, 0:1], prm[:, 1:4]
-    ex, ey, rx, ry = prm[:, 4:5], prm[:, 5:6], prm[:, 6:7], prm[:, 7:8]
-    on = (closing * 8).clamp(0, 1)  # blink = 0 leaves the portrait's own eye untouched
-    arc = (1 - ((u - ex) / rx) ** 2).clamp(min=0).sqrt()
-    upper = ey - ry * arc
-    edge = upper + 2 * ry * arc * closing
-    # The lid covers the eye's opening from its upper contour down to its edge.
-    inside = (rx - (u - ex).abs()).clamp(0, 1) * (v - upper + 1).clamp(0, 1)
-    lid = (edge - v + 0.5).clamp(0, 1) * inside * on
-    lid_colour = skin * (0.86 + 0.1 * ((v - upper) / (2 * ry)).clamp(0, 1)) + 0.5
-    width = (0.2 * ry).clamp(min=0.8)
-    lash = (1 - ((v - edge).abs() / width)).clamp(0, 1) * inside * on * (arc > 0.05)
-    # lid then lash, as one blend: out = (x(1-lid) + c·lid)(1-lash) + k·lash
-    lashes = torch.tensor([34.0, 24.0, 22.0]).view(1, 3, 1, 1) + 0.5
-    return (1 - lid) * (1 - lash), lid_colour * lid * (1 - lash) + lashes * lash
-
-
 def _blend(views: List[Tensor], at: List[List[int]], keep: Tensor, paint: Tensor) -> None:  # noqa: UP006
     """Each patch i onto frame ``at[i][0]`` with its top-left corner at ``at[i][1:]``."""
     ph, pw = keep.shape[2], keep.shape[3]
@@ -124,39 +158,42 @@ def _blend(views: List[Tensor], at: List[List[int]], keep: Tensor, paint: Tensor
 
 
 def _render(base: Tensor, warps: List[Warp], counts: List[int], coef: Tensor,  # noqa: UP006
-           shifts: List[int], bands: List[int], backgrounds: List[Tensor],  # noqa: UP006
-           mouths: Tensor, mouth_at: List[List[int]], mouth_uv: List[Tensor],  # noqa: UP006
-           lids: Tensor, lid_at: List[List[int]], eye_uv: List[Tensor],  # noqa: UP006
-           region: List[int]) -> Tensor:  # noqa: UP006
+            shifts: List[int], eye_moves: List[List[int]], lifts: Tensor,  # noqa: UP006
+            bands: List[int], backgrounds: List[Tensor],  # noqa: UP006
+            mouths: Tensor, mouth_at: List[List[int]], mouth_uv: List[Tensor],  # noqa: UP006
+            region: List[int]) -> Tensor:  # noqa: UP006
     """A batch's frames, [n, H, W, 3] uint8, with the frames of each warp consecutive.
 
     ``bands``: the first row of the mouth fields, and the eye band's rows, in R.
-    ``region``: R's rows and columns in the frame (y0, y1, x0, x1). ``mouths`` and ``lids``
-    are one row of parameters per open mouth / closing eye, placed by ``*_at``.
+    ``region``: R's rows and columns in the frame (y0, y1, x0, x1). ``mouths`` is one row
+    of parameters per open mouth, placed by ``mouth_at``. ``eye_moves`` and ``lifts``:
+    where the head carries the eyes, per frame (whole pixels; the lids' rows exactly).
     """
     rh, rw = base.shape[0], base.shape[1]
-    views: List[Tensor] = []  # noqa: UP006 — each frame's warped region, [3, rh, rw]
+    views: List[Tensor] = []  # noqa: UP006 — each frame's region, [3, rh, rw]
     warped: List[Tensor] = []  # noqa: UP006
     start = 0
     for w in range(len(warps)):  # TorchScript has no zip(strict=...)
-        source, fields, scales, slack = warps[w]
+        source, fields, scales, ints = warps[w]
         n = counts[w]
-        grid = _grid(base, fields, scales, slack, coef[start : start + n],
-                     shifts[start : start + n], bands)
+        grid = _grid(base, fields, scales, ints, coef[start : start + n],
+                     shifts[start : start + n], eye_moves[start : start + n],
+                     lifts[start : start + n], bands)
         # The frames of one avatar share its source: stack their grids along the height
         # and warp them in one call, without copying the source per frame.
         sampled = F.grid_sample(source[None], grid.view(1, -1, rw, 2), mode="bilinear",
                                 padding_mode="border", align_corners=False)
-        group = sampled.view(3, n, rh, rw).transpose(0, 1)
+        # Channels first, frames second: every pass below runs over contiguous memory.
+        layers = sampled.view(4, n, rh, rw)
+        # The moved person over the still background: where the head leaves, the plate.
+        backdrop = fields[8][:, None]
+        group = layers[:3].sub_(backdrop).mul_(layers[3:4]).add_(backdrop).transpose(0, 1)
         warped.append(group)
         views.extend(group.unbind(0))
         start += n
     if mouths.shape[0] > 0:
         keep, paint = _mouth_paint(mouths, mouth_uv[0], mouth_uv[1])
         _blend(views, mouth_at, keep, paint)
-    if lids.shape[0] > 0:
-        keep, paint = _lid_paint(lids, eye_uv[0], eye_uv[1])
-        _blend(views, lid_at, keep, paint)
     out = torch.stack(backgrounds)
     y0, y1, x0, x1 = region[0], region[1], region[2], region[3]
     # Every colour is a blend of portrait pixels and shades within 0…255, offset by

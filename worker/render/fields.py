@@ -1,0 +1,114 @@
+"""An avatar's basis displacement fields over the warped region R (grid units per unit
+of each coefficient), built once per avatar and tier.
+
+* **Head** (yaw, pitch, roll): everything above the neck — head and hair — moves
+  rigidly; the weight falls to zero down the neck, so the neck bends and the collar stays.
+  The background behind is not warped: the kernel composites the moved person (its
+  mask warped alike) over the background plate.
+* **Breath**: the person rises by ~1 px at 512² (scaled with the frame).
+* **Mouth** (open, round, press): around the lips, as before (issue 20 replaces them).
+* **Eyes**: ``worker.render.eyes`` (lid rows and the gaze field).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from protoface.worker.render import eyes as eye_fields
+
+
+def smoothstep(e0: float, e1: float, x: torch.Tensor) -> torch.Tensor:
+    t = ((x - e0) / (e1 - e0)).clamp(0, 1)
+    return t * t * (3 - 2 * t)
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """What the fields need to know of the region and the avatar (R pixels)."""
+
+    rows: int
+    cols: int
+    margin: int  # source pixels around R
+    mouth_top: int  # first row of the mouth fields' box
+    eye_band: tuple[int, int]
+    face: float  # this avatar's face height as drawn
+    frame_height: int
+    mx: float  # mouth centre, half-width, lips' half-height, jaw drop
+    my: float
+    a: float
+    lip: float
+    drop: float
+    cx: float  # face centre x
+    chin: float  # the chin's row
+
+
+@dataclass(frozen=True, slots=True)
+class Fields:
+    head: torch.Tensor  # [rh, rw, 2] (one weight, twice: no broadcast in the hot loop): (x per degree of yaw, y per degree of pitch)
+    roll: torch.Tensor  # [rh, rw, 2] per radian
+    open: torch.Tensor  # [rl, rw, 1] y
+    round: torch.Tensor  # [rl, rw, 1] x
+    press: torch.Tensor  # [rl, rw, 1] y
+    gaze: torch.Tensor  # [re + 2·pad, rw + 2·pad, 1], shifted with the head per frame
+    breath: torch.Tensor  # [rh, rw, 1] y per unit of breath
+    lids: torch.Tensor  # [5, rw + 2·pad] (``eyes.lid_rows``)
+    head_scale: tuple[float, float]  # (yaw, pitch) grid units per degree
+    head_pixels: tuple[float, float]  # the same in pixels
+    breath_pixels: float  # how far the person rises at breath = 1
+    pivot: tuple[float, float]  # where roll turns the head (R pixels)
+    slack: int  # rows the mouth fields extend past their box, above and below
+    pad: int  # the eye fields' padding (pixels each side): the head moves them
+    gaze_scale: tuple[float, float]
+
+
+def build(s: Shape, eyes: tuple[eye_fields.Contour, eye_fields.Contour]) -> Fields:
+    v = torch.arange(s.rows, dtype=torch.float32)[:, None]
+    u = torch.arange(s.cols, dtype=torch.float32)[None, :]
+    sx, sy = 2 / (s.cols + 2 * s.margin), 2 / (s.rows + 2 * s.margin)  # pixels → grid
+    # The weights fade out towards R's sides so that R pastes back without a seam.
+    edge = 0.12 * s.face
+    sides = smoothstep(0, edge, u) * smoothstep(0, edge, s.cols - 1 - u)
+    foot = 1 - smoothstep(s.rows - 1 - 2 * edge, s.rows - 1.0, v)
+    head = (1 - smoothstep(s.chin + 0.05 * s.face, s.chin + 0.55 * s.face, v)) * sides
+    px, py = s.cx, s.chin + 0.3 * s.face  # roll turns the head on the neck
+    roll = torch.stack(((v - py) * head * sx, -(u - px) * head * sy), dim=-1)
+    pad = math.ceil(0.07 * s.face) + 2  # the head carries the eyes at most this far
+    rx = sum(e.span[1] - e.span[0] for e in eyes) / 4
+    ry = sum(e.height for e in eyes) / 4
+    breath_px = s.frame_height / 512
+    mouth = _mouth(s, sx, sy)
+    return Fields(
+        head=head[..., None].expand(-1, -1, 2).contiguous(), roll=roll.contiguous(), open=mouth[0],
+        round=mouth[1], press=mouth[2],
+        gaze=eye_fields.gaze_field(eyes, s.eye_band, s.cols, pad),
+        breath=(breath_px * sy * sides * foot)[..., None].contiguous(),
+        lids=eye_fields.lid_rows(eyes, s.cols, pad),
+        head_scale=(-0.012 * s.face * sx, -0.010 * s.face * sy),
+        head_pixels=(-0.012 * s.face, -0.010 * s.face), breath_pixels=breath_px,
+        pivot=(px, py), slack=math.ceil(0.04 * s.face) + 2, pad=pad,
+        gaze_scale=(-0.35 * rx * sx, -0.3 * ry * sy),
+    )
+
+
+def _mouth(s: Shape, sx: float, sy: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Jaw drop with upper-lip lift, rounding and press (computed ``slack`` rows past their
+    box each way: they follow the lips when the head moves them)."""
+    slack = math.ceil(0.04 * s.face) + 2
+    lv = torch.arange(s.mouth_top - slack, s.rows + slack, dtype=torch.float32)[:, None]
+    lu = torch.arange(s.cols, dtype=torch.float32)[None, :]
+    narrow = torch.exp(-(((lu - s.mx) / s.a) ** 4))
+    broad = torch.exp(-(((lu - s.mx) / (2.0 * s.a)) ** 2))
+    below = torch.sigmoid((lv - s.my) * 4)
+    chin_blend = smoothstep(s.my, s.my + 3 * s.lip, lv)
+    fade = 1 - smoothstep(s.chin + 0.1 * s.face, s.chin + 0.4 * s.face, lv)
+    # Content below the lip line moves down by `drop` (so it is sampled from above);
+    # the upper lip rises a fifth of that.
+    jaw = -s.drop * below * (narrow * (1 - chin_blend) + broad * chin_blend) * fade
+    lift = 0.2 * s.drop * (1 - below) * narrow * torch.exp(-(((s.my - lv) / (2.5 * s.lip)) ** 2))
+    zone = torch.exp(-(((lv - s.my) / (2 * s.lip)) ** 2) - ((lu - s.mx) / (1.6 * s.a)) ** 2)
+    return (((jaw + lift) * sy)[..., None].contiguous(),
+            (0.3 * (lu - s.mx) * zone * sx)[..., None].contiguous(),
+            (0.35 * (lv - s.my) * zone * sy)[..., None].contiguous())
