@@ -47,7 +47,9 @@ class Shape:
 
 @dataclass(frozen=True, slots=True)
 class Fields:
-    head: torch.Tensor  # [rh, rw, 2] (one weight, twice: no broadcast in the hot loop): (x per degree of yaw, y per degree of pitch)
+    # [rh, rw, 2]: one weight twice (no broadcast in the hot loop), times (x per degree
+    # of yaw, y per degree of pitch)
+    head: torch.Tensor
     roll: torch.Tensor  # [rh, rw, 2] per radian
     open: torch.Tensor  # [rl, rw, 1] y
     round: torch.Tensor  # [rl, rw, 1] x
@@ -81,8 +83,8 @@ def build(s: Shape, eyes: tuple[eye_fields.Contour, eye_fields.Contour]) -> Fiel
     breath_px = s.frame_height / 512
     mouth = _mouth(s, sx, sy)
     return Fields(
-        head=head[..., None].expand(-1, -1, 2).contiguous(), roll=roll.contiguous(), open=mouth[0],
-        round=mouth[1], press=mouth[2],
+        head=head[..., None].expand(-1, -1, 2).contiguous(), roll=roll.contiguous(),
+        open=mouth[0], round=mouth[1], press=mouth[2],
         gaze=eye_fields.gaze_field(eyes, s.eye_band, s.cols, pad),
         breath=(breath_px * sy * sides * foot)[..., None].contiguous(),
         lids=eye_fields.lid_rows(eyes, s.cols, pad),
