@@ -24,13 +24,13 @@ RIGHT_UPPER = (33, 246, 161, 160, 159, 158, 157, 173, 133)
 RIGHT_LOWER = (33, 7, 163, 144, 145, 153, 154, 155, 133)
 LEFT_UPPER = (263, 466, 388, 387, 386, 385, 384, 398, 362)
 LEFT_LOWER = (263, 249, 390, 373, 374, 380, 381, 382, 362)
-CLOSE = 0.75  # the lids meet this far down the opening: the upper lid does most of it
+CLOSE = 0.9  # the lids meet this far down the opening: the upper lid does most of it
 LID = 0.7  # the lid skin stretched down is this many openings tall (not the brow)
 LOW = 0.5  # the lower lid's skin that rises with it
 # The mesh's lid points sit on the lid margins; the visible white reaches a little past
 # them (most near the corners), so the warp treats the opening as this much taller
 # above and below, and fuller towards the corners.
-GROW_UP, GROW_DOWN, FULLER, WIDER = 0.0, 0.35, 0.3, 1.2
+GROW_UP, GROW_DOWN, FULLER, WIDER = 0.1, 0.5, 0.3, 1.2
 FAR = -1.0e4  # a column with no eye: its lid rows lie far above the region
 
 
@@ -92,8 +92,10 @@ def lid_rows(eyes: tuple[Contour, Contour], width: int, pad: int) -> torch.Tenso
         fuller = most * (tall / most) ** FULLER
         up = up - GROW_UP * fuller
         tall = tall + (GROW_UP + GROW_DOWN) * fuller
-        rows[:, at] = np.stack((up - LID * tall - 0.5, up, up + CLOSE * tall, up + tall,
-                                up + (1 + LOW) * tall + 0.5))
+        # The skin bands are sized by the eye, not by the grown opening: above them are
+        # brows and glasses, which stay put.
+        rows[:, at] = np.stack((up - LID * fuller - 0.5, up, up + CLOSE * tall, up + tall,
+                                up + tall + LOW * fuller + 0.5))
     return torch.from_numpy(rows.astype(np.float32))
 
 

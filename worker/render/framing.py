@@ -23,7 +23,7 @@ import numpy as np
 from protoface.worker.face.analysis.plate import _push_pull  # the plate's own fill
 
 MAX_UPSCALE = 2.0
-BLUR_REACH = 0.35  # faces: how far from the portrait's edge the fill is fully blurred
+BLUR_REACH = 0.2  # faces: how far from the portrait's edge the fill is fully blurred
 BLUR_SIGMA = 0.06  # faces: the blur at full reach
 
 
