@@ -75,7 +75,7 @@ def _lid_shift(lids: Tensor, moves: List[List[int]], pad: int, cols: int,  # noq
     low = lo - b * (lo - close)
     # The lash line (the band just above the contour) moves down whole; the skin above
     # it stretches. Below, the lower lid's rim rises whole, its skin stretches.
-    lash = 0.2 * (lo - up) + 0.5
+    lash = 0.12 * (lo - up) + 0.5
     upper = (up - edge) * ((v - top) / (edge - lash - top).clamp(min=1e-3)).clamp(max=1)
     lower = (lo - low) * ((bot - v) / (bot - low - 0.5 * lash).clamp(min=1e-3)).clamp(max=1)
     over = ((v >= top) & (v < edge)).float()

@@ -136,6 +136,7 @@ class AvatarModel:
         marks = landmarks(asset.rig, rgb)
         where = framing.placement(marks.face.h, marks.face.centre, geo.face,
                                   (geo.width, geo.height), FACE_CENTRE_Y)
+        self.placement = where
         mask, plate = _layers(asset, rgb)
         placed = framing.place(rgb, mask, plate, where, (geo.width, geo.height), geo.face)
         mesh = None if asset.mesh is None else landmarks_from_bytes(asset.mesh)
