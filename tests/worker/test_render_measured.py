@@ -60,7 +60,7 @@ def eye_boxes(r: TorchRenderer) -> np.ndarray:
     g = r.model.geo
     inside = np.zeros((r.height, r.width), bool)
     for eye in r.avatar.features.eyes:
-        pts = np.concatenate((eye.upper, eye.lower)) + (g.x0, g.y0)
+        pts = np.concatenate((eye.upper, eye.lower)) + np.array([g.x0, g.y0])
         (x0, y0), (x1, y1) = pts.min(axis=0), pts.max(axis=0)
         tall, wide = y1 - y0, x1 - x0
         inside[max(0, round(y0 - 1.2 * tall) - 6) : round(y1 + 1.2 * tall) + 6,
