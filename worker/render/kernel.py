@@ -187,7 +187,10 @@ def _render(base: Tensor, warps: List[Warp], counts: List[int], coef: Tensor,  #
         layers = sampled.view(4, n, rh, rw)
         # The moved person over the still background: where the head leaves, the plate.
         backdrop = fields[8][:, None]
-        group = layers[:3].sub_(backdrop).mul_(layers[3:4]).add_(backdrop).transpose(0, 1)
+        # Written frame-major: the paste into the uint8 frames reads it in that order.
+        group = torch.empty(n, 3, rh, rw)
+        torch.sub(layers[:3], backdrop, out=group.transpose(0, 1))
+        group.transpose(0, 1).mul_(layers[3:4]).add_(backdrop)
         warped.append(group)
         views.extend(group.unbind(0))
         start += n
