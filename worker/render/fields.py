@@ -15,9 +15,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import cv2
+import numpy as np
 import torch
 
+from protoface.worker.face.analysis.topology import loop
 from protoface.worker.render import eyes as eye_fields
+
+PARALLAX = 0.8  # extra turn per face width of depth
 
 
 def smoothstep(e0: float, e1: float, x: torch.Tensor) -> torch.Tensor:
@@ -43,6 +48,7 @@ class Shape:
     drop: float
     cx: float  # face centre x
     chin: float  # the chin's row
+    depth: torch.Tensor | None  # [rh, rw]: how far the face stands out (face widths)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +81,9 @@ def build(s: Shape, eyes: tuple[eye_fields.Contour, eye_fields.Contour]) -> Fiel
     sides = smoothstep(0, edge, u) * smoothstep(0, edge, s.cols - 1 - u)
     foot = 1 - smoothstep(s.rows - 1 - 2 * edge, s.rows - 1.0, v)
     head = (1 - smoothstep(s.chin + 0.05 * s.face, s.chin + 0.55 * s.face, v)) * sides
+    # A turn carries the nose further than the outline (parallax from the mesh's depth),
+    # so the head turns rather than slides; the outline and hair move rigidly.
+    turn = head if s.depth is None else head * (1 + PARALLAX * s.depth)
     px, py = s.cx, s.chin + 0.3 * s.face  # roll turns the head on the neck
     roll = torch.stack(((v - py) * head * sx, -(u - px) * head * sy), dim=-1)
     pad = math.ceil(0.07 * s.face) + 2  # the head carries the eyes at most this far
@@ -83,7 +92,7 @@ def build(s: Shape, eyes: tuple[eye_fields.Contour, eye_fields.Contour]) -> Fiel
     breath_px = s.frame_height / 512
     mouth = _mouth(s, sx, sy)
     return Fields(
-        head=head[..., None].expand(-1, -1, 2).contiguous(), roll=roll.contiguous(),
+        head=turn[..., None].expand(-1, -1, 2).contiguous(), roll=roll.contiguous(),
         open=mouth[0], round=mouth[1], press=mouth[2],
         gaze=eye_fields.gaze_field(eyes, s.eye_band, s.cols, pad),
         breath=(breath_px * sy * sides * foot)[..., None].contiguous(),
@@ -114,3 +123,22 @@ def _mouth(s: Shape, sx: float, sy: float) -> tuple[torch.Tensor, torch.Tensor, 
     return (((jaw + lift) * sy)[..., None].contiguous(),
             (0.3 * (lu - s.mx) * zone * sx)[..., None].contiguous(),
             (0.35 * (lv - s.my) * zone * sy)[..., None].contiguous())
+
+
+def depth_map(mesh: np.ndarray, rows: int, cols: int, face_width: float) -> torch.Tensor:
+    """How far each pixel of R stands out of the face's outline, in face widths, from the
+    mesh (x, y in R pixels; z on x's scale, towards the camera negative): splatted on a
+    coarse grid, smoothed, 0 at and outside the face oval."""
+    step = 4
+    gy, gx = np.mgrid[0 : rows : step, 0 : cols : step].astype(np.float32)
+    oval = mesh[list(loop("face_oval"))]
+    height = np.clip((float(np.median(oval[:, 2])) - mesh[:, 2]) / face_width, 0.0, None)
+    sigma = 0.05 * face_width
+    near = np.exp(-((gx[..., None] - mesh[:, 0]) ** 2 + (gy[..., None] - mesh[:, 1]) ** 2)
+                  / (2 * sigma * sigma))
+    coarse = (near * height).sum(-1) / np.maximum(near.sum(-1), 1e-6)
+    inside = np.zeros((rows, cols), np.uint8)
+    cv2.fillPoly(inside, [np.round(oval[:, :2]).astype(np.int32)], 1)
+    fine = cv2.resize(coarse.astype(np.float32), (cols, rows), interpolation=cv2.INTER_LINEAR)
+    soft = cv2.GaussianBlur(inside.astype(np.float32), (0, 0), 0.04 * face_width)
+    return torch.from_numpy(np.ascontiguousarray(fine * soft, np.float32))

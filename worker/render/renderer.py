@@ -34,6 +34,7 @@ import torch
 
 from protoface.domain.tiers import Tier
 from protoface.worker.face.analysis.build import landmarks_from_bytes
+from protoface.worker.face.analysis.features import face_width
 from protoface.worker.face.features import FaceParams
 from protoface.worker.render import eyes, fields, framing, kernel
 from protoface.worker.render.rig import (
@@ -120,6 +121,7 @@ class Features:
     skin: tuple[float, float, float]
     lips: tuple[float, float, float]
     inner: tuple[float, float, float]
+    mesh: np.ndarray | None  # (478, 3) in R pixels (z on x's scale), when the asset has it
 
     @property
     def eye_centres(self) -> list[tuple[float, float]]:
@@ -207,8 +209,9 @@ def _features(marks: Landmarks, mesh: np.ndarray | None, where: framing.Placemen
     mx, my = at(*marks.mouth.centre)
     a = min(0.2 * face, max(2.0, s * marks.mouth.w / 2))
     cx, cy = at(*marks.face.centre)
+    placed = None
     if mesh is not None:
-        placed = mesh[:, :2] * s + np.array([where.tx - geo.x0, where.ty - geo.y0], np.float32)
+        placed = mesh * s + np.array([where.tx - geo.x0, where.ty - geo.y0, 0.0], np.float32)
         contours = eyes.contours(placed)
         chin = float(placed[CHIN, 1])
     else:
@@ -217,7 +220,7 @@ def _features(marks: Landmarks, mesh: np.ndarray | None, where: framing.Placemen
     return Features(
         mx=mx, my=my, a=a, lip=max(1.0, s * marks.mouth.h / 2), drop=0.8 * a, eyes=contours,
         face=face, cx=cx, cy=cy, chin=chin,
-        skin=_f3(marks.skin), lips=_f3(marks.lips), inner=_f3(marks.inner_mouth),
+        skin=_f3(marks.skin), lips=_f3(marks.lips), inner=_f3(marks.inner_mouth), mesh=placed,
     )
 
 
@@ -234,10 +237,13 @@ def _f3(c: tuple[int, int, int]) -> tuple[float, float, float]:
 
 def _fields(f: Features, geo: Geometry) -> fields.Fields:
     rh, rw = geo.region
+    depth = (None if f.mesh is None
+             else fields.depth_map(f.mesh, rh, rw, face_width(f.mesh)))
     return fields.build(fields.Shape(
         rows=rh, cols=rw, margin=geo.margin, mouth_top=geo.mouth[0],
         eye_band=(geo.eyes[0], geo.eyes[1]), face=f.face, frame_height=geo.height,
-        mx=f.mx, my=f.my, a=f.a, lip=f.lip, drop=f.drop, cx=f.cx, chin=f.chin), f.eyes)
+        mx=f.mx, my=f.my, a=f.a, lip=f.lip, drop=f.drop, cx=f.cx, chin=f.chin,
+        depth=depth), f.eyes)
 
 
 def coefficients(p: FaceParams) -> list[float]:
