@@ -164,3 +164,33 @@ def test_the_pro_frame_is_continued_from_the_plate_without_repeated_columns(name
     assert r.avatar.placement.scale <= 2.0
     steps = np.abs(np.diff(frame, axis=1)).max(axis=(0, 2))  # column to column
     assert (steps > 0).all()
+
+
+@pytest.mark.parametrize("name", AVATARS)
+def test_pressed_lips_close_to_a_line_and_the_collar_stays_while_speaking(name: str) -> None:
+    r = renderer(name)
+    rest, wide, pressed = r.render([STILL, FaceParams(1.0, True),
+                                    FaceParams(0.0, True, lip_press=1.0)])
+    gaps = [measure(frame) for frame in (wide, pressed)]
+    assert gaps[0] is not None and gaps[1] is not None
+    # Closed on /p b m/: under a tenth of the widest opening, a parted portrait too.
+    assert gaps[1].lip_gap < 0.1 * gaps[0].lip_gap
+    f, g = r.avatar.features, r.model.geo
+    chin, cx = f.chin + g.y0, f.cx + g.x0
+    collar = (slice(round(chin + 0.65 * f.face), round(chin + 0.85 * f.face)),
+              slice(round(cx - 0.45 * f.face), round(cx + 0.45 * f.face)))
+    for frame in (wide, pressed):
+        assert np.abs(frame[collar].astype(int) - rest[collar]).mean() <= 2
+
+
+def test_teeth_the_portrait_shows_stay_with_the_skull_and_are_not_drawn_again() -> None:
+    r = renderer("av_stock_001")  # smiling, upper teeth shown
+    assert r.avatar.features.own_teeth == 1.0
+    rest, opened = r.render([STILL, FaceParams(0.5, True)])
+    f, g = r.avatar.features, r.model.geo
+    x, line = round(f.mx + g.x0), f.line + g.y0
+    # Above the lip line the upper teeth are the portrait's own pixels, unmoved.
+    cols = range(x - round(0.4 * f.a), x + round(0.4 * f.a))
+    teeth = [(slice(round(line[c - g.x0] - 0.5 * f.shown), round(line[c - g.x0]) - 1), c)
+             for c in cols]
+    assert max(np.abs(opened[t].astype(int) - rest[t]).mean() for t in teeth) <= 2

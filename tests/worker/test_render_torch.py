@@ -76,11 +76,18 @@ def test_pressed_lips_stay_shut_whatever_the_opening() -> None:
     FaceParams(0.0, False, head_yaw=4.0), FaceParams(0.0, False, head_pitch=3.0),
     FaceParams(0.0, False, head_roll=3.0), FaceParams(0.0, False, gaze_y=1.0),
     FaceParams(0.0, False, blink=1.0), FaceParams(0.0, False, breath=1.0),
+    FaceParams(0.0, True, lip_raise=1.0), FaceParams(0.0, True, lip_tuck=1.0),
 ])
 def test_every_face_parameter_moves_pixels(params: FaceParams) -> None:
     r = renderer()
     rest, moved = r.render([SILENCE, params])
     assert np.abs(moved.astype(int) - rest).sum() > 500
+
+
+def test_the_tongue_shows_in_an_open_mouth() -> None:
+    r = renderer()
+    plain, tongue = r.render([FaceParams(0.6, True), FaceParams(0.6, True, tongue=1.0)])
+    assert np.abs(tongue.astype(int) - plain).sum() > 500
 
 
 def test_the_same_inputs_render_the_same_frames() -> None:

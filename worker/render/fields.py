@@ -23,6 +23,8 @@ from protoface.worker.face.analysis.topology import loop
 from protoface.worker.render import eyes as eye_fields
 
 PARALLAX = 0.8  # extra turn per face width of depth
+RAISE = 0.6  # the upper lip rises this many lip half-heights at lip_raise = 1
+TUCK = 0.9  # the lower lip rises this many at lip_tuck = 1 (under the upper teeth)
 
 
 def smoothstep(e0: float, e1: float, x: torch.Tensor) -> torch.Tensor:
@@ -48,6 +50,8 @@ class Shape:
     drop: float
     cx: float  # face centre x
     chin: float  # the chin's row
+    shown: float  # the portrait's own gap between the inner lips (teeth shown), pixels
+    line: torch.Tensor  # [cols]: the lip line's row per column (``worker.render.mouth``)
     depth: torch.Tensor | None  # [rh, rw]: how far the face stands out (face widths)
 
 
@@ -60,6 +64,8 @@ class Fields:
     open: torch.Tensor  # [rl, rw, 1] y
     round: torch.Tensor  # [rl, rw, 1] x
     press: torch.Tensor  # [rl, rw, 1] y
+    raise_: torch.Tensor  # [rl, rw, 1] y: the upper lip lifted off the teeth
+    tuck: torch.Tensor  # [rl, rw, 1] y: the lower lip drawn up under the upper teeth
     gaze: torch.Tensor  # [re + 2·pad, rw + 2·pad, 1], shifted with the head per frame
     breath: torch.Tensor  # [rh, rw, 1] y per unit of breath
     lids: torch.Tensor  # [5, rw + 2·pad] (``eyes.lid_rows``)
@@ -93,7 +99,7 @@ def build(s: Shape, eyes: tuple[eye_fields.Contour, eye_fields.Contour]) -> Fiel
     mouth = _mouth(s, sx, sy)
     return Fields(
         head=turn[..., None].expand(-1, -1, 2).contiguous(), roll=roll.contiguous(),
-        open=mouth[0], round=mouth[1], press=mouth[2],
+        open=mouth[0], round=mouth[1], press=mouth[2], raise_=mouth[3], tuck=mouth[4],
         gaze=eye_fields.gaze_field(eyes, s.eye_band, s.cols, pad),
         breath=(breath_px * sy * sides * foot)[..., None].contiguous(),
         lids=eye_fields.lid_rows(eyes, s.cols, pad),
@@ -104,25 +110,37 @@ def build(s: Shape, eyes: tuple[eye_fields.Contour, eye_fields.Contour]) -> Fiel
     )
 
 
-def _mouth(s: Shape, sx: float, sy: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Jaw drop with upper-lip lift, rounding and press (computed ``slack`` rows past their
-    box each way: they follow the lips when the head moves them)."""
+def _mouth(s: Shape, sx: float, sy: float) -> tuple[torch.Tensor, ...]:
+    """Jaw drop with upper-lip lift, rounding, press, upper-lip raise and lower-lip tuck
+    (computed ``slack`` rows past their box each way: they follow the lips when the head
+    moves them)."""
     slack = math.ceil(0.04 * s.face) + 2
     lv = torch.arange(s.mouth_top - slack, s.rows + slack, dtype=torch.float32)[:, None]
     lu = torch.arange(s.cols, dtype=torch.float32)[None, :]
-    narrow = torch.exp(-(((lu - s.mx) / s.a) ** 4))
+    narrow = torch.exp(-(((lu - s.mx) / (0.85 * s.a)) ** 6))  # ~0 at the lips' corners
     broad = torch.exp(-(((lu - s.mx) / (2.0 * s.a)) ** 2))
-    below = torch.sigmoid((lv - s.my) * 4)
-    chin_blend = smoothstep(s.my, s.my + 3 * s.lip, lv)
+    line = s.line[None, :]  # the lips meet on a curve (a smile's rises to the corners)
+    below = torch.sigmoid((lv - line) * 4)
+    chin_blend = smoothstep(0.0, 3 * s.lip, lv - line)
     fade = 1 - smoothstep(s.chin + 0.1 * s.face, s.chin + 0.4 * s.face, lv)
     # Content below the lip line moves down by `drop` (so it is sampled from above);
     # the upper lip rises a fifth of that.
     jaw = -s.drop * below * (narrow * (1 - chin_blend) + broad * chin_blend) * fade
-    lift = 0.2 * s.drop * (1 - below) * narrow * torch.exp(-(((s.my - lv) / (2.5 * s.lip)) ** 2))
-    zone = torch.exp(-(((lv - s.my) / (2 * s.lip)) ** 2) - ((lu - s.mx) / (1.6 * s.a)) ** 2)
+    upper_lip = (1 - below) * narrow * torch.exp(-(((line - lv) / (2.5 * s.lip)) ** 2))
+    lower_lip = below * narrow * torch.exp(-(((lv - line) / (2.5 * s.lip)) ** 2))
+    # A portrait's own upper teeth stay with the skull: its upper lip is not lifted off them.
+    lift = 0.2 * s.drop * upper_lip * (1.0 if s.shown < 2.0 else 0.0)
+    zone = torch.exp(-(((lv - line) / (2 * s.lip)) ** 2) - ((lu - s.mx) / (1.6 * s.a)) ** 2)
+    # Pressed, the lips meet on the line: a parted portrait's lips travel over the gap
+    # they show (its teeth go behind them), every portrait's are squashed a little.
+    side = torch.sign(lv - line)
+    close = side * (s.shown / 2) * narrow * torch.exp(-(((lv - line) / (2 * s.lip)) ** 2))
+    press = 0.35 * (lv - line) * zone + close
     return (((jaw + lift) * sy)[..., None].contiguous(),
             (0.3 * (lu - s.mx) * zone * sx)[..., None].contiguous(),
-            (0.35 * (lv - s.my) * zone * sy)[..., None].contiguous())
+            (press * sy)[..., None].contiguous(),
+            (RAISE * s.lip * upper_lip * sy)[..., None].contiguous(),
+            (TUCK * s.lip * lower_lip * sy)[..., None].contiguous())
 
 
 def depth_map(mesh: np.ndarray, rows: int, cols: int, face_width: float) -> torch.Tensor:

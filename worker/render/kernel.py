@@ -23,12 +23,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 # The coefficients' columns are worker.render.renderer.BASIS: open 0, round 1, press 2,
-# gaze x 3, gaze y 4, yaw 5, pitch 6, roll 7, blink 8, breath 9 (literals here:
-# TorchScript does not read module-level ints).
+# gaze x 3, gaze y 4, yaw 5, pitch 6, roll 7, blink 8, breath 9, lip raise 10, lip
+# tuck 11 (literals here: TorchScript does not read module-level ints).
 
 # One distinct avatar of a batch: its warp source (RGB + person mask), its fields (head,
-# roll, open, round, press, gaze, breath, lid rows, backdrop), its scales (head x, head y,
-# gaze x, gaze y, roll pivot x) and its ints (mouth fields' slack, eye fields' padding).
+# roll, open, round, press, gaze, breath, lid rows, backdrop, raise, tuck), its scales
+# (head x, head y, gaze x, gaze y, roll pivot x) and its ints (mouth fields' slack, eye
+# fields' padding, the source's margin).
 Warp = Tuple[Tensor, List[Tensor], List[float], List[int]]  # noqa: UP006
 
 
@@ -107,7 +108,9 @@ def _grid(base: Tensor, fields: List[Tensor], scales: List[float], ints: List[in
         out[..., 1:2].addcmul_(c[:, 9, None, None, None], breath)
     lower = out[:, bands[0] :]
     rows = lower.shape[1]
-    for k, field, channel in ((0, open_, 1), (1, round_, 0), (2, press, 1)):
+    mouth = ((0, open_, 1), (1, round_, 0), (2, press, 1), (10, fields[9], 1),
+             (11, fields[10], 1))
+    for k, field, channel in mouth:
         if bool(used[k]):
             shifted = _rows_shifted(field, shifts, slack, rows)
             lower[..., channel : channel + 1].addcmul_(c[:, k, None, None, None], shifted)
@@ -126,28 +129,53 @@ def _grid(base: Tensor, fields: List[Tensor], scales: List[float], ints: List[in
     return out
 
 
-def _mouth_paint(prm: Tensor, v: Tensor, u: Tensor) -> Tuple[Tensor, Tensor]:  # noqa: UP006
-    """Inner mouth, teeth and tongue of every open mouth on its patch: (keep, paint)."""
-    mx, my, a, drop = prm[:, 0:1], prm[:, 1:2], prm[:, 2:3], prm[:, 3:4]
+def _mouth_paint(prm: Tensor, v: Tensor, u: Tensor, grain: Tensor, line: Tensor,
+                 ) -> Tuple[Tensor, Tensor]:  # noqa: UP006
+    """Inner mouth, teeth and tongue of every open mouth on its patch: (keep, paint).
+
+    The gap opens between the upper lip (lifted, raised) and the lower lip (dropped with
+    the jaw). A portrait that shows its teeth keeps them (the upper row stays with the
+    skull, the lower one travels in the warp with the jaw): only the cavity between is
+    drawn. Otherwise an upper row hangs from the top edge and a lower row rises from the
+    bottom one, shaded darker to the corners. The cavity darkens to the back, the tongue
+    lies low (its tip up when shown), and the portrait's own grain is added throughout.
+    """
+    mx, a, drop = prm[:, 0:1], prm[:, 2:3], prm[:, 3:4]
+    my = line  # the lip line, per column of the patch
     opening, rounding = prm[:, 4:5], prm[:, 5:6]
-    inner, lips = prm[:, 6:9], prm[:, 9:12]
+    inner, lips, enamel = prm[:, 6:9], prm[:, 9:12], prm[:, 12:15]
+    lifted, tuck, tongue_up = prm[:, 15:16], prm[:, 16:17], prm[:, 17:18]
+    own, noise, lip, soft = prm[:, 18:19], prm[:, 19:20], prm[:, 20:21], prm[:, 21:22]
     a_eff = a * (1 - 0.25 * rounding)
     narrow = torch.exp(-(((u - mx) / a_eff) ** 4))
-    top = my - 0.2 * drop * opening * narrow
+    drawn = 1 - own  # a portrait showing its teeth has them already, fixed to the skull
+    top = my - (0.2 * drop * opening * drawn + 0.6 * lip * lifted) * narrow
     bottom = my + drop * opening * narrow
     gap = (bottom - top).clamp(min=1e-3)
-    # Anti-aliased rows of the gap; columns where it is under a pixel fade out.
-    alpha = (v - top + 0.5).clamp(0, 1) * (bottom - v + 0.5).clamp(0, 1) * gap.clamp(max=1)
+    # Edges as soft as the portrait's own (``soft`` pixels: a crisp paint on a soft photo
+    # looks pasted); columns where the gap is under a pixel fade out.
+    alpha = (((v - top) / soft + 0.5).clamp(0, 1) * ((bottom - v) / soft + 0.5).clamp(0, 1)
+             * gap.clamp(max=1))
     rel = ((v - top) / gap).clamp(0, 1)
-    colour = inner * (1.0 - 0.45 * torch.exp(-(((rel - 0.5) / 0.3) ** 2)))
-    tongue = torch.exp(-(((rel - 1.0) / 0.25) ** 2)) * narrow * 0.6
+    depth = 1.0 - 0.55 * torch.exp(-(((rel - 0.45) / 0.3) ** 2)) * narrow
+    colour = inner * depth
+    centre = 1.0 - 0.45 * tongue_up
+    tongue = torch.exp(-(((rel - centre) / 0.25) ** 2)) * narrow * (0.6 + 0.4 * tongue_up)
     colour = colour * (1 - tongue) + lips * 0.75 * tongue
-    teeth = torch.tensor([228.0, 222.0, 208.0]).view(1, 3, 1, 1) * (0.6 + 0.4 * narrow)
-    upper = (top + torch.minimum(0.4 * gap, 0.3 * a) - v + 0.5).clamp(0, 1)
-    lower = (v - bottom + torch.minimum(0.15 * gap, 0.12 * a) + 0.5).clamp(0, 1)
-    show = (upper + lower).clamp(0, 1) * (narrow * 1.6).clamp(0, 1)
-    paint = (colour * (1 - show) + teeth * show + 0.5) * alpha  # +0.5: see the source
-    return 1 - alpha, paint
+    corners = 0.55 + 0.45 * narrow
+    upper = ((top + torch.minimum(0.4 * gap, 0.3 * a) - v) / soft + 0.5).clamp(0, 1)
+    lower = ((v - bottom + torch.minimum(0.15 * gap, 0.12 * a)) / soft + 0.5).clamp(0, 1)
+    show = (upper + lower).clamp(0, 1) * (narrow * 1.6).clamp(0, 1) * drawn
+    # The upper teeth's edge catches the light; the gap between teeth rows is shadow.
+    teeth = enamel * corners * (1.0 - 0.12 * ((v - top) / (0.3 * a)).clamp(0, 1))
+    paint = colour * (1 - show) + teeth * show
+    paint = paint + noise * grain * (paint / 160.0).clamp(max=1.0)  # grain as bright as it
+    # f / v: the upper teeth rest on the tucked lower lip, over it.
+    rest = tuck * drawn * narrow * (my + 0.35 * lip - v + 0.5).clamp(0, 1) * (v - top + 0.5
+                                                                              ).clamp(0, 1)
+    cover = (alpha + rest - alpha * rest).clamp(0, 1)
+    mixed = (paint * alpha + enamel * corners * rest * (1 - alpha)) / cover.clamp(min=1e-3)
+    return 1 - cover, (mixed + 0.5) * cover  # +0.5: see the source
 
 
 def _blend(views: List[Tensor], at: List[List[int]], keep: Tensor, paint: Tensor) -> None:  # noqa: UP006
@@ -195,7 +223,7 @@ def _render(base: Tensor, warps: List[Warp], counts: List[int], coef: Tensor,  #
         views.extend(group.unbind(0))
         start += n
     if mouths.shape[0] > 0:
-        keep, paint = _mouth_paint(mouths, mouth_uv[0], mouth_uv[1])
+        keep, paint = _mouth_paint(mouths, mouth_uv[0], mouth_uv[1], mouth_uv[2], mouth_uv[3])
         _blend(views, mouth_at, keep, paint)
     out = torch.stack(backgrounds)
     y0, y1, x0, x1 = region[0], region[1], region[2], region[3]

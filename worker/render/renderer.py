@@ -36,7 +36,7 @@ from protoface.domain.tiers import Tier
 from protoface.worker.face.analysis.build import landmarks_from_bytes
 from protoface.worker.face.analysis.features import face_width
 from protoface.worker.face.features import FaceParams
-from protoface.worker.render import eyes, fields, framing, kernel
+from protoface.worker.render import eyes, fields, framing, kernel, mouth
 from protoface.worker.render.rig import (
     Asset,
     Landmarks,
@@ -49,9 +49,11 @@ from protoface.worker.render.rig import (
 FACE_CENTRE_Y = 0.45  # the face box's centre, as a share of the frame height
 FACE_SHARE = 0.40  # face box height / frame height, every tier
 BASIS = ("open", "round", "press", "gaze_x", "gaze_y", "yaw", "pitch", "roll", "blink",
-         "breath")
-OPEN, ROUND, PRESS, GAZE_X, GAZE_Y, YAW, PITCH, ROLL, BLINK, BREATH = range(len(BASIS))
+         "breath", "raise", "tuck")
+OPEN, ROUND, PRESS, GAZE_X, GAZE_Y, YAW, PITCH, ROLL, BLINK, BREATH, RAISE, TUCK = range(
+    len(BASIS))
 CHIN = 152  # the mesh's chin point
+INNER_UPPER_LIP, INNER_LOWER_LIP = 13, 14
 
 
 def configure_threads() -> int:
@@ -122,6 +124,12 @@ class Features:
     lips: tuple[float, float, float]
     inner: tuple[float, float, float]
     mesh: np.ndarray | None  # (478, 3) in R pixels (z on x's scale), when the asset has it
+    shown: float  # the portrait's own gap between the inner lips, pixels
+    own_teeth: float  # 0 … 1: the portrait shows its teeth (they are not drawn again)
+    enamel: tuple[float, float, float]  # the teeth's colour (the portrait's, if shown)
+    grain: float  # the portrait's fine noise (standard deviation): painted areas get it
+    line: np.ndarray  # (rw,) the lip line's row per column of R
+    soft: float  # how many pixels the portrait's edges take around the mouth
 
     @property
     def eye_centres(self) -> list[tuple[float, float]]:
@@ -142,7 +150,7 @@ class AvatarModel:
         mask, plate = _layers(asset, rgb)
         placed = framing.place(rgb, mask, plate, where, (geo.width, geo.height), geo.face)
         mesh = None if asset.mesh is None else landmarks_from_bytes(asset.mesh)
-        self.features = _features(marks, mesh, where, geo)
+        self.features = _features(marks, mesh, where, geo, placed.frame)
         self.source = _source(placed.frame, placed.mask, geo)  # [4, Hs, Ws] float32
         self.fields = _fields(self.features, geo)
         f = self.fields
@@ -150,7 +158,8 @@ class AvatarModel:
         self.background = torch.from_numpy(_at_rest(placed.frame, self.source, backdrop, geo))
         self.warp: kernel.Warp = (
             self.source,
-            [f.head, f.roll, f.open, f.round, f.press, f.gaze, f.breath, f.lids, backdrop],
+            [f.head, f.roll, f.open, f.round, f.press, f.gaze, f.breath, f.lids, backdrop,
+             f.raise_, f.tuck],
             [*f.head_scale, *f.gaze_scale, f.pivot[0]], [f.slack, f.pad, geo.margin])
 
 
@@ -198,7 +207,7 @@ def _source(frame: np.ndarray, mask: np.ndarray, geo: Geometry) -> torch.Tensor:
 
 
 def _features(marks: Landmarks, mesh: np.ndarray | None, where: framing.Placement,
-              geo: Geometry) -> Features:
+              geo: Geometry, frame: np.ndarray) -> Features:
     s = where.scale
 
     def at(x: float, y: float) -> tuple[float, float]:
@@ -209,19 +218,69 @@ def _features(marks: Landmarks, mesh: np.ndarray | None, where: framing.Placemen
     mx, my = at(*marks.mouth.centre)
     a = min(0.2 * face, max(2.0, s * marks.mouth.w / 2))
     cx, cy = at(*marks.face.centre)
-    placed = None
+    placed, shown = None, 0.0
     if mesh is not None:
         placed = mesh * s + np.array([where.tx - geo.x0, where.ty - geo.y0, 0.0], np.float32)
         contours = eyes.contours(placed)
         chin = float(placed[CHIN, 1])
+        # The lip line is where the inner lips meet (or the middle of their gap).
+        upper, lower = float(placed[INNER_UPPER_LIP, 1]), float(placed[INNER_LOWER_LIP, 1])
+        shown = max(0.0, lower - upper)
+        my = upper + (0.75 if shown >= 2.0 else 0.5) * shown  # as ``mouth.lip_line``
     else:
         contours = _box_eyes(marks, at, s)
         chin = cy + 0.5 * face
+    region = frame[geo.y0 : geo.y1, geo.x0 : geo.x1]
+    skin = _f3(marks.skin)
+    enamel, own = _teeth(region, mx, my, a, shown, skin)
     return Features(
         mx=mx, my=my, a=a, lip=max(1.0, s * marks.mouth.h / 2), drop=0.8 * a, eyes=contours,
         face=face, cx=cx, cy=cy, chin=chin,
-        skin=_f3(marks.skin), lips=_f3(marks.lips), inner=_f3(marks.inner_mouth), mesh=placed,
+        skin=skin, lips=_f3(marks.lips), inner=_f3(marks.inner_mouth), mesh=placed,
+        shown=shown, own_teeth=own, enamel=enamel, grain=_grain(region, mx, my, face),
+        line=mouth.lip_line(placed, geo.region[1], my, shown),
+        soft=_softness(region, mx, my, a, face),
     )
+
+
+def _teeth(region: np.ndarray, mx: float, my: float, a: float, shown: float,
+           skin: tuple[float, float, float]) -> tuple[tuple[float, float, float], float]:
+    """The teeth's colour and whether the portrait shows them: the bright pixels between
+    parted lips are teeth; else enamel a little warmed by the skin's light."""
+    default = tuple(0.85 * t + 0.15 * c for t, c in zip((236.0, 230.0, 216.0), skin,
+                                                          strict=True))
+    if shown < 2.0:
+        return (default[0], default[1], default[2]), 0.0
+    gap = region[round(my - shown / 3) : round(my + shown / 3) + 1,
+                 round(mx - 0.5 * a) : round(mx + 0.5 * a) + 1].reshape(-1, 3).astype(np.float32)
+    light = gap.mean(axis=1)
+    bright = gap[light >= np.quantile(light, 0.5)]
+    colour = np.median(bright, axis=0)
+    if float(colour.mean()) < 0.9 * sum(skin) / 3:  # a dark gap: a mouth open on no teeth
+        return (default[0], default[1], default[2]), 0.0
+    own = min(1.0, shown / (0.12 * a))
+    return (float(colour[0]), float(colour[1]), float(colour[2])), own
+
+
+def _softness(region: np.ndarray, mx: float, my: float, a: float, face: float) -> float:
+    """The width (pixels) of the portrait's edges at the mouth: its contrast over its
+    steepest gradient (1 for a crisp photo, more for a soft or enlarged one)."""
+    patch = region[max(0, round(my - a)) : round(my + a),
+                   max(0, round(mx - 1.2 * a)) : round(mx + 1.2 * a)]
+    grey = cv2.cvtColor(np.ascontiguousarray(patch), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    steep = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1)) / 8
+    contrast = float(np.quantile(grey, 0.95) - np.quantile(grey, 0.05))
+    width = contrast / max(float(np.quantile(steep, 0.995)), 1e-3)
+    return float(min(max(width, 1.0), 0.05 * face))
+
+
+def _grain(region: np.ndarray, mx: float, my: float, face: float) -> float:
+    """The portrait's fine noise around the mouth (a flat paint would look pasted)."""
+    half = max(4, round(0.25 * face))
+    patch = region[max(0, round(my) - half) : round(my) + half,
+                   max(0, round(mx) - half) : round(mx) + half].astype(np.float32)
+    detail = patch - cv2.GaussianBlur(patch, (0, 0), 1.0)
+    return float(min(8.0, detail.std()))
 
 
 def _box_eyes(marks: Landmarks, at: Callable[[float, float], tuple[float, float]],
@@ -243,7 +302,7 @@ def _fields(f: Features, geo: Geometry) -> fields.Fields:
         rows=rh, cols=rw, margin=geo.margin, mouth_top=geo.mouth[0],
         eye_band=(geo.eyes[0], geo.eyes[1]), face=f.face, frame_height=geo.height,
         mx=f.mx, my=f.my, a=f.a, lip=f.lip, drop=f.drop, cx=f.cx, chin=f.chin,
-        depth=depth), f.eyes)
+        shown=f.shown, line=torch.from_numpy(f.line), depth=depth), f.eyes)
 
 
 def coefficients(p: FaceParams) -> list[float]:
@@ -251,7 +310,8 @@ def coefficients(p: FaceParams) -> list[float]:
     opening = max(0.0, min(1.0, p.mouth_open)) * (1.0 - max(0.0, min(1.0, p.lip_press)))
     return [opening, p.lip_round, p.lip_press, p.gaze_x, p.gaze_y,
             p.head_yaw, p.head_pitch, math.radians(p.head_roll),
-            max(0.0, min(1.0, p.blink)), max(0.0, min(1.0, p.breath))]
+            max(0.0, min(1.0, p.blink)), max(0.0, min(1.0, p.breath)),
+            max(0.0, min(1.0, p.lip_raise)), max(0.0, min(1.0, p.lip_tuck))]
 
 
 class TierModel:
@@ -271,6 +331,9 @@ class TierModel:
         half, above = math.ceil(0.26 * self.geo.face), math.ceil(0.05 * self.geo.face) + 1
         self._patch = (above + math.ceil(0.19 * self.geo.face) + 2, 2 * half + 1, above, half)
         self._patch_uv = _uv(0, self._patch[0], 0, self._patch[1])
+        # Fixed noise (seed 0: deterministic) the painted mouth gets at the photo's grain.
+        noise = torch.Generator().manual_seed(0)
+        self._grain = torch.randn(1, 1, self._patch[0], self._patch[1], generator=noise)
         self._avatars: dict[str, AvatarModel] = {}
         self._lock = threading.Lock()
 
@@ -310,7 +373,7 @@ class TierModel:
         lips_at = [(a.features.mx, a.features.my + round(head_offset(a.fields, p, a.features.mx,
                                                                      a.features.my)[1]))
                    for a, p in ordered]
-        mouths, mouth_at = self._mouths(ordered, lips_at, [c[OPEN] for c in coef])
+        mouths, lines, mouth_at = self._mouths(ordered, lips_at, coef)
         moves, lifts = _eye_motion(ordered)
         g = self.geo
         out = kernel.render(
@@ -319,7 +382,7 @@ class TierModel:
             [round(y - a.features.my) for (a, _), (_, y) in zip(ordered, lips_at, strict=True)],
             moves, torch.tensor(lifts, dtype=torch.float32).view(len(ordered), 2),
             [g.mouth[0], g.eyes[0], g.eyes[1]], [a.background for a, _ in ordered],
-            mouths, mouth_at, list(self._patch_uv), [g.y0, g.y1, g.x0, g.x1],
+            mouths, mouth_at, [*self._patch_uv, self._grain, lines], [g.y0, g.y1, g.x0, g.x1],
         )
         frames: list[torch.Tensor] = [out[0]] * len(items)
         for j, i in enumerate(order):
@@ -327,26 +390,29 @@ class TierModel:
         return frames
 
     def _mouths(self, ordered: Sequence[tuple[AvatarModel, FaceParams]],
-                lips_at: list[tuple[float, float]], opening: list[float],
-                ) -> tuple[torch.Tensor, list[list[int]]]:
-        """Each open mouth's shading parameters, and where its patch goes.
+                lips_at: list[tuple[float, float]], coef: list[list[float]],
+                ) -> tuple[torch.Tensor, torch.Tensor, list[list[int]]]:
+        """Each open mouth's shading parameters, its lip line, and where its patch goes.
 
         The gap the jaw warp opened (inner mouth, teeth, tongue) is shaded for all open
         mouths at once on a small patch of the tier's size placed at each mouth.
         """
         ph, pw, above, half = self._patch
         rh, rw = self.geo.region
-        rows, at = [], []
+        rows, lines, at = [], [], []
         for j, ((avatar, p), (at_x, at_y)) in enumerate(zip(ordered, lips_at, strict=True)):
-            if opening[j] <= 0:
+            if coef[j][OPEN] <= 0 and coef[j][RAISE] <= 0 and coef[j][TUCK] <= 0:
                 continue
             ox = min(max(0, round(at_x) - half), rw - pw)
             oy = min(max(0, round(at_y) - above), rh - ph)
             at.append([j, oy, ox])
             f = avatar.features
-            rows.append([at_x - ox, at_y - oy, f.a, f.drop, opening[j], p.lip_round, *f.inner,
-                         *f.lips])
-        return _params(rows, 12), at
+            lines.append(f.line[ox : ox + pw] + (at_y - f.my - oy))
+            rows.append([at_x - ox, at_y - oy, f.a, f.drop, coef[j][OPEN], p.lip_round,
+                         *f.inner, *f.lips, *f.enamel, coef[j][RAISE], coef[j][TUCK],
+                         max(0.0, min(1.0, p.tongue)), f.own_teeth, f.grain, f.lip, f.soft])
+        line = torch.from_numpy(np.asarray(lines, np.float32).reshape(len(lines), 1, 1, pw))
+        return _params(rows, 22), line, at
 
 
 def _params(rows: list[list[float]], width: int) -> torch.Tensor:
