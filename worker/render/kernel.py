@@ -213,12 +213,13 @@ def _render(base: Tensor, warps: List[Warp], counts: List[int], coef: Tensor,  #
                                 padding_mode="border", align_corners=False)
         # Channels first, frames second: every pass below runs over contiguous memory.
         layers = sampled.view(4, n, rh, rw)
-        # The moved person over the still background: where the head leaves, the plate.
+        # The moved person (premultiplied by its mask) over the still background: where
+        # the head leaves, the plate. One pass, written frame-major: the paste into the
+        # uint8 frames reads it in that order.
         backdrop = fields[8][:, None]
-        # Written frame-major: the paste into the uint8 frames reads it in that order.
         group = torch.empty(n, 3, rh, rw)
-        torch.sub(layers[:3], backdrop, out=group.transpose(0, 1))
-        group.transpose(0, 1).mul_(layers[3:4]).add_(backdrop)
+        torch.addcmul(layers[:3], backdrop, layers[3:4].neg_().add_(1),
+                      out=group.transpose(0, 1))
         warped.append(group)
         views.extend(group.unbind(0))
         start += n

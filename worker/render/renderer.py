@@ -181,7 +181,7 @@ def _at_rest(frame: np.ndarray, source: torch.Tensor, backdrop: torch.Tensor,
     pixels every frame starts from, so a still head is the same bytes either way."""
     m, (rh, rw) = geo.margin, geo.region
     still = source[:, m : m + rh, m : m + rw]
-    rest = torch.addcmul(backdrop, still[:3] - backdrop, still[3:4])
+    rest = torch.addcmul(still[:3], backdrop, 1 - still[3:4])
     out = frame.copy()
     out[geo.y0 : geo.y1, geo.x0 : geo.x1] = rest.permute(1, 2, 0).to(torch.uint8).numpy()
     return out
@@ -194,12 +194,14 @@ def _region(frame: np.ndarray, geo: Geometry) -> torch.Tensor:
 
 
 def _source(frame: np.ndarray, mask: np.ndarray, geo: Geometry) -> torch.Tensor:
-    """R and a margin around it, RGB (+0.5) and the person mask (0 … 1) as a 4th channel."""
+    """R and a margin around it: RGB (+0.5) times the person mask, and the mask (0 … 1)
+    as a 4th channel."""
     m = geo.margin
     # The mask's soft rim holds background pixels: carried with the head they would draw
     # a ghost outline, so the person is cut at the rim's middle (a few pixels of ramp).
     person = np.clip((mask - 0.2) / 0.4, 0.0, 1.0).astype(np.float32)
-    layers = np.dstack((frame.astype(np.float32) + 0.5, person))
+    # Premultiplied: warped, the colour is the person's share of the pixel already.
+    layers = np.dstack(((frame.astype(np.float32) + 0.5) * person[..., None], person))
     padded = cv2.copyMakeBorder(layers, m, m, m, m, cv2.BORDER_REPLICATE)
     crop = padded[geo.y0 : geo.y1 + 2 * m, geo.x0 : geo.x1 + 2 * m]
     # +0.5: the warped values then round to uint8 by truncation, with no pass of their own.
