@@ -46,15 +46,6 @@ def _rows_shifted(field: Tensor, shifts: List[int], slack: int, rows: int) -> Te
     return torch.stack(cuts)
 
 
-def _moved(field: Tensor, moves: List[List[int]], pad: int, rows: int, cols: int) -> Tensor:  # noqa: UP006
-    """A padded eye field moved by each frame's (down, right) pixels: [n, rows, cols, ...]."""
-    cuts: List[Tensor] = []  # noqa: UP006
-    for m in moves:
-        dy, dx = max(-pad, min(pad, m[0])), max(-pad, min(pad, m[1]))
-        cuts.append(field[pad - dy : pad - dy + rows, pad - dx : pad - dx + cols])
-    return torch.stack(cuts)
-
-
 def _lid_shift(lids: Tensor, moves: List[List[int]], pad: int, cols: int,  # noqa: UP006
                closing: Tensor, lift: Tensor, v: Tensor) -> Tensor:
     """Each frame's vertical sampling shift (pixels) on the eye band: the lids' warp.
@@ -118,8 +109,12 @@ def _grid(base: Tensor, fields: List[Tensor], scales: List[float], ints: List[in
     cols = base.shape[1]
     if bool(used[3]) or bool(used[4]):
         look = torch.stack((c[:, 3] * scales[2], c[:, 4] * scales[3]), -1)
-        moved = _moved(gaze, eye_moves, pad, band.shape[1], cols)
-        band.addcmul_(look[:, None, None, :], moved)
+        rows_e = band.shape[1]
+        for f in range(c.shape[0]):  # each frame's eyes where its head carries them
+            dy = max(-pad, min(pad, eye_moves[f][0]))
+            dx = max(-pad, min(pad, eye_moves[f][1]))
+            cut = gaze[pad - dy : pad - dy + rows_e, pad - dx : pad - dx + cols]
+            band[f].addcmul_(look[f], cut)
     if bool(used[8]):
         v = torch.arange(bands[1], bands[2], dtype=torch.float32)[:, None]
         u = torch.arange(0, cols, dtype=torch.float32)[None, :]

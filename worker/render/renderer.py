@@ -94,8 +94,8 @@ def geometry(tier: Tier) -> Geometry:
     cx, top = w / 2, FACE_CENTRE_Y * h - face / 2
     # R holds the head with its hair, the neck that bends under it and the shoulders
     # that breathe (their rise fades out at R's foot).
-    x0, x1 = max(0, round(cx - 0.9 * face)), min(w, round(cx + 0.9 * face))
-    y0, y1 = max(0, round(top - 0.45 * face)), min(h, round(top + 1.75 * face))
+    x0, x1 = max(0, round(cx - 0.85 * face)), min(w, round(cx + 0.85 * face))
+    y0, y1 = max(0, round(top - 0.42 * face)), min(h, round(top + 1.75 * face))
     rel_top, rel_cx = top - y0, cx - x0
 
     def box(t: float, b: float, half: float) -> tuple[int, int, int, int]:
@@ -423,12 +423,15 @@ def _params(rows: list[list[float]], width: int) -> torch.Tensor:
 
 
 def head_offset(f: fields.Fields, p: FaceParams, x: float, y: float) -> tuple[float, float]:
-    """How far the head transform carries the content at (x, y) of R, in pixels."""
+    """How far the head transform carries the content at (x, y) of R, in pixels (a turn
+    carries the nose and lips further than the outline: the head field's weight there)."""
     theta = math.radians(p.head_roll)
     px, py = f.pivot
+    rows, cols = f.head.shape[0], f.head.shape[1]
+    turn = float(f.head[min(max(0, round(y)), rows - 1), min(max(0, round(x)), cols - 1), 0])
     breath = max(0.0, min(1.0, p.breath)) * f.breath_pixels
-    return (-(p.head_yaw * f.head_pixels[0] + theta * (y - py)),
-            -(p.head_pitch * f.head_pixels[1] - theta * (x - px)) - breath)
+    return (-(p.head_yaw * f.head_pixels[0] * turn + theta * (y - py)),
+            -(p.head_pitch * f.head_pixels[1] * turn - theta * (x - px)) - breath)
 
 
 def _eye_motion(ordered: Sequence[tuple[AvatarModel, FaceParams]],
