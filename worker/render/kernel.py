@@ -47,8 +47,9 @@ def _rows_shifted(field: Tensor, shifts: List[int], slack: int, rows: int) -> Te
 
 
 def _lid_shift(lids: Tensor, moves: List[List[int]], pad: int, cols: int,  # noqa: UP006
-               closing: Tensor, lift: Tensor, v: Tensor) -> Tensor:
-    """Each frame's vertical sampling shift (pixels) on the eye band: the lids' warp.
+               closing: Tensor, lift: Tensor, v: Tensor) -> Tuple[Tensor, Tensor]:  # noqa: UP006
+    """Each frame's vertical sampling shift (pixels) on the eye band: the lids' warp; and
+    the shade of the lash line where the lids meet (a closed eye's crease is in shadow).
 
     Rows from the lid skin's top down to the upper lid's edge show the skin above the
     lid contour stretched down; rows from the lower lid's edge to the lower skin show
@@ -72,13 +73,17 @@ def _lid_shift(lids: Tensor, moves: List[List[int]], pad: int, cols: int,  # noq
     lower = (lo - low) * ((bot - v) / (bot - low - 0.5 * lash).clamp(min=1e-3)).clamp(max=1)
     over = ((v >= top) & (v < edge)).float()
     under = ((v >= low) & (v <= bot)).float()
-    return upper * over + lower * under
+    span = ((close - up) > 0.3).float()
+    width = 0.05 * (lo - up) + 0.6
+    shade = 1 - 0.35 * b * span * torch.exp(-(((v - edge) / width) ** 2))
+    return upper * over + lower * under, shade
 
 
 def _grid(base: Tensor, fields: List[Tensor], scales: List[float], ints: List[int],  # noqa: UP006
           c: Tensor, shifts: List[int], eye_moves: List[List[int]],  # noqa: UP006
-          lifts: Tensor, bands: List[int]) -> Tensor:  # noqa: UP006
-    """Base grid plus each field times its coefficient: [n, rh, rw, 2].
+          lifts: Tensor, bands: List[int]) -> Tuple[Tensor, Tensor]:  # noqa: UP006
+    """Base grid plus each field times its coefficient: [n, rh, rw, 2]; and the lids'
+    shade on the eye band ([n, re, rw], empty when no frame blinks).
 
     A field whose coefficients are all zero is skipped: adding zero changes no bit,
     so a frame is the same whatever else shares its batch.
@@ -107,6 +112,7 @@ def _grid(base: Tensor, fields: List[Tensor], scales: List[float], ints: List[in
             lower[..., channel : channel + 1].addcmul_(c[:, k, None, None, None], shifted)
     band = out[:, bands[1] : bands[2]]
     cols = base.shape[1]
+    shade = torch.empty(0)
     if bool(used[3]) or bool(used[4]):
         look = torch.stack((c[:, 3] * scales[2], c[:, 4] * scales[3]), -1)
         rows_e = band.shape[1]
@@ -119,9 +125,9 @@ def _grid(base: Tensor, fields: List[Tensor], scales: List[float], ints: List[in
         v = torch.arange(bands[1], bands[2], dtype=torch.float32)[:, None]
         u = torch.arange(0, cols, dtype=torch.float32)[None, :]
         lift = lifts[:, 0:1, None] + lifts[:, 1:2, None] * (u - scales[4])  # [n, 1, cols]
-        shift = _lid_shift(lids, eye_moves, pad, cols, c[:, 8], lift, v)
+        shift, shade = _lid_shift(lids, eye_moves, pad, cols, c[:, 8], lift, v)
         band[..., 1].add_(shift * (2.0 / (base.shape[0] + 2 * margin)))
-    return out
+    return out, shade
 
 
 def _mouth_paint(prm: Tensor, v: Tensor, u: Tensor, grain: Tensor, line: Tensor,
@@ -199,7 +205,7 @@ def _render(base: Tensor, warps: List[Warp], counts: List[int], coef: Tensor,  #
     for w in range(len(warps)):  # TorchScript has no zip(strict=...)
         source, fields, scales, ints = warps[w]
         n = counts[w]
-        grid = _grid(base, fields, scales, ints, coef[start : start + n],
+        grid, shade = _grid(base, fields, scales, ints, coef[start : start + n],
                      shifts[start : start + n], eye_moves[start : start + n],
                      lifts[start : start + n], bands)
         # The frames of one avatar share its source: stack their grids along the height
@@ -215,6 +221,8 @@ def _render(base: Tensor, warps: List[Warp], counts: List[int], coef: Tensor,  #
         group = torch.empty(n, 3, rh, rw)
         torch.addcmul(layers[:3], backdrop, layers[3:4].neg_().add_(1),
                       out=group.transpose(0, 1))
+        if shade.numel() > 0:
+            group[:, :, bands[1] : bands[2]].mul_(shade[:, None])
         warped.append(group)
         views.extend(group.unbind(0))
         start += n
