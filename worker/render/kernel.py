@@ -169,6 +169,10 @@ def _mouth_paint(prm: Tensor, v: Tensor, u: Tensor, grain: Tensor, line: Tensor,
     show = (upper + lower).clamp(0, 1) * (narrow * 1.6).clamp(0, 1) * drawn
     # The upper teeth's edge catches the light; the gap between teeth rows is shadow.
     teeth = enamel * corners * (1.0 - 0.12 * ((v - top) / (0.3 * a)).clamp(0, 1))
+    # Separate teeth: a faint shadow between neighbours, the incisors widest.
+    spacing = 0.34 * a * (1.0 - 0.3 * ((u - mx).abs() / a).clamp(0, 1))
+    seams = torch.cos(3.14159265 * (u - mx) / spacing) ** 16
+    teeth = teeth * (1.0 - 0.12 * seams * drawn)
     paint = colour * (1 - show) + teeth * show
     paint = paint + noise * grain * (paint / 160.0).clamp(max=1.0)  # grain as bright as it
     # f / v: the upper teeth rest on the tucked lower lip, over it.
