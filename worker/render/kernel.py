@@ -130,6 +130,13 @@ def _grid(base: Tensor, fields: List[Tensor], scales: List[float], ints: List[in
     return out, shade
 
 
+def _ramp(x: Tensor, soft: Tensor) -> Tensor:
+    """0 → 1 across an edge at x = 0, as steep as the portrait's edges (1/soft at most)
+    and without kinks (a linear ramp's corners read as sharper than any photo edge)."""
+    t = (x / (1.5 * soft) + 0.5).clamp(0, 1)
+    return t * t * (3 - 2 * t)
+
+
 def _mouth_paint(prm: Tensor, v: Tensor, u: Tensor, grain: Tensor, line: Tensor,
                  ) -> Tuple[Tensor, Tensor]:  # noqa: UP006
     """Inner mouth, teeth and tongue of every open mouth on its patch: (keep, paint).
@@ -155,8 +162,7 @@ def _mouth_paint(prm: Tensor, v: Tensor, u: Tensor, grain: Tensor, line: Tensor,
     gap = (bottom - top).clamp(min=1e-3)
     # Edges as soft as the portrait's own (``soft`` pixels: a crisp paint on a soft photo
     # looks pasted); columns where the gap is under a pixel fade out.
-    alpha = (((v - top) / soft + 0.5).clamp(0, 1) * ((bottom - v) / soft + 0.5).clamp(0, 1)
-             * gap.clamp(max=1))
+    alpha = _ramp(v - top, soft) * _ramp(bottom - v, soft) * gap.clamp(max=1)
     rel = ((v - top) / gap).clamp(0, 1)
     depth = 1.0 - 0.55 * torch.exp(-(((rel - 0.45) / 0.3) ** 2)) * narrow
     colour = inner * depth
@@ -164,8 +170,8 @@ def _mouth_paint(prm: Tensor, v: Tensor, u: Tensor, grain: Tensor, line: Tensor,
     tongue = torch.exp(-(((rel - centre) / 0.25) ** 2)) * narrow * (0.6 + 0.4 * tongue_up)
     colour = colour * (1 - tongue) + lips * 0.75 * tongue
     corners = 0.55 + 0.45 * narrow
-    upper = ((top + torch.minimum(0.4 * gap, 0.3 * a) - v) / soft + 0.5).clamp(0, 1)
-    lower = ((v - bottom + torch.minimum(0.15 * gap, 0.12 * a)) / soft + 0.5).clamp(0, 1)
+    upper = _ramp(top + torch.minimum(0.4 * gap, 0.3 * a) - v, soft)
+    lower = _ramp(v - bottom + torch.minimum(0.15 * gap, 0.12 * a), soft)
     show = (upper + lower).clamp(0, 1) * (narrow * 1.6).clamp(0, 1) * drawn
     # The upper teeth's edge catches the light; the gap between teeth rows is shadow.
     teeth = enamel * corners * (1.0 - 0.12 * ((v - top) / (0.3 * a)).clamp(0, 1))
