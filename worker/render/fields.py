@@ -52,6 +52,7 @@ class Shape:
     chin: float  # the chin's row
     shown: float  # the portrait's own gap between the inner lips (teeth shown), pixels
     line: torch.Tensor  # [cols]: the lip line's row per column (``worker.render.mouth``)
+    jaw: torch.Tensor  # [cols]: the jaw's lower edge per column (``mouth.jawline``)
     depth: torch.Tensor | None  # [rh, rw]: how far the face stands out (face widths)
 
 
@@ -122,7 +123,9 @@ def _mouth(s: Shape, sx: float, sy: float) -> tuple[torch.Tensor, ...]:
     line = s.line[None, :]  # the lips meet on a curve (a smile's rises to the corners)
     below = torch.sigmoid((lv - line) * 4)
     chin_blend = smoothstep(0.0, 3 * s.lip, lv - line)
-    fade = 1 - smoothstep(s.chin + 0.1 * s.face, s.chin + 0.4 * s.face, lv)
+    # The jaw ends at its lower edge: the chin travels over the neck, which gives way only
+    # in a band as tall as the drop under it (neck, collar and background stay).
+    fade = 1 - smoothstep(0.0, 1.0, (lv - s.jaw[None, :]) / (1.2 * s.drop))
     # Content below the lip line moves down by `drop` (so it is sampled from above);
     # the upper lip rises a fifth of that.
     jaw = -s.drop * below * (narrow * (1 - chin_blend) + broad * chin_blend) * fade

@@ -304,7 +304,8 @@ def _fields(f: Features, geo: Geometry) -> fields.Fields:
         rows=rh, cols=rw, margin=geo.margin, mouth_top=geo.mouth[0],
         eye_band=(geo.eyes[0], geo.eyes[1]), face=f.face, frame_height=geo.height,
         mx=f.mx, my=f.my, a=f.a, lip=f.lip, drop=f.drop, cx=f.cx, chin=f.chin,
-        shown=f.shown, line=torch.from_numpy(f.line), depth=depth), f.eyes)
+        shown=f.shown, line=torch.from_numpy(f.line),
+        jaw=torch.from_numpy(mouth.jawline(f.mesh, rw, f.chin, f.line)), depth=depth), f.eyes)
 
 
 def coefficients(p: FaceParams) -> list[float]:
