@@ -428,8 +428,8 @@ def head_offset(f: fields.Fields, p: FaceParams, x: float, y: float) -> tuple[fl
     carries the nose and lips further than the outline: the head field's weight there)."""
     theta = math.radians(p.head_roll)
     px, py = f.pivot
-    rows, cols = f.head.shape[0], f.head.shape[1]
-    turn = float(f.head[min(max(0, round(y)), rows - 1), min(max(0, round(x)), cols - 1), 0])
+    rows, cols = f.head.shape[1], f.head.shape[2]
+    turn = float(f.head[0, min(max(0, round(y)), rows - 1), min(max(0, round(x)), cols - 1), 0])
     breath = max(0.0, min(1.0, p.breath)) * f.breath_pixels
     return (-(p.head_yaw * f.head_pixels[0] * turn + theta * (y - py)),
             -(p.head_pitch * f.head_pixels[1] * turn - theta * (x - px)) - breath)
