@@ -101,7 +101,7 @@ def lid_rows(eyes: tuple[Contour, Contour], width: int, pad: int) -> torch.Tenso
 
 def gaze_field(eyes: tuple[Contour, Contour], band: tuple[int, int], width: int,
                pad: int) -> torch.Tensor:
-    """[rows + 2·pad, width + 2·pad, 1]: 1 inside the openings, 0 at and past the lids."""
+    """[rows + 2·pad, width + 2·pad]: 1 inside the openings, 0 at and past the lids."""
     rows = band[1] - band[0]
     opening = np.zeros((rows + 2 * pad, width + 2 * pad), np.uint8)
     shift = np.array([pad, pad - band[0]], np.float64)
@@ -112,4 +112,4 @@ def gaze_field(eyes: tuple[Contour, Contour], band: tuple[int, int], width: int,
     depth = cv2.distanceTransform((opening > 127).astype(np.uint8), cv2.DIST_L2, 5)
     ramp = 0.4 * max(1.0, min(eye.height for eye in eyes))
     t = np.clip(depth / ramp, 0, 1)
-    return torch.from_numpy((t * t * (3 - 2 * t)).astype(np.float32))[..., None].contiguous()
+    return torch.from_numpy((t * t * (3 - 2 * t)).astype(np.float32)).contiguous()

@@ -58,17 +58,15 @@ class Shape:
 
 @dataclass(frozen=True, slots=True)
 class Fields:
-    # [2, rh, rw, 2]: the yaw field (x only) and the pitch field (y only), per degree
-    # once times head_scale
-    head: torch.Tensor
-    roll: torch.Tensor  # [rh, rw, 2] per radian
-    open: torch.Tensor  # [rl, rw, 2] (y only)
-    round: torch.Tensor  # [rl, rw, 2] (x only)
-    press: torch.Tensor  # [rl, rw, 2] (y only)
-    raise_: torch.Tensor  # [rl, rw, 2] (y only): the upper lip lifted off the teeth
-    tuck: torch.Tensor  # [rl, rw, 2] (y only): the lower lip drawn up under the upper teeth
-    gaze: torch.Tensor  # [re + 2·pad, rw + 2·pad, 1], shifted with the head per frame
-    breath: torch.Tensor  # [rh, rw, 2] (y only) per unit of breath
+    head: torch.Tensor  # [rh, rw]: the turn's weight (times head_scale per degree)
+    roll: torch.Tensor  # [2, rh, rw] (x, y planes) per radian
+    open: torch.Tensor  # [rl, rw] y
+    round: torch.Tensor  # [rl, rw] x
+    press: torch.Tensor  # [rl, rw] y
+    raise_: torch.Tensor  # [rl, rw] y: the upper lip lifted off the teeth
+    tuck: torch.Tensor  # [rl, rw] y: the lower lip drawn up under the upper teeth
+    gaze: torch.Tensor  # [re + 2·pad, rw + 2·pad], shifted with the head per frame
+    breath: torch.Tensor  # [rh, rw] y per unit of breath
     lids: torch.Tensor  # [5, rw + 2·pad] (``eyes.lid_rows``)
     head_scale: tuple[float, float]  # (yaw, pitch) grid units per degree
     head_pixels: tuple[float, float]  # the same in pixels
@@ -99,10 +97,10 @@ def build(s: Shape, eyes: tuple[eye_fields.Contour, eye_fields.Contour]) -> Fiel
     breath_px = s.frame_height / 512
     mouth = _mouth(s, sx, sy)
     return Fields(
-        head=torch.stack((_xy(turn, 0), _xy(turn, 1))), roll=roll.contiguous(),
+        head=turn.contiguous(), roll=roll.permute(2, 0, 1).contiguous(),
         open=mouth[0], round=mouth[1], press=mouth[2], raise_=mouth[3], tuck=mouth[4],
         gaze=eye_fields.gaze_field(eyes, s.eye_band, s.cols, pad),
-        breath=_xy(breath_px * sy * sides * foot, 1),
+        breath=(breath_px * sy * sides * foot).contiguous(),
         lids=eye_fields.lid_rows(eyes, s.cols, pad),
         head_scale=(-0.012 * s.face * sx, -0.010 * s.face * sy),
         head_pixels=(-0.012 * s.face, -0.010 * s.face), breath_pixels=breath_px,
@@ -139,19 +137,9 @@ def _mouth(s: Shape, sx: float, sy: float) -> tuple[torch.Tensor, ...]:
     side = torch.sign(lv - line)
     close = side * (s.shown / 2) * narrow * torch.exp(-(((lv - line) / (2 * s.lip)) ** 2))
     press = 0.35 * (lv - line) * zone + close
-    return (_xy((jaw + lift) * sy, 1), _xy(0.3 * (lu - s.mx) * zone * sx, 0),
-            _xy(press * sy, 1), _xy(RAISE * s.lip * upper_lip * sy, 1),
-            _xy(TUCK * s.lip * lower_lip * sy, 1))
-
-
-def _xy(field: torch.Tensor, channel: int) -> torch.Tensor:
-    """A one-direction field as a grid-shaped [rows, cols, 2] with 0 in the other channel.
-
-    Twice the memory, but the kernel then adds it over whole contiguous rows: a field on
-    one interleaved channel (stride 2) runs many times slower per element."""
-    zero = torch.zeros_like(field)
-    pair = (field, zero) if channel == 0 else (zero, field)
-    return torch.stack(pair, dim=-1).contiguous()
+    return (((jaw + lift) * sy).contiguous(), (0.3 * (lu - s.mx) * zone * sx).contiguous(),
+            (press * sy).contiguous(), (RAISE * s.lip * upper_lip * sy).contiguous(),
+            (TUCK * s.lip * lower_lip * sy).contiguous())
 
 
 def depth_map(mesh: np.ndarray, rows: int, cols: int, face_width: float) -> torch.Tensor:

@@ -85,50 +85,51 @@ def _grid(base: Tensor, fields: List[Tensor], scales: List[float], ints: List[in
     """Base grid plus each field times its coefficient: [n, rh, rw, 2]; and the lids'
     shade on the eye band ([n, re, rw], empty when no frame blinks).
 
-    A field whose coefficients are all zero is skipped: adding zero changes no bit,
-    so a frame is the same whatever else shares its batch.
+    Built in planes (x, y: [n, 2, rh, rw]), where every term runs over whole contiguous
+    rows, and interleaved once at the end for ``grid_sample``. A field whose coefficients
+    are all zero is skipped: adding zero changes no bit, so a frame is the same whatever
+    else shares its batch.
     """
     head, roll, open_, round_, press = fields[0], fields[1], fields[2], fields[3], fields[4]
     gaze, breath, lids = fields[5], fields[6], fields[7]
     slack, pad, margin = ints[0], ints[1], ints[2]
-    out = torch.empty(c.shape[0], base.shape[0], base.shape[1], 2)
+    rh, rw = base.shape[1], base.shape[2]
+    out = torch.empty(c.shape[0], 2, rh, rw)
     used = (c != 0).any(dim=0)
-    # Every term is a per-frame scalar times a contiguous [rows, cols, 2] field: whole rows
-    # at a time (a broadcast over the interleaved x, y pair runs many times slower).
-    out.copy_(base)
-    if bool(used[5]):
-        out.addcmul_((c[:, 5] * scales[0])[:, None, None, None], head[0])
-    if bool(used[6]):
-        out.addcmul_((c[:, 6] * scales[1])[:, None, None, None], head[1])
+    if bool(used[5]) or bool(used[6]):
+        turn = torch.stack((c[:, 5] * scales[0], c[:, 6] * scales[1]), -1)
+        torch.addcmul(base[None], turn[:, :, None, None], head[None, None], out=out)
+    else:
+        out.copy_(base[None].expand_as(out))
     if bool(used[7]):
         out.addcmul_(c[:, 7, None, None, None], roll)
     if bool(used[9]):
-        out.addcmul_(c[:, 9, None, None, None], breath)
-    lower = out[:, bands[0] :]
-    rows = lower.shape[1]
-    mouth = ((0, open_), (1, round_), (2, press), (10, fields[9]), (11, fields[10]))
-    for k, field in mouth:
+        out[:, 1].addcmul_(c[:, 9, None, None], breath)
+    lower = out[:, :, bands[0] :]
+    rows = lower.shape[2]
+    mouth = ((0, open_, 1), (1, round_, 0), (2, press, 1), (10, fields[9], 1),
+             (11, fields[10], 1))
+    for k, field, channel in mouth:
         if bool(used[k]):
             shifted = _rows_shifted(field, shifts, slack, rows)
-            lower.addcmul_(c[:, k, None, None, None], shifted)
-    band = out[:, bands[1] : bands[2]]
-    cols = base.shape[1]
+            lower[:, channel].addcmul_(c[:, k, None, None], shifted)
+    band = out[:, :, bands[1] : bands[2]]
     shade = torch.empty(0)
     if bool(used[3]) or bool(used[4]):
         look = torch.stack((c[:, 3] * scales[2], c[:, 4] * scales[3]), -1)
-        rows_e = band.shape[1]
+        rows_e = band.shape[2]
         for f in range(c.shape[0]):  # each frame's eyes where its head carries them
             dy = max(-pad, min(pad, eye_moves[f][0]))
             dx = max(-pad, min(pad, eye_moves[f][1]))
-            cut = gaze[pad - dy : pad - dy + rows_e, pad - dx : pad - dx + cols]
-            band[f].addcmul_(look[f], cut)
+            cut = gaze[pad - dy : pad - dy + rows_e, pad - dx : pad - dx + rw]
+            band[f].addcmul_(look[f][:, None, None], cut[None])
     if bool(used[8]):
         v = torch.arange(bands[1], bands[2], dtype=torch.float32)[:, None]
-        u = torch.arange(0, cols, dtype=torch.float32)[None, :]
+        u = torch.arange(0, rw, dtype=torch.float32)[None, :]
         lift = lifts[:, 0:1, None] + lifts[:, 1:2, None] * (u - scales[4])  # [n, 1, cols]
-        shift, shade = _lid_shift(lids, eye_moves, pad, cols, c[:, 8], lift, v)
-        band[..., 1].add_(shift * (2.0 / (base.shape[0] + 2 * margin)))
-    return out, shade
+        shift, shade = _lid_shift(lids, eye_moves, pad, rw, c[:, 8], lift, v)
+        band[:, 1].add_(shift * (2.0 / (rh + 2 * margin)))
+    return out.permute(0, 2, 3, 1).contiguous(), shade
 
 
 def _ramp(x: Tensor, soft: Tensor) -> Tensor:
@@ -209,7 +210,7 @@ def _render(base: Tensor, warps: List[Warp], counts: List[int], coef: Tensor,  #
     of parameters per open mouth, placed by ``mouth_at``. ``eye_moves`` and ``lifts``:
     where the head carries the eyes, per frame (whole pixels; the lids' rows exactly).
     """
-    rh, rw = base.shape[0], base.shape[1]
+    rh, rw = base.shape[1], base.shape[2]
     views: List[Tensor] = []  # noqa: UP006 — each frame's region, [3, rh, rw]
     warped: List[Tensor] = []  # noqa: UP006
     start = 0

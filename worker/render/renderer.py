@@ -328,7 +328,7 @@ class TierModel:
         ys = (torch.arange(rh, dtype=torch.float32) + m) * 2 / (rh + 2 * m) - 1 + 1 / (rh + 2 * m)
         xs = (torch.arange(rw, dtype=torch.float32) + m) * 2 / (rw + 2 * m) - 1 + 1 / (rw + 2 * m)
         gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-        self.base = torch.stack((gx, gy), dim=-1)  # [rh, rw, 2]: the identity warp of R
+        self.base = torch.stack((gx, gy))  # [2, rh, rw]: the identity warp of R, in planes
         # The patch an open mouth is shaded on: (height, width, rows above the lip line,
         # columns either side of the mouth centre); mouths are at most 0.4 faces wide.
         half, above = math.ceil(0.26 * self.geo.face), math.ceil(0.05 * self.geo.face) + 1
@@ -428,8 +428,8 @@ def head_offset(f: fields.Fields, p: FaceParams, x: float, y: float) -> tuple[fl
     carries the nose and lips further than the outline: the head field's weight there)."""
     theta = math.radians(p.head_roll)
     px, py = f.pivot
-    rows, cols = f.head.shape[1], f.head.shape[2]
-    turn = float(f.head[0, min(max(0, round(y)), rows - 1), min(max(0, round(x)), cols - 1), 0])
+    rows, cols = f.head.shape[0], f.head.shape[1]
+    turn = float(f.head[min(max(0, round(y)), rows - 1), min(max(0, round(x)), cols - 1)])
     breath = max(0.0, min(1.0, p.breath)) * f.breath_pixels
     return (-(p.head_yaw * f.head_pixels[0] * turn + theta * (y - py)),
             -(p.head_pitch * f.head_pixels[1] * turn - theta * (x - px)) - breath)
