@@ -172,9 +172,7 @@ class Pipeline:
         """One tick: its audio always goes out; its frame only if rendered by ``until``."""
         chunk, spoken = self._take()
         onset, self._idle = self._idle and spoken > 0, spoken == 0
-        # One lip-sync call per tick for every session at this rate (SpeechBatch).
-        params = await speech_batch(self.tier.fps).step(
-            self.face, chunk, self.speech.peek(self.face.lookahead_samples))
+        params = await self._face(chunk, self.speech.peek(self.face.lookahead_samples))
         frame = None
         if not late:
             frame = await self._render(index, params, until, onset)
@@ -208,6 +206,14 @@ class Pipeline:
             return np.zeros(n, dtype=np.int16), 0
         self._held = False
         return self.speech.take(n)
+
+    async def _face(self, chunk: np.ndarray, lookahead: np.ndarray) -> FaceParams:
+        """The frame's face. Sessions whose renderer batches across sessions also share
+        one lip-sync call per tick (``SpeechBatch``); a renderer of its own (the mock
+        pattern, tests) steps the model alone, without leaving the tick."""
+        if isinstance(self.renderer, SharedRenderer):
+            return await speech_batch(self.tier.fps).step(self.face, chunk, lookahead)
+        return self.face.step(chunk, lookahead)
 
     async def _render(
         self, index: int, params: FaceParams, until: float, onset: bool,

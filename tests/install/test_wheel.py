@@ -173,12 +173,18 @@ def _two_seconds(source: Path, target: Path) -> None:
         out.writeframes(frames)
 
 
+def _workers(status: dict[str, list[dict[str, str]]]) -> str | None:
+    return next((c["status"] for c in status["components"] if c["name"] == "workers"), None)
+
+
 def _wait_ready(url: str, key_file: Path, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         assert proc.poll() is None, log.read_text()[-4000:]
         try:
-            if key_file.exists() and httpx.get(f"{url}/v1/status", timeout=2).is_success:
+            status = httpx.get(f"{url}/v1/status", timeout=2)
+            # Ready once its worker has measured its capacity and announced it.
+            if key_file.exists() and status.is_success and _workers(status.json()) == "operational":
                 return
         except httpx.HTTPError:
             pass
