@@ -31,7 +31,7 @@ from protoface.streams.work import WorkerInfo
 from protoface.worker import realtime
 from protoface.worker.capacity.probe import probe
 from protoface.worker.pipeline import Pipeline
-from protoface.worker.render.batcher import FrameClock, SharedRenderer
+from protoface.worker.render.batcher import BatchedRenderer, FrameClock
 from protoface.worker.render.renderer import AvatarModel, TierModel, tier_model
 from protoface.worker.render.rig import STOCK_PORTRAITS, stock_asset
 
@@ -85,7 +85,7 @@ async def sustain_mix(plan: dict[str, int], models: dict[str, tuple[TierModel, l
         for i in range(n):
             sink = Sink(tier, encode=True)
             await sink.incoming.put(SpeechIn(talk))
-            renderer = SharedRenderer(clock, avatars[i % len(avatars)], tier.width,
+            renderer = BatchedRenderer(clock, avatars[i % len(avatars)], tier.width,
                                       tier.height, model.render_many)
             runs.append((name, sink, Pipeline(sink, renderer, tier)))
     stop = asyncio.Event()
