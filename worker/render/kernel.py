@@ -29,7 +29,8 @@ from torch import Tensor
 # One distinct avatar of a batch: its warp source (RGB + person mask), its fields (head,
 # roll, open, round, press, gaze, breath, lid rows, backdrop, raise, tuck), its scales
 # (head x, head y, gaze x, gaze y, roll pivot x) and its ints (mouth fields' slack, eye
-# fields' padding, the source's margin).
+# fields' padding, the source's margin, the first and end columns of the lid rows that
+# hold an eye).
 Warp = Tuple[Tensor, List[Tensor], List[float], List[int]]  # noqa: UP006
 
 
@@ -46,20 +47,21 @@ def _rows_shifted(field: Tensor, shifts: List[int], slack: int, rows: int) -> Te
     return torch.stack(cuts)
 
 
-def _lid_shift(lids: Tensor, moves: List[List[int]], pad: int, cols: int,  # noqa: UP006
+def _lid_shift(lids: Tensor, moves: List[List[int]], pad: int, u0: int, u1: int,  # noqa: UP006
                closing: Tensor, lift: Tensor, v: Tensor) -> Tuple[Tensor, Tensor]:  # noqa: UP006
-    """Each frame's vertical sampling shift (pixels) on the eye band: the lids' warp; and
-    the shade of the lash line where the lids meet (a closed eye's crease is in shadow).
+    """Each frame's vertical sampling shift (pixels) on the eye band's columns u0…u1: the
+    lids' warp; and the shade of the lash line where the lids meet (a closed eye's
+    crease is in shadow).
 
     Rows from the lid skin's top down to the upper lid's edge show the skin above the
     lid contour stretched down; rows from the lower lid's edge to the lower skin show
     that skin pushed up; the eye between them is uncovered, unmoved. ``lift``: where
-    the head carries the lid rows, per frame and column ([n, 1, cols]).
+    the head carries the lid rows, per frame and column ([n, 1, u1 - u0]).
     """
     cuts: List[Tensor] = []  # noqa: UP006
     for m in moves:
         dx = max(-pad, min(pad, m[1]))
-        cuts.append(lids[:, pad - dx : pad - dx + cols])
+        cuts.append(lids[:, pad - dx + u0 : pad - dx + u1])
     at = torch.stack(cuts) + lift  # [n, 5, cols]
     top, up, close, lo = at[:, 0:1], at[:, 1:2], at[:, 2:3], at[:, 3:4]
     bot = at[:, 4:5]
@@ -81,14 +83,16 @@ def _lid_shift(lids: Tensor, moves: List[List[int]], pad: int, cols: int,  # noq
 
 def _grid(base: Tensor, fields: List[Tensor], scales: List[float], ints: List[int],  # noqa: UP006
           c: Tensor, shifts: List[int], eye_moves: List[List[int]],  # noqa: UP006
-          lifts: Tensor, bands: List[int]) -> Tuple[Tensor, Tensor]:  # noqa: UP006
-    """Base grid plus each field times its coefficient: [n, rh, rw, 2]; and the lids'
-    shade on the eye band ([n, re, rw], empty when no frame blinks).
+          lifts: Tensor, bands: List[int],  # noqa: UP006
+          ) -> Tuple[Tensor, Tensor, List[int], List[int]]:  # noqa: UP006
+    """Base grid plus each field times its coefficient, in planes (x, y: [n, 2, rh, rw]);
+    the lids' shade on the eye band ([k, re, u1 - u0], empty when no frame blinks), the
+    k frames it is for, and its columns (u0, u1).
 
-    Built in planes (x, y: [n, 2, rh, rw]), where every term runs over whole contiguous
-    rows, and interleaved once at the end for ``grid_sample``. A field whose coefficients
-    are all zero is skipped: adding zero changes no bit, so a frame is the same whatever
-    else shares its batch.
+    Built in planes, where every term runs over whole contiguous rows; each span that is
+    sampled is interleaved for ``grid_sample`` on its own (:func:`_render`). A field whose
+    coefficients are all zero is skipped: adding zero changes no bit, so a frame is the
+    same whatever else shares its batch.
     """
     head, roll, open_, round_, press = fields[0], fields[1], fields[2], fields[3], fields[4]
     gaze, breath, lids = fields[5], fields[6], fields[7]
@@ -115,6 +119,8 @@ def _grid(base: Tensor, fields: List[Tensor], scales: List[float], ints: List[in
             lower[:, channel].addcmul_(c[:, k, None, None], shifted)
     band = out[:, :, bands[1] : bands[2]]
     shade = torch.empty(0)
+    spots: List[int] = []  # noqa: UP006
+    cols: List[int] = [0, 0]  # noqa: UP006
     if bool(used[3]) or bool(used[4]):
         look = torch.stack((c[:, 3] * scales[2], c[:, 4] * scales[3]), -1)
         rows_e = band.shape[2]
@@ -124,12 +130,31 @@ def _grid(base: Tensor, fields: List[Tensor], scales: List[float], ints: List[in
             cut = gaze[pad - dy : pad - dy + rows_e, pad - dx : pad - dx + rw]
             band[f].addcmul_(look[f][:, None, None], cut[None])
     if bool(used[8]):
-        v = torch.arange(bands[1], bands[2], dtype=torch.float32)[:, None]
-        u = torch.arange(0, rw, dtype=torch.float32)[None, :]
-        lift = lifts[:, 0:1, None] + lifts[:, 1:2, None] * (u - scales[4])  # [n, 1, cols]
-        shift, shade = _lid_shift(lids, eye_moves, pad, rw, c[:, 8], lift, v)
-        band[:, 1].add_(shift * (2.0 / (rh + 2 * margin)))
-    return out.permute(0, 2, 3, 1).contiguous(), shade
+        # Only the frames that blink, on the columns their eyes can be at (elsewhere the
+        # shift is 0 and the shade 1, to the bit): [k, re, u1 - u0], k frames.
+        blinking: List[int] = []  # noqa: UP006
+        moves: List[List[int]] = []  # noqa: UP006
+        u0, u1 = rw, 0
+        for f in range(c.shape[0]):
+            if float(c[f, 8]) != 0.0:
+                blinking.append(f)
+                moves.append(eye_moves[f])
+                dx = max(-pad, min(pad, eye_moves[f][1]))
+                u0 = min(u0, max(0, ints[3] - pad + dx))
+                u1 = max(u1, min(rw, ints[4] - pad + dx))
+        if u1 > u0:
+            at = torch.tensor(blinking)
+            v = torch.arange(bands[1], bands[2], dtype=torch.float32)[:, None]
+            u = torch.arange(u0, u1, dtype=torch.float32)[None, :]
+            lift = lifts[at, 0:1, None] + lifts[at, 1:2, None] * (u - scales[4])  # [k, 1, cols]
+            shift, shaded = _lid_shift(lids, moves, pad, u0, u1, c[at, 8], lift, v)
+            shift = shift * (2.0 / (rh + 2 * margin))
+            for i in range(len(blinking)):
+                band[blinking[i], 1, :, u0:u1].add_(shift[i])
+            shade = shaded
+            spots = blinking
+            cols = [u0, u1]
+    return out, shade, spots, cols
 
 
 def _ramp(x: Tensor, soft: Tensor) -> Tensor:
@@ -191,6 +216,22 @@ def _mouth_paint(prm: Tensor, v: Tensor, u: Tensor, grain: Tensor, line: Tensor,
     return 1 - cover, (mixed + 0.5) * cover  # +0.5: see the source
 
 
+def _spans(rects: List[List[int]]) -> List[Tuple[int, int, int, int, bool]]:  # noqa: UP006
+    """The rectangles to warp: (r0, r1, c0, c1, on the outline's band)."""
+    out: List[Tuple[int, int, int, int, bool]] = []  # noqa: UP006
+    for r in rects:
+        r0, r1, c0, c1, k0, k1 = r[0], r[1], r[2], r[3], r[4], r[5]
+        if k1 <= k0:
+            out.append((r0, r1, c0, c1, True))
+            continue
+        if k0 > c0:
+            out.append((r0, r1, c0, k0, True))
+        out.append((r0, r1, k0, k1, False))
+        if c1 > k1:
+            out.append((r0, r1, k1, c1, True))
+    return out
+
+
 def _blend(views: List[Tensor], at: List[List[int]], keep: Tensor, paint: Tensor) -> None:  # noqa: UP006
     """Each patch i onto frame ``at[i][0]`` with its top-left corner at ``at[i][1:]``."""
     ph, pw = keep.shape[2], keep.shape[3]
@@ -202,8 +243,13 @@ def _render(base: Tensor, warps: List[Warp], counts: List[int], coef: Tensor,  #
             shifts: List[int], eye_moves: List[List[int]], lifts: Tensor,  # noqa: UP006
             bands: List[int], backgrounds: List[Tensor],  # noqa: UP006
             mouths: Tensor, mouth_at: List[List[int]], mouth_uv: List[Tensor],  # noqa: UP006
-            region: List[int]) -> Tensor:  # noqa: UP006
+            region: List[int], spans: List[List[List[int]]]) -> Tensor:  # noqa: UP006
     """A batch's frames, [n, H, W, 3] uint8, with the frames of each warp consecutive.
+
+    ``spans``: per warp, the rectangles of R its frames are drawn on (rows r0…r1,
+    columns c0…c1; of them, columns k0…k1 are inside the person whatever the motion):
+    [r0, r1, c0, c1, k0, k1]. Outside them the background frame is already what the
+    kernel would draw (the plate), to the bit.
 
     ``bands``: the first row of the mouth fields, and the eye band's rows, in R.
     ``region``: R's rows and columns in the frame (y0, y1, x0, x1). ``mouths`` is one row
@@ -217,24 +263,37 @@ def _render(base: Tensor, warps: List[Warp], counts: List[int], coef: Tensor,  #
     for w in range(len(warps)):  # TorchScript has no zip(strict=...)
         source, fields, scales, ints = warps[w]
         n = counts[w]
-        grid, shade = _grid(base, fields, scales, ints, coef[start : start + n],
-                     shifts[start : start + n], eye_moves[start : start + n],
-                     lifts[start : start + n], bands)
-        # The frames of one avatar share its source: stack their grids along the height
-        # and warp them in one call, without copying the source per frame.
-        sampled = F.grid_sample(source[None], grid.view(1, -1, rw, 2), mode="bilinear",
-                                padding_mode="border", align_corners=False)
-        # Channels first, frames second: every pass below runs over contiguous memory.
-        layers = sampled.view(4, n, rh, rw)
-        # The moved person (premultiplied by its mask) over the still background: where
-        # the head leaves, the plate. One pass, written frame-major: the paste into the
-        # uint8 frames reads it in that order.
-        backdrop = fields[8][:, None]
+        planes, shade, spots, cols = _grid(base, fields, scales, ints, coef[start : start + n],
+                              shifts[start : start + n], eye_moves[start : start + n],
+                              lifts[start : start + n], bands)
+        # Only the spans the person can reach are drawn (the rest of R is the plate, as
+        # the background frame holds it already). On the outline's band the person mask
+        # is warped with the colour and the moved person composited over the plate; where
+        # the person covers every pixel the warp can reach, the colour alone is warped.
+        # The frames of one avatar share its source: their grids are stacked along the
+        # height and warped in one call per span, without copying the source per frame.
         group = torch.empty(n, 3, rh, rw)
-        torch.addcmul(layers[:3], backdrop, layers[3:4].neg_().add_(1),
-                      out=group.transpose(0, 1))
-        if shade.numel() > 0:
-            group[:, :, bands[1] : bands[2]].mul_(shade[:, None])
+        layers = group.transpose(0, 1)  # channels first: the passes below write it so
+        backdrop = fields[8][:, None]
+        for span in _spans(spans[w]):
+            r0, r1, c0, c1, edge = span
+            grid = planes[:, :, r0:r1, c0:c1].permute(0, 2, 3, 1).contiguous()
+            grid = grid.view(1, n * (r1 - r0), c1 - c0, 2)
+            dest = layers[:, :, r0:r1, c0:c1]
+            if edge:
+                sampled = F.grid_sample(source[None], grid, mode="bilinear",
+                                        padding_mode="border", align_corners=False)
+                got = sampled.view(4, n, r1 - r0, c1 - c0)
+                # The moved person (premultiplied by its mask) over the still background:
+                # where the head leaves, the plate. One pass.
+                torch.addcmul(got[:3], backdrop[:, :, r0:r1, c0:c1], got[3:4].neg_().add_(1),
+                              out=dest)
+            else:
+                sampled = F.grid_sample(source[None, :3], grid, mode="bilinear",
+                                        padding_mode="border", align_corners=False)
+                dest.copy_(sampled.view(3, n, r1 - r0, c1 - c0))
+        for i in range(len(spots)):
+            group[spots[i], :, bands[1] : bands[2], cols[0] : cols[1]].mul_(shade[i])
         warped.append(group)
         views.extend(group.unbind(0))
         start += n
@@ -242,13 +301,17 @@ def _render(base: Tensor, warps: List[Warp], counts: List[int], coef: Tensor,  #
         keep, paint = _mouth_paint(mouths, mouth_uv[0], mouth_uv[1], mouth_uv[2], mouth_uv[3])
         _blend(views, mouth_at, keep, paint)
     out = torch.stack(backgrounds)
-    y0, y1, x0, x1 = region[0], region[1], region[2], region[3]
+    y0, x0 = region[0], region[2]
     # Every colour is a blend of portrait pixels and shades within 0…255, offset by
     # +0.5: the conversion's truncation rounds, and no clamp is needed.
     start = 0
-    for group in warped:  # pasted group by group: no concatenation
+    for w in range(len(warped)):  # pasted group by group, span by span: no concatenation
+        group = warped[w]
         n = group.shape[0]
-        out[start : start + n, y0:y1, x0:x1].copy_(group.permute(0, 2, 3, 1))
+        for r in spans[w]:
+            r0, r1, c0, c1 = r[0], r[1], r[2], r[3]
+            out[start : start + n, y0 + r0 : y0 + r1, x0 + c0 : x0 + c1].copy_(
+                group[:, :, r0:r1, c0:c1].permute(0, 2, 3, 1))
         start += n
     return out
 

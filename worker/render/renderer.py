@@ -52,6 +52,11 @@ BASIS = ("open", "round", "press", "gaze_x", "gaze_y", "yaw", "pitch", "roll", "
          "breath", "raise", "tuck")
 OPEN, ROUND, PRESS, GAZE_X, GAZE_Y, YAW, PITCH, ROLL, BLINK, BREATH, RAISE, TUCK = range(
     len(BASIS))
+# The largest |coefficient| a frame may have for its avatar's precomputed spans
+# (``AvatarModel.spans``): FaceParams' documented ranges. A frame beyond them is drawn
+# over the whole of R.
+LIMITS = (1.0, 1.0, 1.0, 1.0, 1.0, 4.0, 3.0, math.radians(3.0), 1.0, 1.0, 1.0, 1.0)
+SPAN_ROWS = 16  # rows of R per span (a span is as wide as the widest of its rows)
 CHIN = 152  # the mesh's chin point
 INNER_UPPER_LIP, INNER_LOWER_LIP = 13, 14
 
@@ -160,7 +165,97 @@ class AvatarModel:
             self.source,
             [f.head, f.roll, f.open, f.round, f.press, f.gaze, f.breath, f.lids, backdrop,
              f.raise_, f.tuck],
-            [*f.head_scale, *f.gaze_scale, f.pivot[0]], [f.slack, f.pad, geo.margin])
+            [*f.head_scale, *f.gaze_scale, f.pivot[0]],
+            [f.slack, f.pad, geo.margin, *_eye_columns(f.lids)])
+        # Where the person can be for any frame within LIMITS (the rest of R is the plate).
+        self.spans = _spans(self.source, f, geo)
+        self.whole = [[0, geo.region[0], 0, geo.region[1], 0, 0]]
+
+
+def _eye_columns(lids: torch.Tensor) -> tuple[int, int]:
+    """The columns of the lid rows (padded) that hold an eye: elsewhere a blink moves
+    nothing."""
+    at = np.flatnonzero(lids[2].numpy() > eyes.FAR / 2)
+    return (int(at[0]), int(at[-1]) + 1) if at.size else (0, 0)
+
+
+def _reach(f: fields.Fields, geo: Geometry) -> np.ndarray:
+    """The farthest (pixels, either axis) any frame within LIMITS moves the sample of each
+    pixel of R from its place: [rh, rw]."""
+    rh, rw = geo.region
+    m = geo.margin
+    px, py = (rw + 2 * m) / 2, (rh + 2 * m) / 2  # grid units → pixels
+
+    def a(t: torch.Tensor) -> np.ndarray:
+        return np.abs(t.numpy().astype(np.float64))
+
+    def window(t: np.ndarray, rows: int, cols: int) -> np.ndarray:
+        """Max over every shift a frame may cut the padded field at (rows, cols each side)."""
+        k = np.ones((2 * rows + 1, 2 * cols + 1), np.uint8)
+        wide = cv2.dilate(t.astype(np.float32), k, borderType=cv2.BORDER_REPLICATE)
+        return wide[rows : wide.shape[0] - rows, cols : wide.shape[1] - cols].astype(np.float64)
+
+    head = a(f.head)
+    roll = a(f.roll)
+    dx = (LIMITS[YAW] * abs(f.head_scale[0]) * head + LIMITS[ROLL] * roll[0]) * px
+    dy = (LIMITS[PITCH] * abs(f.head_scale[1]) * head + LIMITS[ROLL] * roll[1]
+          + LIMITS[BREATH] * a(f.breath)) * py
+    top = geo.mouth[0]
+    mouth_x = window(a(f.round), f.slack, 0) * LIMITS[ROUND]
+    mouth_y = sum(window(a(t), f.slack, 0) * LIMITS[k]
+                  for k, t in ((OPEN, f.open), (PRESS, f.press), (RAISE, f.raise_),
+                               (TUCK, f.tuck)))
+    dx[top:] += mouth_x * px
+    dy[top:] += mouth_y * py
+    e0, e1 = geo.eyes[0], geo.eyes[1]
+    gaze = window(a(f.gaze), f.pad, f.pad)
+    dx[e0:e1] += LIMITS[GAZE_X] * abs(f.gaze_scale[0]) * gaze * px
+    dy[e0:e1] += LIMITS[GAZE_Y] * abs(f.gaze_scale[1]) * gaze * py
+    # The lids move rows by at most the distance between their rows (per column).
+    lids = f.lids.numpy().astype(np.float64)
+    travel = np.maximum(np.abs(lids[2] - lids[1]), np.abs(lids[3] - lids[2]))
+    dy[e0:e1] += LIMITS[BLINK] * float(travel.max())
+    reach: np.ndarray = np.maximum(dx, dy)
+    return reach
+
+
+def _spans(source: torch.Tensor, f: fields.Fields, geo: Geometry) -> list[list[int]]:
+    """The rectangles of R the kernel draws for frames within LIMITS: [r0, r1, c0, c1,
+    k0, k1], columns k0…k1 inside the person (its mask 1 on every pixel a sample there
+    can read), the rest of c0…c1 on the outline's band. A pixel of R outside all of them
+    reads only pixels of the source where the person's mask is 0: the plate, which the
+    background frame holds at rest already."""
+    rh, rw = geo.region
+    m = geo.margin
+    # A sample moved by up to d pixels reads source pixels up to ceil(d) + 1 away; one
+    # more for rounding.
+    radius = np.ceil(_reach(f, geo)).astype(np.int64) + 2
+    mask = source[3].numpy()
+    person, partial = (mask > 0).astype(np.uint8), (mask < 1).astype(np.uint8)
+    anywhere = np.zeros((rh, rw), bool)
+    somewhere_not = np.zeros((rh, rw), bool)
+    for r in np.unique(radius):
+        at = radius == r
+        k = np.ones((2 * r + 1, 2 * r + 1), np.uint8)
+        anywhere[at] = cv2.dilate(person, k)[m : m + rh, m : m + rw][at] > 0
+        somewhere_not[at] = cv2.dilate(partial, k)[m : m + rh, m : m + rw][at] > 0
+    inside = ~somewhere_not
+    out: list[list[int]] = []
+    for r0 in range(0, rh, SPAN_ROWS):
+        r1 = min(rh, r0 + SPAN_ROWS)
+        cols = np.flatnonzero(anywhere[r0:r1].any(axis=0))
+        if cols.size == 0:
+            continue
+        c0, c1 = int(cols[0]), int(cols[-1]) + 1
+        core = np.concatenate(([False], inside[r0:r1, c0:c1].all(axis=0), [False]))
+        edges = np.flatnonzero(np.diff(core.astype(np.int8)))
+        k0 = k1 = c0
+        if edges.size:
+            runs = edges.reshape(-1, 2)
+            best = int(np.argmax(runs[:, 1] - runs[:, 0]))
+            k0, k1 = c0 + int(runs[best, 0]), c0 + int(runs[best, 1])
+        out.append([r0, r1, c0, c1, k0, k1])
+    return out
 
 
 def _layers(asset: Asset, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -380,12 +475,13 @@ class TierModel:
         moves, lifts = _eye_motion(ordered)
         g = self.geo
         out = kernel.render(
-            self.base, [a.warp for a in groups], [len(rows) for rows in groups.values()],
+            self.base, [a.warp for a, _ in groups], [len(rows) for rows in groups.values()],
             torch.tensor(coef, dtype=torch.float32),
             [round(y - a.features.my) for (a, _), (_, y) in zip(ordered, lips_at, strict=True)],
             moves, torch.tensor(lifts, dtype=torch.float32).view(len(ordered), 2),
             [g.mouth[0], g.eyes[0], g.eyes[1]], [a.background for a, _ in ordered],
             mouths, mouth_at, [*self._patch_uv, self._grain, lines], [g.y0, g.y1, g.x0, g.x1],
+            [a.spans if within else a.whole for a, within in groups],
         )
         frames: list[torch.Tensor] = [out[0]] * len(items)
         for j, i in enumerate(order):
@@ -456,10 +552,16 @@ def _uv(top: int, bottom: int, left: int, right: int) -> tuple[torch.Tensor, tor
     return v[None, None], u[None, None]
 
 
-def _groups(items: Sequence[tuple[AvatarModel, FaceParams]]) -> dict[AvatarModel, list[int]]:
-    groups: dict[AvatarModel, list[int]] = {}
-    for i, (avatar, _) in enumerate(items):
-        groups.setdefault(avatar, []).append(i)
+def _groups(items: Sequence[tuple[AvatarModel, FaceParams]],
+            ) -> dict[tuple[AvatarModel, bool], list[int]]:
+    """The frames of each avatar, apart by whether they are within LIMITS (drawn on the
+    avatar's spans) or not (drawn on the whole of R): how a frame is drawn depends on
+    itself alone."""
+    groups: dict[tuple[AvatarModel, bool], list[int]] = {}
+    for i, (avatar, p) in enumerate(items):
+        c = coefficients(p)
+        within = all(abs(x) <= limit for x, limit in zip(c, LIMITS, strict=True))
+        groups.setdefault((avatar, within), []).append(i)
     return groups
 
 
