@@ -272,8 +272,9 @@ def _render(base: Tensor, warps: List[Warp], counts: List[int], coef: Tensor,  #
         # the person covers every pixel the warp can reach, the colour alone is warped.
         # The frames of one avatar share its source: their grids are stacked along the
         # height and warped in one call per span, without copying the source per frame.
-        group = torch.empty(n, 3, rh, rw)
-        layers = group.transpose(0, 1)  # channels first: the passes below write it so
+        # Written channels last (as the frames are): the paste is then a plain conversion.
+        group = torch.empty(n, rh, rw, 3)
+        layers = group.permute(3, 0, 1, 2)  # channels first: the passes below write it so
         backdrop = fields[8][:, None]
         for span in _spans(spans[w]):
             r0, r1, c0, c1, edge = span
@@ -293,9 +294,9 @@ def _render(base: Tensor, warps: List[Warp], counts: List[int], coef: Tensor,  #
                                         padding_mode="border", align_corners=False)
                 dest.copy_(sampled.view(3, n, r1 - r0, c1 - c0))
         for i in range(len(spots)):
-            group[spots[i], :, bands[1] : bands[2], cols[0] : cols[1]].mul_(shade[i])
+            group[spots[i], bands[1] : bands[2], cols[0] : cols[1]].mul_(shade[i][:, :, None])
         warped.append(group)
-        views.extend(group.unbind(0))
+        views.extend(layers.unbind(1))
         start += n
     if mouths.shape[0] > 0:
         keep, paint = _mouth_paint(mouths, mouth_uv[0], mouth_uv[1], mouth_uv[2], mouth_uv[3])
@@ -311,7 +312,7 @@ def _render(base: Tensor, warps: List[Warp], counts: List[int], coef: Tensor,  #
         for r in spans[w]:
             r0, r1, c0, c1 = r[0], r[1], r[2], r[3]
             out[start : start + n, y0 + r0 : y0 + r1, x0 + c0 : x0 + c1].copy_(
-                group[:, :, r0:r1, c0:c1].permute(0, 2, 3, 1))
+                group[:, r0:r1, c0:c1])
         start += n
     return out
 
