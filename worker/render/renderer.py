@@ -56,7 +56,13 @@ OPEN, ROUND, PRESS, GAZE_X, GAZE_Y, YAW, PITCH, ROLL, BLINK, BREATH, RAISE, TUCK
 # (``AvatarModel.spans``): FaceParams' documented ranges. A frame beyond them is drawn
 # over the whole of R.
 LIMITS = (1.0, 1.0, 1.0, 1.0, 1.0, 4.0, 3.0, math.radians(3.0), 1.0, 1.0, 1.0, 1.0)
-SPAN_ROWS = 16  # rows of R per span (a span is as wide as the widest of its rows)
+# Calmer frames (most of them: the head moves little while it talks or listens) are
+# drawn on tighter spans: the outline's band is as wide as the head moves.
+CALM = (1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 1.5, math.radians(1.5), 1.0, 1.0, 1.0, 1.0)
+LEVELS = (CALM, LIMITS)  # the first a frame is within decides its spans
+SPAN_ROWS = 16  # rows of R per strip (a span is as wide as the widest of its rows)
+SPAN_CORE = 0.4  # a pixel inside the person costs this much less than one on the outline
+SPAN_OVERHEAD = 1000.0  # what one more span costs, in pixels of the outline's band
 CHIN = 152  # the mesh's chin point
 INNER_UPPER_LIP, INNER_LOWER_LIP = 13, 14
 
@@ -167,8 +173,9 @@ class AvatarModel:
              f.raise_, f.tuck],
             [*f.head_scale, *f.gaze_scale, f.pivot[0]],
             [f.slack, f.pad, geo.margin, *_eye_columns(f.lids)])
-        # Where the person can be for any frame within LIMITS (the rest of R is the plate).
-        self.spans = _spans(self.source, f, geo)
+        # Where the person can be for any frame within each of LEVELS (the rest of R is the
+        # plate).
+        self.spans = [_spans(self.source, f, geo, limits) for limits in LEVELS]
         self.whole = [[0, geo.region[0], 0, geo.region[1], 0, 0]]
 
 
@@ -179,9 +186,9 @@ def _eye_columns(lids: torch.Tensor) -> tuple[int, int]:
     return (int(at[0]), int(at[-1]) + 1) if at.size else (0, 0)
 
 
-def _reach(f: fields.Fields, geo: Geometry) -> np.ndarray:
-    """The farthest (pixels, either axis) any frame within LIMITS moves the sample of each
-    pixel of R from its place: [rh, rw]."""
+def _reach(f: fields.Fields, geo: Geometry, limits: Sequence[float]) -> np.ndarray:
+    """The farthest (pixels, either axis) any frame within ``limits`` moves the sample of
+    each pixel of R from its place: [rh, rw]."""
     rh, rw = geo.region
     m = geo.margin
     px, py = (rw + 2 * m) / 2, (rh + 2 * m) / 2  # grid units → pixels
@@ -197,30 +204,31 @@ def _reach(f: fields.Fields, geo: Geometry) -> np.ndarray:
 
     head = a(f.head)
     roll = a(f.roll)
-    dx = (LIMITS[YAW] * abs(f.head_scale[0]) * head + LIMITS[ROLL] * roll[0]) * px
-    dy = (LIMITS[PITCH] * abs(f.head_scale[1]) * head + LIMITS[ROLL] * roll[1]
-          + LIMITS[BREATH] * a(f.breath)) * py
+    dx = (limits[YAW] * abs(f.head_scale[0]) * head + limits[ROLL] * roll[0]) * px
+    dy = (limits[PITCH] * abs(f.head_scale[1]) * head + limits[ROLL] * roll[1]
+          + limits[BREATH] * a(f.breath)) * py
     top = geo.mouth[0]
-    mouth_x = window(a(f.round), f.slack, 0) * LIMITS[ROUND]
-    mouth_y = sum(window(a(t), f.slack, 0) * LIMITS[k]
+    mouth_x = window(a(f.round), f.slack, 0) * limits[ROUND]
+    mouth_y = sum(window(a(t), f.slack, 0) * limits[k]
                   for k, t in ((OPEN, f.open), (PRESS, f.press), (RAISE, f.raise_),
                                (TUCK, f.tuck)))
     dx[top:] += mouth_x * px
     dy[top:] += mouth_y * py
     e0, e1 = geo.eyes[0], geo.eyes[1]
     gaze = window(a(f.gaze), f.pad, f.pad)
-    dx[e0:e1] += LIMITS[GAZE_X] * abs(f.gaze_scale[0]) * gaze * px
-    dy[e0:e1] += LIMITS[GAZE_Y] * abs(f.gaze_scale[1]) * gaze * py
+    dx[e0:e1] += limits[GAZE_X] * abs(f.gaze_scale[0]) * gaze * px
+    dy[e0:e1] += limits[GAZE_Y] * abs(f.gaze_scale[1]) * gaze * py
     # The lids move rows by at most the distance between their rows (per column).
     lids = f.lids.numpy().astype(np.float64)
     travel = np.maximum(np.abs(lids[2] - lids[1]), np.abs(lids[3] - lids[2]))
-    dy[e0:e1] += LIMITS[BLINK] * float(travel.max())
+    dy[e0:e1] += limits[BLINK] * float(travel.max())
     reach: np.ndarray = np.maximum(dx, dy)
     return reach
 
 
-def _spans(source: torch.Tensor, f: fields.Fields, geo: Geometry) -> list[list[int]]:
-    """The rectangles of R the kernel draws for frames within LIMITS: [r0, r1, c0, c1,
+def _spans(source: torch.Tensor, f: fields.Fields, geo: Geometry,
+           limits: Sequence[float]) -> list[list[int]]:
+    """The rectangles of R the kernel draws for frames within ``limits``: [r0, r1, c0, c1,
     k0, k1], columns k0…k1 inside the person (its mask 1 on every pixel a sample there
     can read), the rest of c0…c1 on the outline's band. A pixel of R outside all of them
     reads only pixels of the source where the person's mask is 0: the plate, which the
@@ -229,7 +237,7 @@ def _spans(source: torch.Tensor, f: fields.Fields, geo: Geometry) -> list[list[i
     m = geo.margin
     # A sample moved by up to d pixels reads source pixels up to ceil(d) + 1 away; one
     # more for rounding.
-    radius = np.ceil(_reach(f, geo)).astype(np.int64) + 2
+    radius = np.ceil(_reach(f, geo, limits)).astype(np.int64) + 2
     mask = source[3].numpy()
     person, partial = (mask > 0).astype(np.uint8), (mask < 1).astype(np.uint8)
     anywhere = np.zeros((rh, rw), bool)
@@ -240,12 +248,12 @@ def _spans(source: torch.Tensor, f: fields.Fields, geo: Geometry) -> list[list[i
         anywhere[at] = cv2.dilate(person, k)[m : m + rh, m : m + rw][at] > 0
         somewhere_not[at] = cv2.dilate(partial, k)[m : m + rh, m : m + rw][at] > 0
     inside = ~somewhere_not
-    out: list[list[int]] = []
-    for r0 in range(0, rh, SPAN_ROWS):
-        r1 = min(rh, r0 + SPAN_ROWS)
+
+    def span(r0: int, r1: int) -> tuple[list[int], float] | None:
+        """The rectangle over rows r0…r1 and its cost (the outline's band costs more)."""
         cols = np.flatnonzero(anywhere[r0:r1].any(axis=0))
         if cols.size == 0:
-            continue
+            return None
         c0, c1 = int(cols[0]), int(cols[-1]) + 1
         core = np.concatenate(([False], inside[r0:r1, c0:c1].all(axis=0), [False]))
         edges = np.flatnonzero(np.diff(core.astype(np.int8)))
@@ -254,7 +262,28 @@ def _spans(source: torch.Tensor, f: fields.Fields, geo: Geometry) -> list[list[i
             runs = edges.reshape(-1, 2)
             best = int(np.argmax(runs[:, 1] - runs[:, 0]))
             k0, k1 = c0 + int(runs[best, 0]), c0 + int(runs[best, 1])
-        out.append([r0, r1, c0, c1, k0, k1])
+        return [r0, r1, c0, c1, k0, k1], (r1 - r0) * (c1 - c0 - SPAN_CORE * (k1 - k0))
+
+    # Rows in strips of SPAN_ROWS, neighbours merged while that costs less than a span's
+    # own overhead (its calls) in pixels.
+    out: list[list[int]] = []
+    last: tuple[list[int], float] | None = None
+    for r0 in range(0, rh, SPAN_ROWS):
+        here = span(r0, min(rh, r0 + SPAN_ROWS))
+        if here is None:
+            if last is not None:
+                out.append(last[0])
+            last = None
+            continue
+        if last is not None:
+            merged = span(last[0][0], here[0][1])
+            if merged is not None and merged[1] <= last[1] + here[1] + SPAN_OVERHEAD:
+                last = merged
+                continue
+            out.append(last[0])
+        last = here
+    if last is not None:
+        out.append(last[0])
     return out
 
 
@@ -481,7 +510,7 @@ class TierModel:
             moves, torch.tensor(lifts, dtype=torch.float32).view(len(ordered), 2),
             [g.mouth[0], g.eyes[0], g.eyes[1]], [a.background for a, _ in ordered],
             mouths, mouth_at, [*self._patch_uv, self._grain, lines], [g.y0, g.y1, g.x0, g.x1],
-            [a.spans if within else a.whole for a, within in groups],
+            [a.spans[level] if level >= 0 else a.whole for a, level in groups],
         )
         frames: list[torch.Tensor] = [out[0]] * len(items)
         for j, i in enumerate(order):
@@ -553,15 +582,16 @@ def _uv(top: int, bottom: int, left: int, right: int) -> tuple[torch.Tensor, tor
 
 
 def _groups(items: Sequence[tuple[AvatarModel, FaceParams]],
-            ) -> dict[tuple[AvatarModel, bool], list[int]]:
-    """The frames of each avatar, apart by whether they are within LIMITS (drawn on the
-    avatar's spans) or not (drawn on the whole of R): how a frame is drawn depends on
-    itself alone."""
-    groups: dict[tuple[AvatarModel, bool], list[int]] = {}
+            ) -> dict[tuple[AvatarModel, int], list[int]]:
+    """The frames of each avatar, apart by the first of LEVELS they are within (drawn on
+    the avatar's spans for it), -1 if none (drawn on the whole of R): how a frame is drawn
+    depends on itself alone."""
+    groups: dict[tuple[AvatarModel, int], list[int]] = {}
     for i, (avatar, p) in enumerate(items):
         c = coefficients(p)
-        within = all(abs(x) <= limit for x, limit in zip(c, LIMITS, strict=True))
-        groups.setdefault((avatar, within), []).append(i)
+        level = next((k for k, limits in enumerate(LEVELS)
+                      if all(abs(x) <= limit for x, limit in zip(c, limits, strict=True))), -1)
+        groups.setdefault((avatar, level), []).append(i)
     return groups
 
 
