@@ -113,10 +113,20 @@ def _grid(base: Tensor, fields: List[Tensor], scales: List[float], ints: List[in
     rows = lower.shape[2]
     mouth = ((0, open_, 1), (1, round_, 0), (2, press, 1), (10, fields[9], 1),
              (11, fields[10], 1))
+    same = True
+    for k in shifts:
+        same = same and k == shifts[0]
     for k, field, channel in mouth:
-        if bool(used[k]):
+        if bool(used[k]) and same:
             shifted = _rows_shifted(field, shifts, slack, rows)
             lower[:, channel].addcmul_(c[:, k, None, None], shifted)
+        elif bool(used[k]):
+            # Lips at different rows: each frame adds its own cut of the field (no stacked
+            # copy), and a frame whose coefficient is 0 adds nothing.
+            for f in range(c.shape[0]):
+                if float(c[f, k]) != 0.0:
+                    shifted = _rows_shifted(field, shifts[f : f + 1], slack, rows)
+                    lower[f, channel].addcmul_(c[f, k], shifted)
     band = out[:, :, bands[1] : bands[2]]
     shade = torch.empty(0)
     spots: List[int] = []  # noqa: UP006
