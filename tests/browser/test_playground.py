@@ -139,7 +139,7 @@ def test_the_avatar_model_talks_in_the_browser(
     quiet = max(dark_share(model_mouth(s)) for s in silence)
     page.click("#play")
     best, best_shot = 0.0, b""
-    for shot in sample_canvas(page, 3.0):
+    for shot in sample_canvas(page, 6.0):
         share = dark_share(model_mouth(shot))
         if share > best:
             best, best_shot = share, shot

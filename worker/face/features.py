@@ -32,9 +32,9 @@ RATE = 16_000
 # one tick wake within a millisecond or two of each other (see worker.render.batcher).
 GAP_S = 0.002
 MAX_WAIT_S = 0.006
-# The network's rest sits a little above zero (≈ 0.04 of a full opening on digital
+# The network's rest sits a little above zero (≈ 0.06 of a full opening on digital
 # silence): openings are measured from there, so a silent face is drawn closed and still.
-REST = 0.05
+REST = 0.1
 
 
 @dataclass(frozen=True, slots=True)
