@@ -148,3 +148,19 @@ async def test_one_tick_of_many_sessions_is_one_model_call_and_equals_each_alone
     for i in range(len(clips)):
         alone = FaceDriver(seed=i)
         assert batched[i] == [alone.step(*ticks[i][t]) for t in range(30)]
+
+
+def test_a_batch_left_pending_by_a_stopped_loop_does_not_break_the_next_one() -> None:
+    batch = SpeechBatch()
+    chunk = np.zeros(640, np.int16)
+    old = asyncio.new_event_loop()
+    pending: list[asyncio.Task[FaceParams]] = []
+
+    async def submit() -> None:
+        pending.append(old.create_task(batch.step(FaceDriver(), chunk, chunk)))
+        await asyncio.sleep(0)  # submitted: the batch is open, its timer not yet due
+
+    old.run_until_complete(submit())
+    old.close()  # stopped before the batch closed
+    params = asyncio.run(batch.step(FaceDriver(), chunk, chunk))
+    assert params.mouth_open == 0.0

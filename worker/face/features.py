@@ -129,6 +129,9 @@ class SpeechBatch:
     async def step(self, driver: FaceDriver, chunk: np.ndarray,
                    lookahead: np.ndarray) -> FaceParams:
         loop = asyncio.get_running_loop()
+        # The batch is per process (``speech_batch``): what a stopped event loop left
+        # pending belongs to nobody now and must not be resolved on this one.
+        self._pending = [s for s in self._pending if s.result.get_loop() is loop]
         result: asyncio.Future[FaceParams] = loop.create_future()
         if not self._pending:
             self._opened = loop.time()
