@@ -28,6 +28,7 @@ from protoface.streams.eventlog import EventLog
 from protoface.streams.work import RegistryWatch, WorkerInfo, WorkerRegistry
 
 LOST_AFTER = 2.5
+QUIET_AFTER = 1.5  # heartbeats of silence after which the registry's watch restarts
 
 log = logging.getLogger("protoface.capacity")
 
@@ -64,7 +65,10 @@ class Capacity:
 
     async def start(self, log: EventLog) -> None:
         registry = await WorkerRegistry.open(log)
-        self._watch = await registry.watch(self._on_change)
+        # Workers announce every heartbeat: a watch silent for more than a loss period's
+        # share of that is started again before any live worker would read as lost.
+        self._watch = await registry.watch(self._on_change,
+                                           quiet_seconds=QUIET_AFTER * self.heartbeat)
 
     async def stop(self) -> None:
         if self._watch is not None:

@@ -48,6 +48,9 @@ class _PubAck(msgspec.Struct):
 
 _ack_decoder = msgspec.json.Decoder(_PubAck)
 
+# An append unanswered this long is sent again (the same message id: stored once).
+RESEND_SECONDS = 0.5
+
 # Errors that mean "the log cannot be reached right now", as opposed to a refusal. In a
 # cluster, a stream between leaders answers "no response from stream" (no responders)
 # or 503 (JetStream not ready): both pass once a new leader is elected.
@@ -246,18 +249,56 @@ class EventLog:
     async def _publish(self, event: Event, expect: Expect | None) -> int:
         """One JetStream publish and its ack: what ``JetStreamContext.publish`` does,
         with a cheaper request (:class:`_Acks`) and the ack decoded by msgspec into
-        the two fields used (``json.loads`` and the ``PubAck`` dataclass cost more)."""
+        the two fields used (``json.loads`` and the ``PubAck`` dataclass cost more).
+
+        A publish unanswered for ``RESEND_SECONDS`` is sent again (same message id, so
+        stored once) until ``timeout``: one made while a cluster elects the stream's
+        leader is never answered, the next one after the election is (a single wait of
+        ``timeout`` would keep a create waiting up to 2 s past the election)."""
         headers = {subjects.MSG_ID: event.id}
         if expect is not None:
             headers[subjects.EXPECTED_LAST_SUBJECT_SEQ] = str(expect.version)
             headers[subjects.EXPECTED_LAST_SUBJECT_SEQ_SUBJECT] = expect.subject_filter
-        msg = await self._acks.request(subject_of(event), encode(event), headers, self.timeout)
+        msg, resent = await self._send(subject_of(event), encode(event), headers)
         ack = _ack_decoder.decode(msg.data)
         if ack.error is not None:
+            if resent and ack.error.get("err_code") in subjects.WRONG_LAST_SEQUENCES:
+                # An earlier send may have been stored: the condition then fails on
+                # our own event (the server checks it before the message id).
+                mine = await self._stored_last(event)
+                if mine is not None:
+                    return mine
             APIError.from_error(ack.error)  # raises the matching APIError subclass
         if ack.seq is None:
             raise APIError(description=f"unexpected publish ack: {msg.data[:200]!r}")
         return ack.seq
+
+    async def _send(self, subject: str, data: bytes, headers: dict[str, str]) -> tuple[Msg, bool]:
+        """The publish's ack, and whether the publish had to be sent more than once."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        resent = False
+        while True:
+            wait = min(RESEND_SECONDS, deadline - loop.time())
+            try:
+                return await self._acks.request(subject, data, headers, wait), resent
+            except NatsTimeout:
+                if deadline - loop.time() < RESEND_SECONDS / 10:
+                    raise
+            except NoStreamResponseError:
+                left = deadline - loop.time()
+                if left < RESEND_SECONDS / 10:
+                    raise
+                # "No stream" (between leaders) comes back at once: wait a little first.
+                await asyncio.sleep(min(RESEND_SECONDS / 5, left / 2))
+            resent = True
+
+    async def _stored_last(self, event: Event) -> int | None:
+        """The sequence of ``event`` if it is the last one stored on its subject."""
+        found = await self._direct_get({"last_by_subj": subject_of(event)})
+        if found is None or decode(found[1]).id != event.id:
+            return None
+        return found[0]
 
     async def _publish_chain(self, events: Sequence[Event], expect: Expect | None) -> int:
         # Each later event is conditional on the one before it, so a later event

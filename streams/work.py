@@ -24,6 +24,7 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, KeyValueConfig, StorageType
 from nats.js.errors import (
+    APIError,
     BucketNotFoundError,
     KeyNotFoundError,
     NoKeysError,
@@ -34,7 +35,7 @@ from nats.js.kv import KeyValue
 
 from protoface.domain.events import Event
 from protoface.streams import subjects
-from protoface.streams.eventlog import EventLog, LogUnavailable, decode
+from protoface.streams.eventlog import UNREACHABLE, EventLog, LogUnavailable, decode
 
 
 class WorkerInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -123,6 +124,10 @@ class EventQueue:
             msgs = await self._sub.fetch(limit, timeout=timeout)  # type: ignore[attr-defined]
         except (TimeoutError, NatsTimeout):
             return []
+        except (*UNREACHABLE, APIError) as exc:
+            # 503 while a cluster elects the stream's leader, or the server is gone: the
+            # durable consumer stays; the caller waits and fetches again.
+            raise LogUnavailable(type(exc).__name__) from exc
         return [Job(msg) for msg in msgs]
 
     async def close(self) -> None:
@@ -191,10 +196,13 @@ class WorkerRegistry:
                     found[key] = (int(entry.revision or 0), _info_decoder.decode(entry.value))
         return found
 
-    async def watch(self, handler: Handler, check_seconds: float = 0.5) -> RegistryWatch:
+    async def watch(self, handler: Handler, check_seconds: float = 0.5,
+                    quiet_seconds: float = 7.5) -> RegistryWatch:
         """Call ``handler(worker_id, info or None)`` on every change, starting with the
-        current entries, for as long as the watch runs (through server restarts)."""
-        watch = RegistryWatch(self, handler, check_seconds)
+        current entries, for as long as the watch runs (through server restarts and the
+        loss of a cluster node). ``quiet_seconds``: a silence after which the watch is
+        started again (workers announce every heartbeat; pass more than one)."""
+        watch = RegistryWatch(self, handler, check_seconds, quiet_seconds)
         watch.start()
         return watch
 
@@ -219,14 +227,27 @@ class RegistryWatch:
     bucket is gone it re-creates the bucket if need be and starts a new watch from the
     latest entry of every key (the workers re-announce at once when an announcement
     fails: ``worker.runtime``).
+
+    In a cluster the bucket survives a node's death, but the watch's consumer (one
+    replica, on some node) may not: asked about it, the cluster answers nothing useful
+    while it elects, and the consumer may stall without being reported gone (seen: the
+    API counting no worker for ~25 s after the node came back). So a watch that has
+    delivered nothing for ``quiet_seconds`` is started again as well. A new watch
+    delivers every key's latest entry again; an entry already delivered (same revision,
+    same bytes) is not passed on twice, so a dead worker's last announcement does not
+    read as a new one.
     """
 
-    def __init__(self, registry: WorkerRegistry, handler: Handler, check_seconds: float) -> None:
+    def __init__(self, registry: WorkerRegistry, handler: Handler, check_seconds: float,
+                 quiet_seconds: float) -> None:
         self._registry = registry
         self._handler = handler
         self._check = check_seconds
+        self._quiet = quiet_seconds
         self._task: asyncio.Task[None] | None = None
-        self.restarts = 0  # watches started again after a loss
+        self._delivered: dict[str, tuple[int, bytes]] = {}
+        self._heard = 0.0  # loop time of the last entry the watch delivered
+        self.restarts = 0  # watches started again after a loss or a silence
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -256,24 +277,52 @@ class RegistryWatch:
             self.restarts += 1
 
     async def _pump(self, watcher: object) -> None:
+        loop = asyncio.get_running_loop()
         async for entry in _entries(watcher):
             if entry is None:
                 continue
+            self._heard = loop.time()
+            seen = (int(entry.revision or 0), entry.value or b"")
+            if self._delivered.get(entry.key) == seen:
+                continue  # the same announcement, delivered again by a new watch
+            self._delivered[entry.key] = seen
             info = _info_decoder.decode(entry.value) if entry.value else None
             await self._handler(entry.key, info)
 
     async def _until_lost(self, watcher: object) -> None:
-        """Return once the watch's consumer (or its bucket) no longer exists. A server
-        that does not answer says nothing either way: keep asking."""
+        """Return once the watch's consumer (or its bucket) no longer exists, once the
+        bucket answers but the consumer does not (its node is gone), once it holds
+        entries it does not deliver, or once it has delivered nothing for
+        ``quiet_seconds``. A server that does not answer says nothing either way."""
+        loop = asyncio.get_running_loop()
+        self._heard = loop.time()
         sub = watcher._sub  # type: ignore[attr-defined]
+        stuck_at: int | None = None
         while True:
             await asyncio.sleep(self._check)
+            if loop.time() - self._heard > self._quiet:
+                return
             try:
-                await sub.consumer_info()
+                info = await sub.consumer_info()
             except NotFoundError:
                 return
             except Exception:
+                if await self._bucket_answers():
+                    return
                 continue
+            # Pending entries at the same delivered sequence on two checks: stalled.
+            delivered = info.delivered.stream_seq if info.delivered else 0
+            pending = bool(info.num_pending)
+            if pending and stuck_at == delivered:
+                return
+            stuck_at = delivered if pending else None
+
+    async def _bucket_answers(self) -> bool:
+        try:
+            await self._registry._kv.status()
+        except Exception:
+            return False
+        return True
 
 
 async def _bucket(log: EventLog, replicas: int) -> KeyValue:

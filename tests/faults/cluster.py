@@ -3,9 +3,15 @@ from the cluster block documented in nats.conf."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
+from protoface.streams.eventlog import EventLog
+from protoface.streams.idempotency import IdempotencyStore
 from protoface.streams.server import EmbeddedNats, free_port
+from protoface.streams.snapshots import SnapshotStore
+from protoface.streams.work import WorkerRegistry
 
 NODE_CONFIG = """
 server_name: {name}
@@ -54,3 +60,23 @@ class Cluster:
     def stop(self) -> None:
         for node in self.nodes:
             node.kill()
+
+
+async def wait_for_jetstream(url: str, within: float = 30.0) -> None:
+    """Until the nodes have elected a meta leader and the R3 log, buckets and object
+    store exist and answer (a process starting before that would time out)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            log = await EventLog.connect(url, replicas=3)
+            try:
+                await IdempotencyStore.open(log.js, 3)
+                await WorkerRegistry.open(log, 3)
+                await (await SnapshotStore.open(log, 3)).load("probe")
+            finally:
+                await log.close()
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)

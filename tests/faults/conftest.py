@@ -5,6 +5,7 @@ logs are kept for the secrets grep. Never the session-wide server of tests/conft
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from protoface.domain import session as s
 from protoface.streams.eventlog import EventLog
 from protoface.streams.server import EmbeddedNats, free_port
 from tests.e2e.conftest import HEARTBEAT
+from tests.faults.cluster import Cluster, wait_for_jetstream
 
 # A session left in ``created`` is failed after this many seconds (30 in production).
 STUCK_CREATED_SECONDS = 3.0
@@ -103,6 +105,17 @@ def own_nats(tmp_path: Path) -> Iterator[EmbeddedNats]:
     server = EmbeddedNats(port=free_port(), store_dir=tmp_path / "jetstream").start()
     yield server
     server.kill()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """Three nodes on loopback, JetStream ready: any one of them may be killed."""
+    started = Cluster(tmp_path / "cluster").start()
+    try:
+        asyncio.run(wait_for_jetstream(started.url))
+        yield started
+    finally:
+        started.stop()
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import asyncio
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,43 +26,10 @@ from protoface.domain.events import Event
 from protoface.domain.plans import PLANS
 from protoface.streams import subjects
 from protoface.streams.eventlog import EventLog
-from protoface.streams.idempotency import IdempotencyStore
-from protoface.streams.snapshots import SnapshotStore
-from protoface.streams.work import WorkerRegistry
 from tests.faults.cluster import Cluster
 from tests.faults.conftest import Deployment, auth
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    started = Cluster(tmp_path / "cluster").start()
-    try:
-        asyncio.run(wait_for_jetstream(started.url))
-        yield started
-    finally:
-        started.stop()
-
-
-async def wait_for_jetstream(url: str, within: float = 30.0) -> None:
-    """Until the nodes have elected a meta leader and the R3 log, buckets and object
-    store exist and answer (a process starting before that would time out)."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            log = await EventLog.connect(url, replicas=3)
-            try:
-                await IdempotencyStore.open(log.js, 3)
-                await WorkerRegistry.open(log, 3)
-                await (await SnapshotStore.open(log, 3)).load("probe")
-            finally:
-                await log.close()
-            return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.5)
 
 
 @dataclass

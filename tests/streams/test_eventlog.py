@@ -11,6 +11,8 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import StorageType
 from nats.js.errors import APIError
 
@@ -133,6 +135,35 @@ async def test_retrying_a_conditional_append_never_stores_the_event_twice(
     events, version = await event_log.load(subjects.session_history(sid))
     assert events == decision
     assert version == first
+
+
+async def test_an_append_whose_ack_is_lost_is_sent_again_and_stored_once(
+    event_log: EventLog, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a conditional append whose first send is stored but its ack lost (as when a
+    # cluster's stream leader changes under it) …
+    org, sid = new_org(), new_session()
+    decision = creation(org, sid)
+    request = event_log._acks.request
+    lost: list[str] = []
+
+    async def first_ack_lost(subject: str, payload: bytes, headers: dict[str, str],
+                             timeout: float) -> Msg:
+        reply = await request(subject, payload, headers, timeout)
+        if not lost:
+            lost.append(subject)
+            raise NatsTimeout
+        return reply
+
+    monkeypatch.setattr(event_log._acks, "request", first_ack_lost)
+    # … when it is appended, then the resend (whose condition now fails on the event
+    # itself) is recognised as ours: the append answers its sequence …
+    seq = await event_log.append(decision, Expect(subjects.session_history(sid), 0))
+    assert lost
+    # … and every event is stored once.
+    events, version = await event_log.load(subjects.session_history(sid))
+    assert events == decision
+    assert version == seq
 
 
 async def test_stale_expected_version_raises_conflict_and_stores_nothing(

@@ -83,6 +83,38 @@ async def test_a_watch_hears_announcements_again_within_moments_of_a_server_rest
         await log.close()
 
 
+async def test_a_silent_watch_starts_again_without_repeating_what_it_delivered(
+    private_nats: EmbeddedNats,
+) -> None:
+    log = await EventLog.connect(private_nats.url)
+    heard: list[int] = []
+
+    async def on_change(worker_id: str, info: WorkerInfo | None) -> None:
+        if info is not None:
+            heard.append(info.free)
+
+    try:
+        await log.ensure_stream()
+        worker = await WorkerRegistry.open(log)
+        await worker.announce(WorkerInfo(worker_id="wrk_a", slots=2, free=2))
+        # Given a watch that hears one announcement and then nothing …
+        watch = await (await WorkerRegistry.open(log)).watch(
+            on_change, check_seconds=0.05, quiet_seconds=0.2)
+        await _until(lambda: heard == [2])
+        # … when it stays silent past its quiet period, it starts again (a watch stalled
+        # on a lost cluster node would stay silent forever) …
+        await _until(lambda: watch.restarts >= 3)
+        # … and the announcement every new watch delivers again is not passed on twice
+        # (a dead worker's last entry must not read as a fresh one) …
+        assert heard == [2]
+        # … while a new announcement is.
+        await worker.announce(WorkerInfo(worker_id="wrk_a", slots=2, free=1))
+        await _until(lambda: heard == [2, 1])
+        await watch.stop()
+    finally:
+        await log.close()
+
+
 async def _until(condition: Callable[[], bool], within: float = 5.0) -> None:
     for _ in range(int(within / 0.05)):
         if condition():
