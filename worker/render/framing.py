@@ -1,0 +1,127 @@
+"""Putting an avatar's portrait on a tier's frame, from pixels it really has.
+
+The portrait is scaled so its face lands at the tier's face size, but never enlarged more
+than :data:`MAX_UPSCALE` (an enlarged photo only looks blurred; a smaller face is drawn
+smaller instead). Where the scaled portrait does not cover the frame (the sides of the
+16:9 ``pro`` frame, a tightly cropped photo), the frame is continued from the background
+plate, mirrored at the portrait's edge and blurred more the further it reaches, with the
+photo's own grain added back — never repeated edge columns. Below the portrait the
+body continues (the portrait itself, mirrored).
+
+Minimum portrait size per tier, as the face's height (forehead to chin) in the portrait,
+for a face drawn at full size: lite 52 px, standard 103 px, pro 144 px (the tier's face
+size over :data:`MAX_UPSCALE`). Smaller portraits still render, with a smaller face.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from protoface.worker.face.analysis.plate import _push_pull  # the plate's own fill
+
+MAX_UPSCALE = 2.0
+BLUR_REACH = 0.2  # faces: how far from the portrait's edge the fill is fully blurred
+BLUR_SIGMA = 0.06  # faces: the blur at full reach
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Portrait pixels → frame pixels: ``frame = scale * portrait + (tx, ty)``."""
+
+    scale: float
+    tx: float
+    ty: float
+
+    def at(self, x: float, y: float) -> tuple[float, float]:
+        return self.scale * x + self.tx, self.scale * y + self.ty
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """An avatar's layers on the tier's frame (all ``height × width``)."""
+
+    frame: np.ndarray  # uint8 RGB: the portrait, continued past its edges
+    backdrop: np.ndarray  # uint8 RGB: what shows where the person moves away
+    mask: np.ndarray  # float32 0 … 1: the person
+
+
+def placement(face_h: float, centre: tuple[float, float], face_px: float,
+              frame: tuple[int, int], centre_y: float) -> Placement:
+    """Where the face goes: centred, ``face_px`` tall unless that needs > 2× upscaling."""
+    width, height = frame
+    scale = min(face_px / max(face_h, 1.0), MAX_UPSCALE)
+    return Placement(scale, width / 2 - scale * centre[0], centre_y * height - scale * centre[1])
+
+
+def place(rgb: np.ndarray, mask: np.ndarray, plate: np.ndarray, where: Placement,
+          size: tuple[int, int], face_px: float) -> Placed:
+    """The portrait, its person mask and its background plate on a ``size`` frame."""
+    height = size[1]
+    valid = _moved(np.full(rgb.shape[:2], 255, np.uint8), where, size, cv2.BORDER_CONSTANT)
+    inside = valid.astype(np.float32)[..., None] / 255
+    portrait = _moved(rgb, where, size, cv2.BORDER_REFLECT_101)
+    behind = _moved(plate, where, size, cv2.BORDER_REFLECT_101)
+    person = _moved(mask, where, size, cv2.BORDER_REPLICATE).astype(np.float32) / 255
+    bottom = where.ty + where.scale * rgb.shape[0]
+    # Past the portrait's foot the body goes on; elsewhere only background does.
+    rows = np.arange(height, dtype=np.float32)[:, None, None]
+    source = np.where(rows >= bottom, portrait, behind).astype(np.float32)
+    fill = _continued(source, inside, face_px)
+    frame = inside * portrait + (1 - inside) * fill
+    backdrop = inside * behind + (1 - inside) * _continued(behind.astype(np.float32), inside,
+                                                           face_px)
+    backdrop = _matched(backdrop, frame, person)
+    return Placed(_u8(frame), _u8(backdrop), person)
+
+
+def _matched(plate: np.ndarray, frame: np.ndarray, person: np.ndarray) -> np.ndarray:
+    """The plate where the person can uncover it, its colour eased to the photo's.
+
+    The mask's faint outer rim is background in the photo already; and the plate's fill,
+    averaged from afar, may be a shade off the background next to the head, which would
+    draw the old outline when the head moves. So the photo-minus-plate difference, known
+    around the person, is carried smoothly inward and added: the plate keeps its own
+    texture and meets the photo without a seam.
+    """
+    known = 1 - np.clip(person / 0.1, 0.0, 1.0)
+    offset = _push_pull((frame - plate) * known[..., None], known)
+    return np.asarray(known[..., None] * frame + (1 - known[..., None]) * (plate + offset))
+
+
+def _moved(image: np.ndarray, where: Placement, size: tuple[int, int], border: int,
+           ) -> np.ndarray:
+    """Scaled (area-averaged when shrinking) and translated onto the frame."""
+    interp = cv2.INTER_AREA if where.scale < 1 else cv2.INTER_LINEAR
+    scaled = cv2.resize(image, None, fx=where.scale, fy=where.scale, interpolation=interp)
+    move = np.array([[1, 0, where.tx], [0, 1, where.ty]], np.float32)
+    return np.asarray(cv2.warpAffine(scaled, move, size, flags=cv2.INTER_LINEAR,
+                                     borderMode=border))
+
+
+def _continued(source: np.ndarray, inside: np.ndarray, face_px: float) -> np.ndarray:
+    """``source`` (mirrored past the portrait) blurred with the distance from its edge."""
+    outside = (inside[..., 0] < 1).astype(np.uint8)
+    if not outside.any():
+        return source
+    distance = cv2.distanceTransform(outside, cv2.DIST_L2, 5)
+    reach = np.clip(distance / (BLUR_REACH * face_px), 0, 1)[..., None]
+    sigma = max(1.0, BLUR_SIGMA * face_px)
+    blurred = cv2.GaussianBlur(source, (0, 0), sigma)
+    grain = _grain(source, inside) * reach
+    return np.asarray((1 - reach) * source + reach * blurred + grain, np.float32)
+
+
+def _grain(source: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """Noise as strong as the portrait's own fine texture (fixed seed: deterministic)."""
+    detail = source - cv2.GaussianBlur(source, (0, 0), 1.0)
+    known = inside[..., 0] >= 1
+    sigma = float(detail[known].std()) if known.any() else 0.0
+    noise = np.random.default_rng(0).normal(0.0, 1.0, source.shape[:2]).astype(np.float32)
+    return np.asarray(noise[..., None] * min(sigma, 6.0), np.float32)
+
+
+def _u8(image: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.clip(np.round(image), 0, 255).astype(np.uint8))
