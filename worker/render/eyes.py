@@ -13,7 +13,7 @@ falling to zero at the lid contour: the lids do not move with the eyes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -31,6 +31,10 @@ LOW = 0.5  # the lower lid's skin that rises with it
 # them (most near the corners), so the warp treats the opening as this much taller
 # above and below, and fuller towards the corners.
 GROW_UP, GROW_DOWN, FULLER, WIDER = 0.1, 0.5, 0.3, 1.2
+LASHES = 0.25  # the band's foot (this many openings tall) holds the lashes: never cut
+FULL_ROOM = 0.8  # lid skin this share of its band or more: the upper lid closes the eye
+MEET_LOW = 0.35  # with no room above, the lids meet this far down the opening
+DARK = 0.75  # a row this much darker than the band's skin is a rim or a brow
 FAR = -1.0e4  # a column with no eye: its lid rows lie far above the region
 
 
@@ -40,6 +44,9 @@ class Contour:
 
     upper: np.ndarray  # (k, 2)
     lower: np.ndarray
+    # Per column (x, y) of the region: the highest row the lid skin may be taken from,
+    # below anything much darker than that skin (a glasses rim, a brow): those stay put.
+    ceiling: np.ndarray | None = None
 
     @property
     def height(self) -> float:
@@ -64,6 +71,49 @@ def ellipse(x: float, y: float, rx: float, ry: float) -> Contour:
     t = np.linspace(0.0, np.pi, 9)
     xs = x - rx * np.cos(t)
     return Contour(np.stack((xs, y - ry * np.sin(t)), 1), np.stack((xs, y + ry * np.sin(t)), 1))
+
+
+def with_ceilings(eyes: tuple[Contour, Contour], region: np.ndarray,
+                  ) -> tuple[Contour, Contour]:
+    """Both eyes with the rows above their lids that a blink may stretch (``ceiling``),
+    read from the portrait's pixels in the region (RGB uint8)."""
+    gray = cv2.cvtColor(np.ascontiguousarray(region), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    gray = cv2.GaussianBlur(gray, (3, 3), 0.8)
+    return (replace(eyes[0], ceiling=_ceiling(eyes[0], gray)),
+            replace(eyes[1], ceiling=_ceiling(eyes[1], gray)))
+
+
+def _ceiling(eye: Contour, gray: np.ndarray) -> np.ndarray:
+    """Per column of the lid band: just below the lowest row of its upper part (the
+    lashes at its foot excluded: they move with the lid) that is much darker than the
+    band's skin; the band's own top where there is none."""
+    cols, top, lash = _band(eye)
+    ceiling = top.copy()
+    h, w = gray.shape
+    for i, c in enumerate(cols.astype(int)):
+        r0, r1 = max(0, int(np.ceil(top[i]))), min(h, int(np.floor(lash[i])))
+        if not 0 <= c < w or r1 - r0 < 2:
+            continue
+        column = gray[r0:r1, c]
+        dark = np.nonzero(column < DARK * float(np.median(gray[r0 : min(h, r1 + 2), c])))[0]
+        if dark.size:
+            ceiling[i] = r0 + float(dark[-1]) + 1.0
+    # A rim is a line across the eye: one column's shadow alone does not cut the band.
+    smooth = np.asarray(cv2.medianBlur(ceiling.astype(np.float32)[None], 5)[0], np.float64)
+    return np.stack((cols, np.maximum(smooth, top)), 1)
+
+
+def _band(eye: Contour) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The lid band's columns (region x), its top row and where its lashes begin."""
+    left, right = eye.span
+    mid, half = (left + right) / 2, WIDER * (right - left) / 2
+    cols = np.arange(np.floor(mid - half), np.ceil(mid + half) + 1)
+    look = mid + (cols - mid) / WIDER
+    up, tall = _along(eye.upper, look), _opening(eye, look)
+    most = max(float(tall.max()), 1e-3)
+    fuller = most * (tall / most) ** FULLER
+    up = up - GROW_UP * fuller
+    return cols, up - LID * fuller - 0.5, up - LASHES * fuller
 
 
 def _along(points: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -94,8 +144,16 @@ def lid_rows(eyes: tuple[Contour, Contour], width: int, pad: int) -> torch.Tenso
         tall = tall + (GROW_UP + GROW_DOWN) * fuller
         # The skin bands are sized by the eye, not by the grown opening: above them are
         # brows and glasses, which stay put.
-        rows[:, at] = np.stack((up - LID * fuller - 0.5, up, up + CLOSE * tall, up + tall,
-                                up + tall + LOW * fuller + 0.5))
+        skin = LID * fuller + 0.5
+        top = up - skin
+        if eye.ceiling is not None:  # the lid skin ends below a rim or a brow
+            top = np.maximum(top, np.minimum(_along(eye.ceiling, cols[at]), up - 1.0))
+        # With little lid skin below a rim, the lower lid rises further to meet it (a
+        # sliver stretched over the whole eye reads as streaks).
+        room = np.clip((up - top) / skin / FULL_ROOM, 0.0, 1.0)
+        meet = MEET_LOW + (CLOSE - MEET_LOW) * room
+        rows[:, at] = np.stack((top, up, up + meet * tall, up + tall,
+                                up + tall + (LOW + (1 - room) * LOW) * fuller + 0.5))
     return torch.from_numpy(rows.astype(np.float32))
 
 

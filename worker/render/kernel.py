@@ -196,6 +196,9 @@ def _mouth_paint(prm: Tensor, v: Tensor, u: Tensor, grain: Tensor, line: Tensor,
     narrow = torch.exp(-(((u - mx) / a_eff) ** 4))
     drawn = 1 - own  # a portrait showing its teeth has them already, fixed to the skull
     top = my - (0.2 * drop * opening * drawn + 0.6 * lip * lifted) * narrow
+    # The portrait's own teeth end at the line: the gap's soft edge starts below it, so
+    # their lower edge is not shaded over.
+    top = top + 0.75 * soft * own
     bottom = my + drop * opening * narrow
     gap = (bottom - top).clamp(min=1e-3)
     # Edges as soft as the portrait's own (``soft`` pixels: a crisp paint on a soft photo

@@ -359,6 +359,7 @@ def _features(marks: Landmarks, mesh: np.ndarray | None, where: framing.Placemen
         contours = _box_eyes(marks, at, s)
         chin = cy + 0.5 * face
     region = frame[geo.y0 : geo.y1, geo.x0 : geo.x1]
+    contours = eyes.with_ceilings(contours, region)
     skin = _f3(marks.skin)
     enamel, own = _teeth(region, mx, my, a, shown, skin)
     return Features(
