@@ -435,13 +435,26 @@ def _fields(f: Features, geo: Geometry) -> fields.Fields:
         jaw=torch.from_numpy(mouth.jawline(f.mesh, rw, f.chin, f.line)), depth=depth), f.eyes)
 
 
+# The lip-sync model's closure reads as shut from 0.5 (its own evaluation's threshold).
+UNSEALED, SEALED = 0.1, 0.5
+
+
 def coefficients(p: FaceParams) -> list[float]:
     """The basis weights of one frame, in :data:`BASIS` order."""
-    opening = max(0.0, min(1.0, p.mouth_open)) * (1.0 - max(0.0, min(1.0, p.lip_press)))
-    return [opening, p.lip_round, p.lip_press, p.gaze_x, p.gaze_y,
+    press = seal(p.lip_press)
+    opening = max(0.0, min(1.0, p.mouth_open)) * (1.0 - press)
+    return [opening, p.lip_round, press, p.gaze_x, p.gaze_y,
             p.head_yaw, p.head_pitch, math.radians(p.head_roll),
             max(0.0, min(1.0, p.blink)), max(0.0, min(1.0, p.breath)),
             max(0.0, min(1.0, p.lip_raise)), max(0.0, min(1.0, p.lip_tuck))]
+
+
+def seal(press: float) -> float:
+    """How far the lips are drawn together for the face driver's ``lip_press``: lips
+    that press meet whole (a seal is all or nothing to a viewer), so a press from
+    ``SEALED`` up draws them shut, and a light one only brings them closer."""
+    t = max(0.0, min(1.0, (press - UNSEALED) / (SEALED - UNSEALED)))
+    return t * t * (3 - 2 * t)
 
 
 class TierModel:
