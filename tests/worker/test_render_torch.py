@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from protoface.domain.tiers import TIERS
+from protoface.worker.face.analysis.measure import measure
 from protoface.worker.face.features import FaceParams
 from protoface.worker.render import kernel
 from protoface.worker.render.renderer import TierModel, TorchRenderer
@@ -21,6 +22,11 @@ SPEECH = FaceParams(0.8, True)
 @cache
 def lite() -> TierModel:
     return TierModel(TIERS["lite"])
+
+
+@cache
+def standard() -> TierModel:
+    return TierModel(TIERS["standard"])
 
 
 def renderer(avatar_id: str = "av_stock_002", model: TierModel | None = None) -> TorchRenderer:
@@ -76,6 +82,35 @@ def test_pressed_lips_stay_shut_whatever_the_opening() -> None:
     pressed, rest = r.render([FaceParams(0.9, True, lip_press=1.0), SILENCE])
     box, inner = mouth_box(r), r.avatar.features.inner
     assert darkest_share(pressed[box], inner) <= darkest_share(rest[box], inner) + 0.01
+
+
+def test_lips_parted_in_the_portrait_close_when_pressed_and_the_cheeks_stay() -> None:
+    r = renderer("av_stock_001", standard())  # smiling, lips parted over the teeth
+    rest, wide, pressed = r.render([SILENCE, FaceParams(0.8, True),
+                                    FaceParams(0.0, True, lip_press=1.0)])
+    gaps = [measure(frame) for frame in (rest, wide, pressed)]
+    assert all(g is not None for g in gaps)
+    rest_gap, wide_gap, pressed_gap = (g.lip_gap for g in gaps if g is not None)
+    # Measured on the frames: open at rest, shut when pressed.
+    assert rest_gap > 0.25 * wide_gap and pressed_gap < 0.1 * wide_gap
+    # The closing stays between the mouth's corners: on the cheeks beside them the rows
+    # just above and below the line follow on as in the portrait (no seam across the
+    # face, as a gap closed there too would draw).
+    f, g = r.avatar.features, r.model.geo
+    y = round(f.my + g.y0)
+    for cheek in (slice(round(f.mx + g.x0 - 2.0 * f.a), round(f.mx + g.x0 - 1.3 * f.a)),
+                  slice(round(f.mx + g.x0 + 1.3 * f.a), round(f.mx + g.x0 + 2.0 * f.a))):
+        jumps = [np.abs(frame[y + 2, cheek].astype(int) - frame[y - 2, cheek]).mean()
+                 for frame in (rest, pressed)]
+        assert jumps[1] <= jumps[0] + 2
+
+
+def test_a_press_from_half_seals_the_lips_and_a_light_one_leaves_them() -> None:
+    r = renderer("av_stock_001", standard())
+    half, full, light, none = r.render([FaceParams(0.0, True, lip_press=p)
+                                        for p in (0.5, 1.0, 0.1, 0.0)])
+    assert np.array_equal(half, full)  # the model's closure reads as shut from 0.5
+    assert np.array_equal(light, none)
 
 
 def test_eyelids_close_on_blink() -> None:

@@ -23,7 +23,7 @@ import math
 import os
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 import cv2
@@ -31,9 +31,11 @@ import numpy as np
 import torch
 
 from protoface.domain.tiers import Tier
+from protoface.worker.face.analysis.build import landmarks_from_bytes
+from protoface.worker.face.analysis.topology import INNER_LOWER_LIP, INNER_UPPER_LIP
 from protoface.worker.face.features import FaceParams
 from protoface.worker.render import kernel
-from protoface.worker.render.rig import Landmarks, landmarks, load_asset, portrait_rgb
+from protoface.worker.render.rig import Asset, Landmarks, landmarks, load_asset, portrait_rgb
 
 FACE_CENTRE_Y = 0.45  # the face box's centre, as a share of the frame height
 FACE_SHARE = 0.40  # face box height / frame height, every tier
@@ -110,24 +112,36 @@ class Features:
     skin: tuple[float, float, float]
     lips: tuple[float, float, float]
     inner: tuple[float, float, float]
+    gap: float = 0.0  # the portrait's own gap between its inner lips (parted lips)
 
 
 class AvatarModel:
     """One avatar prepared for one tier: background, warp source, basis fields."""
 
-    def __init__(self, marks: Landmarks, rgb: np.ndarray, geo: Geometry) -> None:
+    def __init__(self, marks: Landmarks, rgb: np.ndarray, geo: Geometry,
+                 lip_gap: float = 0.0) -> None:
+        """``lip_gap``: the portrait's inner-lip gap in its own pixels (0: lips closed)."""
         self.geo = geo
         scale = geo.face / marks.face.h
         fx, fy = marks.face.centre
         tx, ty = geo.width / 2 - scale * fx, FACE_CENTRE_Y * geo.height - scale * fy
         self.background = torch.from_numpy(_place(rgb, scale, tx, ty, geo))
-        self.features = _features(marks, scale, tx - geo.x0, ty - geo.y0, geo)
+        self.features = replace(_features(marks, scale, tx - geo.x0, ty - geo.y0, geo),
+                                gap=scale * lip_gap)
         self.source = _source(self.background.numpy(), geo)  # [3, Hs, Ws] float32
         self.fields = _fields(self.features, geo)
         f = self.fields
         self.warp: kernel.Warp = (
             self.source, [f.head, f.roll, f.open, f.round, f.press, f.gaze],
             [*f.head_scale, *f.gaze_scale], f.slack)
+
+
+def _lip_gap(asset: Asset) -> float:
+    """The gap between the portrait's inner lips (its pixels), from the asset's mesh."""
+    if asset.mesh is None:
+        return 0.0
+    points = landmarks_from_bytes(asset.mesh)
+    return max(0.0, float(points[INNER_LOWER_LIP, 1] - points[INNER_UPPER_LIP, 1]))
 
 
 def _place(rgb: np.ndarray, scale: float, tx: float, ty: float, geo: Geometry) -> np.ndarray:
@@ -216,6 +230,13 @@ def _fields(f: Features, geo: Geometry) -> Fields:
     jaw = -f.drop * below * (narrow * (1 - chin_blend) + broad * chin_blend) * fade
     lift = 0.2 * f.drop * (1 - below) * narrow * torch.exp(-(((f.my - lv) / (2.5 * f.lip)) ** 2))
     zone = torch.exp(-(((lv - f.my) / (2 * f.lip)) ** 2) - ((lu - f.mx) / (1.6 * f.a)) ** 2)
+    # Pressed, the lips squash onto the line; lips parted in the portrait also close
+    # their gap: above the line the upper lip is sampled from half the gap higher, below
+    # it the lower lip from half the gap lower, so they meet at the line.
+    # The gap closes between the mouth's corners only: a shift left on the cheeks would
+    # draw a seam across the face at the line.
+    corners = torch.exp(-(((lu - f.mx) / (1.05 * f.a)) ** 8) - ((lv - f.my) / (2 * f.lip)) ** 2)
+    press = (0.35 * (lv - f.my) * zone + torch.sign(lv - f.my) * 0.5 * f.gap * corners)
     band = slice(geo.eyes[0], geo.eyes[1])
     ev, eu = v[band], u[band]
     eyes = sum((((1 - torch.sqrt(((eu - x) / rx) ** 2 + ((ev - y) / ry) ** 2)) * 3).clamp(0, 1)
@@ -226,7 +247,7 @@ def _fields(f: Features, geo: Geometry) -> Fields:
         head=head[..., None].contiguous(), roll=roll.contiguous(),
         open=((jaw + lift) * sy)[..., None].contiguous(),
         round=(0.3 * (lu - f.mx) * zone * sx)[..., None].contiguous(),
-        press=(0.35 * (lv - f.my) * zone * sy)[..., None].contiguous(),
+        press=(press * sy)[..., None].contiguous(),
         gaze=eyes[..., None].contiguous(),
         head_scale=(-0.012 * geo.face * sx, -0.010 * geo.face * sy),
         head_pixels=(-0.012 * geo.face, -0.010 * geo.face), pivot=(px, py), slack=slack,
@@ -234,10 +255,23 @@ def _fields(f: Features, geo: Geometry) -> Fields:
     )
 
 
+# The lip-sync model's closure reads as shut from 0.5 (its own evaluation's threshold).
+UNSEALED, SEALED = 0.1, 0.5
+
+
+def seal(press: float) -> float:
+    """How far the lips are drawn together for the face driver's ``lip_press``: lips
+    that press meet whole (a seal is all or nothing to a viewer), so a press from
+    ``SEALED`` up draws them shut, and a light one only brings them closer."""
+    t = max(0.0, min(1.0, (press - UNSEALED) / (SEALED - UNSEALED)))
+    return t * t * (3 - 2 * t)
+
+
 def coefficients(p: FaceParams) -> list[float]:
     """The basis weights of one frame, in :data:`BASIS` order."""
-    opening = max(0.0, min(1.0, p.mouth_open)) * (1.0 - max(0.0, min(1.0, p.lip_press)))
-    return [opening, p.lip_round, p.lip_press, p.gaze_x, p.gaze_y,
+    press = seal(p.lip_press)
+    opening = max(0.0, min(1.0, p.mouth_open)) * (1.0 - press)
+    return [opening, p.lip_round, press, p.gaze_x, p.gaze_y,
             p.head_yaw, p.head_pitch, math.radians(p.head_roll)]
 
 
@@ -281,7 +315,7 @@ class TierModel:
         if model is None:
             decoded = load_asset(asset)
             rgb = portrait_rgb(decoded)
-            model = AvatarModel(landmarks(decoded.rig, rgb), rgb, self.geo)
+            model = AvatarModel(landmarks(decoded.rig, rgb), rgb, self.geo, _lip_gap(decoded))
             with self._lock:
                 self._avatars[key] = model
         return model

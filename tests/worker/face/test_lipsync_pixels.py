@@ -2,15 +2,19 @@
 
 The held-out clips (voices, engines and texts the model never trained on) are rendered
 through today's renderer, and the face analysis measures the inner-lip gap of every
-frame. On a portrait with closed lips (``av_stock_002``) the lips meet at /p b m/ and the
-mouth is open on a minority of speech frames. (``av_stock_001``'s parted lips need the
-mesh-driven mouth to close: issue 20.)
+frame. On every stock avatar the lips meet at /p b m/ — the photo whose lips are parted
+at rest (``av_stock_001``) too: a press closes the portrait's own gap — and rarely
+elsewhere; the mouth is open on a minority of speech frames on the avatars whose lips
+are closed at rest. ``av_stock_001``'s rest gap is over a quarter of its widest
+opening, so every frame not pressed reads as open there (0.64 of speech frames): that
+figure is held as a known miss until the mouth relaxes its smile while speaking.
 """
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -27,13 +31,23 @@ FPS = 25
 OTHER = {"aa", "ae", "ah", "ao", "aw", "ay", "f", "v", "s", "z", "t", "d", "k", "g"}
 
 
-def _gaps(name: str) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
+AVATARS = ("av_stock_001", "av_stock_002", "av_stock_003")
+
+
+class Scores(NamedTuple):
+    avatar: str
+    closures: float  # share of /p b m/ with the lips closed within ±40 ms
+    false: float  # share of other consonants and open vowels with the lips closed
+    open: float  # share of speech frames with the mouth open
+
+
+def _gaps(name: str, avatar: str) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
     samples = speech.load_path(CLIPS / f"{name}.wav")
     with (CLIPS / f"{name}.tsv").open() as f:
         phones = [(r["phone"], float(r["start"]), float(r["end"]))
                   for r in csv.DictReader(f, delimiter="\t")]
     tier = TIERS["standard"]  # at 256² a closed and a just-parted mouth differ by a pixel
-    renderer = offline.model_renderer(stock_asset("av_stock_002"), tier, 0)
+    renderer = offline.model_renderer(stock_asset(avatar), tier, 0)
     gaps, previous = [], None
     for item in offline.drive(samples, tier, renderer, 0):
         found: Measurement | None = measure(item.frame, previous)
@@ -42,12 +56,12 @@ def _gaps(name: str) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
     return np.array(gaps), phones
 
 
-@pytest.fixture(scope="module")
-def scored() -> dict[str, float]:
+@pytest.fixture(scope="module", params=AVATARS)
+def scored(request: pytest.FixtureRequest) -> Scores:
     hits = bilabials = false = others = 0
     opened: list[bool] = []
     for name in NAMES:
-        gaps, phones = _gaps(name)
+        gaps, phones = _gaps(name, request.param)
         assert not np.isnan(gaps).any()  # the face is found on every frame
         closed = gaps < 0.1 * gaps.max()
         for phone, start, end in phones:
@@ -61,20 +75,23 @@ def scored() -> dict[str, float]:
         speaking = [i for i in range(gaps.size)
                     if any(s <= (i + 0.5) / FPS <= e for p, s, e in phones if p != "pau")]
         opened += list(gaps[speaking] > 0.25 * gaps.max())
-    return {"closures": hits / bilabials, "false": false / others, "open": float(np.mean(opened))}
+    return Scores(request.param, hits / bilabials, false / others, float(np.mean(opened)))
 
 
 def test_the_rendered_lips_meet_at_most_p_b_and_m(scored: dict[str, float]) -> None:
-    assert scored["closures"] >= 0.8
+    assert scored.closures >= 0.8
 
 
 def test_the_rendered_lips_rarely_meet_on_other_consonants_and_open_vowels(
-    scored: dict[str, float],
+    scored: Scores,
 ) -> None:
-    assert scored["false"] <= 0.3
+    assert scored.false <= 0.3
 
 
 def test_the_rendered_mouth_is_open_on_a_minority_of_speech_frames(
-    scored: dict[str, float],
+    scored: Scores, request: pytest.FixtureRequest,
 ) -> None:
-    assert scored["open"] <= 0.6
+    if scored.avatar == "av_stock_001":
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="parted lips at rest read as open (0.64): issue 19/20"))
+    assert scored.open <= 0.6
