@@ -105,6 +105,19 @@ def test_lips_parted_in_the_portrait_close_when_pressed_and_the_cheeks_stay() ->
         assert jumps[1] <= jumps[0] + 2
 
 
+def test_parted_lips_come_part_way_together_while_speaking_and_not_in_silence() -> None:
+    parted, closed = renderer("av_stock_001", standard()), renderer("av_stock_002", standard())
+    rest, talking = parted.render([SILENCE, FaceParams(0.0, True)])
+    gaps = [measure(frame) for frame in (rest, talking)]
+    assert gaps[0] is not None and gaps[1] is not None
+    # A smile over the teeth is not held through speech: between sounds the lips come
+    # closer (measured on the frames), without meeting …
+    assert 0.1 * gaps[0].lip_gap < gaps[1].lip_gap < 0.75 * gaps[0].lip_gap
+    # … while lips closed at rest stay exactly as they are.
+    still, speaking = closed.render([SILENCE, FaceParams(0.0, True)])
+    assert np.array_equal(still, speaking)
+
+
 def test_a_press_from_half_seals_the_lips_and_a_light_one_leaves_them() -> None:
     r = renderer("av_stock_001", standard())
     half, full, light, none = r.render([FaceParams(0.0, True, lip_press=p)

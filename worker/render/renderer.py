@@ -257,6 +257,8 @@ def _fields(f: Features, geo: Geometry) -> Fields:
 
 # The lip-sync model's closure reads as shut from 0.5 (its own evaluation's threshold).
 UNSEALED, SEALED = 0.1, 0.5
+RELAX = 0.5  # how far parted lips come together while speaking with the jaw closed
+PARTED = 0.1  # a rest gap over this share of the mouth's half-width: lips parted
 
 
 def seal(press: float) -> float:
@@ -267,10 +269,16 @@ def seal(press: float) -> float:
     return t * t * (3 - 2 * t)
 
 
-def coefficients(p: FaceParams) -> list[float]:
-    """The basis weights of one frame, in :data:`BASIS` order."""
+def coefficients(p: FaceParams, parted: bool = False) -> list[float]:
+    """The basis weights of one frame, in :data:`BASIS` order. ``parted``: the
+    portrait's lips are parted at rest (a smile over the teeth)."""
+    jaw = max(0.0, min(1.0, p.mouth_open))
     press = seal(p.lip_press)
-    opening = max(0.0, min(1.0, p.mouth_open)) * (1.0 - press)
+    opening = jaw * (1.0 - press)
+    if parted and p.speaking:
+        # Nobody holds a smile over the teeth through speech: as the jaw closes between
+        # sounds, the parted lips come part of the way together.
+        press = max(press, RELAX * (1.0 - jaw))
     return [opening, p.lip_round, press, p.gaze_x, p.gaze_y,
             p.head_yaw, p.head_pitch, math.radians(p.head_roll)]
 
@@ -332,7 +340,7 @@ class TierModel:
         groups = _groups(items)
         order = [i for rows in groups.values() for i in rows]  # frames of one avatar together
         ordered = [items[i] for i in order]
-        coef = [coefficients(p) for _, p in ordered]
+        coef = [coefficients(p, a.features.gap > PARTED * a.features.a) for a, p in ordered]
         # Where the head carries the lips (whole rows: the mouth fields are shifted by it).
         lips_at = [(a.features.mx, a.features.my + round(head_offset(a.fields, p, a.features.mx,
                                                                      a.features.my)[1]))

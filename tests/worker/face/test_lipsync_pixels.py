@@ -3,11 +3,8 @@
 The held-out clips (voices, engines and texts the model never trained on) are rendered
 through today's renderer, and the face analysis measures the inner-lip gap of every
 frame. On every stock avatar the lips meet at /p b m/ — the photo whose lips are parted
-at rest (``av_stock_001``) too: a press closes the portrait's own gap — and rarely
-elsewhere; the mouth is open on a minority of speech frames on the avatars whose lips
-are closed at rest. ``av_stock_001``'s rest gap is over a quarter of its widest
-opening, so every frame not pressed reads as open there (0.64 of speech frames): that
-figure is held as a known miss until the mouth relaxes its smile while speaking.
+at rest (``av_stock_001``) too: a press closes the portrait's own gap — rarely
+elsewhere, and the mouth is open on a minority of speech frames.
 """
 
 from __future__ import annotations
@@ -89,9 +86,6 @@ def test_the_rendered_lips_rarely_meet_on_other_consonants_and_open_vowels(
 
 
 def test_the_rendered_mouth_is_open_on_a_minority_of_speech_frames(
-    scored: Scores, request: pytest.FixtureRequest,
+    scored: Scores,
 ) -> None:
-    if scored.avatar == "av_stock_001":
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="parted lips at rest read as open (0.64): issue 19/20"))
     assert scored.open <= 0.6
