@@ -230,11 +230,10 @@ def _fields(f: Features, geo: Geometry) -> Fields:
     jaw = -f.drop * below * (narrow * (1 - chin_blend) + broad * chin_blend) * fade
     lift = 0.2 * f.drop * (1 - below) * narrow * torch.exp(-(((f.my - lv) / (2.5 * f.lip)) ** 2))
     zone = torch.exp(-(((lv - f.my) / (2 * f.lip)) ** 2) - ((lu - f.mx) / (1.6 * f.a)) ** 2)
-    # Pressed, the lips squash onto the line; lips parted in the portrait also close
-    # their gap: above the line the upper lip is sampled from half the gap higher, below
-    # it the lower lip from half the gap lower, so they meet at the line.
-    # The gap closes between the mouth's corners only: a shift left on the cheeks would
-    # draw a seam across the face at the line.
+    # Pressed, the lips squash onto the line, and lips parted in the portrait close their
+    # gap (above the line the upper lip is sampled from half the gap higher, below it the
+    # lower lip from half the gap lower: they meet at the line) between the mouth's
+    # corners only: a shift left on the cheeks would draw a seam across the face.
     corners = torch.exp(-(((lu - f.mx) / (1.05 * f.a)) ** 8) - ((lv - f.my) / (2 * f.lip)) ** 2)
     press = (0.35 * (lv - f.my) * zone + torch.sign(lv - f.my) * 0.5 * f.gap * corners)
     band = slice(geo.eyes[0], geo.eyes[1])
