@@ -126,6 +126,22 @@ def test_a_press_from_half_seals_the_lips_and_a_light_one_leaves_them() -> None:
     assert np.array_equal(light, none)
 
 
+@cache
+def pro() -> TierModel:
+    return TierModel(TIERS["pro"])
+
+
+@pytest.mark.parametrize("avatar_id", ["av_stock_001", "av_stock_002", "av_stock_003"])
+def test_the_pro_frame_is_continued_past_the_portrait_without_repeated_columns(
+    avatar_id: str,
+) -> None:
+    # The 16:9 frame is wider than the portrait: its sides come from the background
+    # plate, mirrored and blurred, never from the edge column repeated.
+    frame = renderer(avatar_id, pro()).render([SILENCE])[0].astype(int)
+    steps = np.abs(np.diff(frame, axis=1)).max(axis=(0, 2))  # column to column
+    assert (steps > 0).all()
+
+
 def test_eyelids_close_on_blink() -> None:
     r = renderer()
     open_eyes, closed = r.render([SILENCE, FaceParams(0.0, False, blink=1.0)])

@@ -34,8 +34,15 @@ from protoface.domain.tiers import Tier
 from protoface.worker.face.analysis.build import landmarks_from_bytes
 from protoface.worker.face.analysis.topology import INNER_LOWER_LIP, INNER_UPPER_LIP
 from protoface.worker.face.features import FaceParams
-from protoface.worker.render import kernel
-from protoface.worker.render.rig import Asset, Landmarks, landmarks, load_asset, portrait_rgb
+from protoface.worker.render import framing, kernel
+from protoface.worker.render.rig import (
+    Asset,
+    Landmarks,
+    RigError,
+    landmarks,
+    load_asset,
+    portrait_rgb,
+)
 
 FACE_CENTRE_Y = 0.45  # the face box's centre, as a share of the frame height
 FACE_SHARE = 0.40  # face box height / frame height, every tier
@@ -119,13 +126,16 @@ class AvatarModel:
     """One avatar prepared for one tier: background, warp source, basis fields."""
 
     def __init__(self, marks: Landmarks, rgb: np.ndarray, geo: Geometry,
-                 lip_gap: float = 0.0) -> None:
-        """``lip_gap``: the portrait's inner-lip gap in its own pixels (0: lips closed)."""
+                 lip_gap: float = 0.0, plate: np.ndarray | None = None) -> None:
+        """``lip_gap``: the portrait's inner-lip gap in its own pixels (0: lips closed);
+        ``plate``: the portrait without the person, continued where the frame is wider."""
         self.geo = geo
         scale = geo.face / marks.face.h
         fx, fy = marks.face.centre
         tx, ty = geo.width / 2 - scale * fx, FACE_CENTRE_Y * geo.height - scale * fy
-        self.background = torch.from_numpy(_place(rgb, scale, tx, ty, geo))
+        self.background = torch.from_numpy(framing.extend(
+            rgb, rgb if plate is None else plate, framing.Placement(scale, tx, ty),
+            (geo.width, geo.height), geo.face))
         self.features = replace(_features(marks, scale, tx - geo.x0, ty - geo.y0, geo),
                                 gap=scale * lip_gap)
         self.source = _source(self.background.numpy(), geo)  # [3, Hs, Ws] float32
@@ -144,13 +154,14 @@ def _lip_gap(asset: Asset) -> float:
     return max(0.0, float(points[INNER_LOWER_LIP, 1] - points[INNER_UPPER_LIP, 1]))
 
 
-def _place(rgb: np.ndarray, scale: float, tx: float, ty: float, geo: Geometry) -> np.ndarray:
-    """The portrait scaled (area-averaged when shrinking) and moved onto the output frame."""
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    scaled = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=interp)
-    move = np.array([[1, 0, tx], [0, 1, ty]], np.float32)
-    return cv2.warpAffine(scaled, move, (geo.width, geo.height), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
+def _plate(asset: Asset) -> np.ndarray | None:
+    """The asset's background plate (the person removed), if its version has one."""
+    if asset.plate_png is None:
+        return None
+    plate = cv2.imdecode(np.frombuffer(asset.plate_png, np.uint8), cv2.IMREAD_COLOR)
+    if plate is None:
+        raise RigError("The avatar's background plate could not be decoded.")
+    return np.asarray(cv2.cvtColor(plate, cv2.COLOR_BGR2RGB))
 
 
 def _source(background: np.ndarray, geo: Geometry) -> torch.Tensor:
@@ -322,7 +333,8 @@ class TierModel:
         if model is None:
             decoded = load_asset(asset)
             rgb = portrait_rgb(decoded)
-            model = AvatarModel(landmarks(decoded.rig, rgb), rgb, self.geo, _lip_gap(decoded))
+            model = AvatarModel(landmarks(decoded.rig, rgb), rgb, self.geo, _lip_gap(decoded),
+                                _plate(decoded))
             with self._lock:
                 self._avatars[key] = model
         return model

@@ -1,0 +1,76 @@
+"""Putting an avatar's portrait on a tier's frame, from pixels it really has.
+
+Where the scaled portrait does not cover the frame (the sides of the 16:9 ``pro`` frame,
+a tightly cropped photo), the frame is continued from the background plate, mirrored at
+the portrait's edge and blurred more the further it reaches, with the photo's own grain
+added back — never repeated edge columns. Below the portrait the body continues (the
+portrait itself, mirrored).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+BLUR_REACH = 0.2  # faces: how far from the portrait's edge the fill is fully blurred
+BLUR_SIGMA = 0.06  # faces: the blur at full reach
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Portrait pixels → frame pixels: ``frame = scale * portrait + (tx, ty)``."""
+
+    scale: float
+    tx: float
+    ty: float
+
+
+def extend(rgb: np.ndarray, plate: np.ndarray, where: Placement, size: tuple[int, int],
+           face_px: float) -> np.ndarray:
+    """The portrait on a ``size`` (width, height) frame, continued past its edges: uint8
+    RGB. ``plate``: the portrait with the person removed (the portrait itself if none)."""
+    height = size[1]
+    valid = _moved(np.full(rgb.shape[:2], 255, np.uint8), where, size, cv2.BORDER_CONSTANT)
+    inside = valid.astype(np.float32)[..., None] / 255
+    portrait = _moved(rgb, where, size, cv2.BORDER_REFLECT_101)
+    if bool((inside >= 1).all()):
+        return portrait
+    behind = _moved(plate, where, size, cv2.BORDER_REFLECT_101)
+    bottom = where.ty + where.scale * rgb.shape[0]
+    # Past the portrait's foot the body goes on; elsewhere only background does.
+    rows = np.arange(height, dtype=np.float32)[:, None, None]
+    source = np.where(rows >= bottom, portrait, behind).astype(np.float32)
+    frame = inside * portrait + (1 - inside) * _continued(source, inside, face_px)
+    return np.ascontiguousarray(np.clip(np.round(frame), 0, 255).astype(np.uint8))
+
+
+def _moved(image: np.ndarray, where: Placement, size: tuple[int, int], border: int,
+           ) -> np.ndarray:
+    """Scaled (area-averaged when shrinking) and translated onto the frame."""
+    interp = cv2.INTER_AREA if where.scale < 1 else cv2.INTER_LINEAR
+    scaled = cv2.resize(image, None, fx=where.scale, fy=where.scale, interpolation=interp)
+    move = np.array([[1, 0, where.tx], [0, 1, where.ty]], np.float32)
+    return np.asarray(cv2.warpAffine(scaled, move, size, flags=cv2.INTER_LINEAR,
+                                     borderMode=border))
+
+
+def _continued(source: np.ndarray, inside: np.ndarray, face_px: float) -> np.ndarray:
+    """``source`` (mirrored past the portrait) blurred with the distance from its edge."""
+    outside = (inside[..., 0] < 1).astype(np.uint8)
+    distance = cv2.distanceTransform(outside, cv2.DIST_L2, 5)
+    reach = np.clip(distance / (BLUR_REACH * face_px), 0, 1)[..., None]
+    sigma = max(1.0, BLUR_SIGMA * face_px)
+    blurred = cv2.GaussianBlur(source, (0, 0), sigma)
+    grain = _grain(source, inside) * reach
+    return np.asarray((1 - reach) * source + reach * blurred + grain, np.float32)
+
+
+def _grain(source: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """Noise as strong as the portrait's own fine texture (fixed seed: deterministic)."""
+    detail = source - cv2.GaussianBlur(source, (0, 0), 1.0)
+    known = inside[..., 0] >= 1
+    sigma = float(detail[known].std()) if known.any() else 0.0
+    noise = np.random.default_rng(0).normal(0.0, 1.0, source.shape[:2]).astype(np.float32)
+    return np.asarray(noise[..., None] * min(sigma, 6.0), np.float32)
