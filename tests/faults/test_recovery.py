@@ -36,7 +36,7 @@ pytestmark = pytest.mark.slow
 RECOVER_WITHIN = 5.0
 RUNS = int(os.environ.get("PROTOFACE_RECOVERY_RUNS", "2"))
 CLUSTER_RUNS = int(os.environ.get("PROTOFACE_RECOVERY_RUNS", "1"))
-DOWN = float(os.environ.get("PROTOFACE_DOWN", "4"))
+DOWN = 4.0  # seconds the cluster node stays dead: the operator's report
 
 
 def admitting_on(nats_url: str, root: Path, env: dict[str, str]) -> Deployment:
