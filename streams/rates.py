@@ -72,7 +72,10 @@ class CreateRates:
                 await self._kv.create(key_id, value)
             else:
                 await self._kv.update(key_id, value, last=revision)
-        except KeyWrongLastSequenceError:
+        except (KeyWrongLastSequenceError, KeyNotFoundError):
+            # Lost the race: for a first hit nats-py reads the key again to tell a
+            # delete marker from a live entry, and that read may find nothing yet (a
+            # cluster node behind the winner's write): read again either way.
             return _CONFLICT
         return None
 
