@@ -19,6 +19,7 @@ from nats.js.kv import KeyValue
 
 from protoface.streams import subjects
 from protoface.streams.eventlog import UNREACHABLE, LogUnavailable
+from protoface.streams.kv import create_if_absent
 
 TTL_SECONDS = 24 * 3600
 PENDING_LEASE_SECONDS = 30.0
@@ -85,11 +86,9 @@ class IdempotencyStore:
     async def _claim(self, storage_key: str, fingerprint: str) -> Claimed | Existing:
         pending = _encoder.encode(Record(fingerprint=fingerprint, state="pending",
                                          claimed_at=time.time()))
-        try:
-            revision = await self._kv.create(storage_key, pending)
+        revision = await create_if_absent(self._kv, storage_key, pending)
+        if revision is not None:
             return Claimed(storage_key, revision)
-        except KeyWrongLastSequenceError:
-            pass
         try:
             entry = await self._kv.get(storage_key)
         except KeyNotFoundError:

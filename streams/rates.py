@@ -19,6 +19,7 @@ from nats.js.kv import KeyValue
 
 from protoface.streams import subjects
 from protoface.streams.eventlog import UNREACHABLE, LogUnavailable
+from protoface.streams.kv import create_if_absent
 
 # Conditional writes lost in a row before the create is let through unmetered (a key
 # so contended is already far over any limit only if it is abusive; say so in the log).
@@ -67,15 +68,12 @@ class CreateRates:
         if len(hits) >= per_window:
             return max(1, math.ceil(hits[0] + self.window - now))
         value = _encoder.encode([*hits, now])
+        if revision is None:
+            created = await create_if_absent(self._kv, key_id, value)
+            return _CONFLICT if created is None else None
         try:
-            if revision is None:
-                await self._kv.create(key_id, value)
-            else:
-                await self._kv.update(key_id, value, last=revision)
-        except (KeyWrongLastSequenceError, KeyNotFoundError):
-            # Lost the race: for a first hit nats-py reads the key again to tell a
-            # delete marker from a live entry, and that read may find nothing yet (a
-            # cluster node behind the winner's write): read again either way.
+            await self._kv.update(key_id, value, last=revision)
+        except KeyWrongLastSequenceError:
             return _CONFLICT
         return None
 

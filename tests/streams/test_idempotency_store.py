@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from typing import Any
 
+import msgspec
 import pytest
 from nats.js.api import StorageType
+from nats.js.errors import KeyNotFoundError
 
 from protoface.streams import subjects
 from protoface.streams.eventlog import EventLog
@@ -163,3 +167,23 @@ async def test_a_pending_claim_past_its_lease_is_taken_over_by_one_retry(
     first, second = await asyncio.gather(store.claim(scope, "k", "fp"),
                                          store.claim(scope, "k", "fp"))
     assert sorted(type(c).__name__ for c in (first, second)) == ["Claimed", "Existing"]
+
+
+async def test_a_claim_that_loses_its_race_as_key_not_found_finds_the_winners_claim(
+    store: IdempotencyStore, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a claim whose create loses to another request in the way nats-py reports
+    # when its follow-up read finds nothing (a cluster node behind the winner's write) …
+    create = store._kv.create
+    key = str(uuid.uuid4())
+
+    async def loses_once(k: str, value: bytes, **kwargs: Any) -> int:
+        monkeypatch.setattr(store._kv, "create", create)
+        winner = Record(fingerprint="other", state="pending", claimed_at=time.time())
+        await create(k, msgspec.msgpack.encode(winner))
+        raise KeyNotFoundError
+
+    monkeypatch.setattr(store._kv, "create", loses_once)
+    # … when it claims, then it reads the winner's claim instead of failing (a 500).
+    outcome = await store.claim("org_1", key, "mine")
+    assert isinstance(outcome, Existing) and outcome.record.fingerprint == "other"
