@@ -470,10 +470,27 @@ async def _ensure_dev_key(event_log: EventLog, data_dir: Path) -> None:
 def _avatar_inspect(args: argparse.Namespace) -> int:
     from protoface.worker.face.analysis.inspect import ACCEPTED, inspect
 
-    verdict, overlay = inspect(args.image.read_bytes())
+    image = args.image.read_bytes()
+    verdict, overlay = inspect(image)
     args.out.write_bytes(overlay)
     print(f"{args.image}: {verdict}")
-    return 0 if verdict == ACCEPTED else 1
+    if verdict != ACCEPTED:
+        return 1
+    print(_upscale_report(image))
+    return 0
+
+
+def _upscale_report(image: bytes) -> str:
+    """How much each tier enlarges the portrait's face, as the build will store it."""
+    from protoface.worker.render import framing, rig
+
+    face = rig.load_asset(rig.build_asset(image)).rig.face.h
+    least = framing.min_face_heights()
+    parts = [f"{tier} {factor:.2f}×" + ("" if factor <= framing.MAX_UPSCALE else
+                                         f" (a face of {least[tier]} px or more stays ≤ "
+                                         f"{framing.MAX_UPSCALE:.0f}×)")
+             for tier, factor in framing.upscales(face).items()]
+    return f"face box {face} px; upscale per tier: " + ", ".join(parts)
 
 
 def _portrait_asset(path: Path) -> bytes:

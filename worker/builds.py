@@ -26,7 +26,7 @@ from protoface.streams.eventlog import ConcurrencyConflict, EventLog, LogUnavail
 from protoface.streams.transact import Stream, from_log, transact
 from protoface.streams.work import Job
 from protoface.worker import metrics
-from protoface.worker.render import rig
+from protoface.worker.render import framing, rig
 
 log = logging.getLogger("protoface.builds")
 
@@ -124,9 +124,20 @@ class Builder:
             # worker, so record it instead of redelivering the job forever.
             log.exception("avatar build raised", extra={"avatar_id": state.id})
             return failed(UNBUILDABLE)
+        _log_upscales(state.id, asset)
         key = subjects.avatar_asset_key(state.id)
         await self.store.put(key, asset)
         return avatar.RecordBuilt(avatar_id=state.id, org_id=state.org_id,
                                   now=datetime.now(UTC), asset_key=key,
                                   asset_sha256=hashlib.sha256(asset).hexdigest(),
                                   asset_size=len(asset), worker_id=self.worker_id)
+
+
+def _log_upscales(avatar_id: str, asset: bytes) -> None:
+    """Tell the operator how much each tier enlarges the portrait (the Avatar resource has
+    no field for it: the official SDK refuses extra ones)."""
+    upscale = framing.upscales(rig.load_asset(asset).rig.face.h)
+    small = [tier for tier, factor in upscale.items() if factor > framing.MAX_UPSCALE]
+    level = logging.WARNING if small else logging.INFO
+    log.log(level, "avatar portrait upscale", extra={
+        "avatar_id": avatar_id, "upscale": upscale, "over_max_upscale": small})

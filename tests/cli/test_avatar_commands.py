@@ -21,13 +21,29 @@ def test_inspect_accepts_a_portrait_and_draws_the_analysis_over_it(
 ) -> None:
     out = tmp_path / "overlay.png"
     assert main(["avatar", "inspect", str(FACES / "grace_hopper.jpg"), "-o", str(out)]) == 0
-    assert capsys.readouterr().out.strip().endswith(": accepted")
+    verdict, upscale = capsys.readouterr().out.strip().splitlines()
+    assert verdict.endswith(": accepted")
+    assert upscale == ("face box 217 px; upscale per tier: lite 0.47×, standard 0.94×, "
+                       "pro 1.00×")
     overlay = Image.open(out).convert("RGB")
     portrait = Image.open(FACES / "grace_hopper.jpg").convert("RGB")
     assert overlay.width / overlay.height == pytest.approx(portrait.width / portrait.height,
                                                            rel=0.01)
     under = np.asarray(portrait.resize(overlay.size), dtype=int)
     assert np.abs(np.asarray(overlay, dtype=int) - under).mean() > 1.0  # something is drawn
+
+
+def test_inspect_says_which_tiers_enlarge_a_small_portrait_more_than_twice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    portrait = Image.open(FACES / "grace_hopper.jpg")
+    small = tmp_path / "small.png"
+    portrait.resize((round(portrait.width / 2.3), round(portrait.height / 2.3))).save(small)
+    assert main(["avatar", "inspect", str(small), "-o", str(tmp_path / "o.png")]) == 0
+    upscale = capsys.readouterr().out.strip().splitlines()[-1]
+    assert upscale.startswith("face box 96 px; upscale per tier: lite 1.07×, standard 2.13× "
+                              "(a face of 103 px or more stays ≤ 2×), pro 2.25× (a face of "
+                              "108 px or more stays ≤ 2×)")
 
 
 def test_inspect_refuses_a_portrait_without_a_face_with_its_reason(

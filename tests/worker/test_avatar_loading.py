@@ -3,6 +3,8 @@ from the object store under the key the ``avatar.built`` event names (digest che
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 import pytest
 
@@ -10,7 +12,7 @@ from protoface.api.services import Services
 from protoface.streams import subjects
 from protoface.worker.avatars import AvatarNotAvailable, load_asset
 from protoface.worker.builds import Builder
-from protoface.worker.render import rig
+from protoface.worker.render import framing, rig
 from tests.avatars import upload_ok
 from tests.conftest import KeyFactory
 
@@ -41,3 +43,18 @@ async def test_a_ready_custom_avatar_loads_its_built_asset_and_nothing_else_does
         await load_asset(services.log, store, created["id"])
     with pytest.raises(AvatarNotAvailable):
         await load_asset(services.log, store, "av_01JN0000000000000000000009")
+
+
+async def test_a_build_logs_how_much_each_tier_enlarges_the_portrait(
+    client: httpx.AsyncClient, services: Services, new_key: KeyFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    created = await upload_ok(client, await new_key())
+    with caplog.at_level(logging.INFO, logger="protoface"):
+        await Builder(services.log, services.avatars.store, "wrk_test").build(created["id"])
+    said = [r for r in caplog.records if r.getMessage() == "avatar portrait upscale"]
+    assert len(said) == 1 and said[0].__dict__["avatar_id"] == created["id"]
+    asset = rig.load_asset(await load_asset(services.log, services.avatars.store,
+                                            created["id"]))
+    assert said[0].__dict__["upscale"] == framing.upscales(asset.rig.face.h)
+    assert set(said[0].__dict__["upscale"]) == {"lite", "standard", "pro"}

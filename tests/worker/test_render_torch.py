@@ -11,9 +11,9 @@ import torch
 from protoface.domain.tiers import TIERS
 from protoface.worker.face.analysis.measure import measure
 from protoface.worker.face.features import FaceParams
-from protoface.worker.render import kernel
+from protoface.worker.render import framing, kernel
 from protoface.worker.render.renderer import TierModel, TorchRenderer
-from protoface.worker.render.rig import stock_asset
+from protoface.worker.render.rig import load_asset, portrait_rgb, stock_asset
 
 SILENCE = FaceParams(0.0, False)
 SPEECH = FaceParams(0.8, True)
@@ -140,6 +140,19 @@ def test_the_pro_frame_is_continued_past_the_portrait_without_repeated_columns(
     frame = renderer(avatar_id, pro()).render([SILENCE])[0].astype(int)
     steps = np.abs(np.diff(frame, axis=1)).max(axis=(0, 2))  # column to column
     assert (steps > 0).all()
+
+
+@pytest.mark.parametrize("avatar_id", ["av_stock_001", "av_stock_002", "av_stock_003"])
+def test_the_pro_frame_enlarges_the_stock_portraits_at_most_twice(avatar_id: str) -> None:
+    # Measured as a viewer would: the face re-detected in the frame and in the portrait.
+    asset = load_asset(stock_asset(avatar_id))
+    seen = measure(renderer(avatar_id, pro()).render([SILENCE])[0])
+    original = measure(portrait_rgb(asset))
+    assert seen is not None and original is not None
+    width = [float(np.ptp(m.landmarks[:, 0])) for m in (seen, original)]
+    assert width[0] / width[1] <= 2.0
+    assert width[0] / width[1] == pytest.approx(framing.upscales(asset.rig.face.h)["pro"],
+                                                rel=0.08)
 
 
 def test_eyelids_close_on_blink() -> None:

@@ -3,19 +3,46 @@
 Where the scaled portrait does not cover the frame (the sides of the 16:9 ``pro`` frame,
 a tightly cropped photo), the frame is continued from the background plate, mirrored at
 the portrait's edge and blurred more the further it reaches, with the photo's own grain
-added back — never repeated edge columns. Below the portrait the body continues (the
-portrait itself, mirrored).
+added back — never repeated edge columns. Below the portrait the body goes straight on
+down.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from protoface.domain.tiers import TIERS, Tier
+
+# Face box height / frame height. The 16:9 pro frame is a medium shot (head and
+# shoulders): its face is 0.3 × 720 = 216 px, so a portrait whose face box is 108 px or
+# more is enlarged at most 2× (standard 205 px: 103 px; lite 102 px: 52 px).
+FACE_SHARE = {"pro": 0.30}
+DEFAULT_FACE_SHARE = 0.40
+MAX_UPSCALE = 2.0
+RENDERED_TIERS = ("lite", "standard", "pro")
 BLUR_REACH = 0.2  # faces: how far from the portrait's edge the fill is fully blurred
 BLUR_SIGMA = 0.06  # faces: the blur at full reach
+
+
+def face_height(tier: Tier) -> float:
+    """The face box's height on ``tier``'s frame, output pixels."""
+    return FACE_SHARE.get(tier.name, DEFAULT_FACE_SHARE) * tier.height
+
+
+def upscales(portrait_face: float) -> dict[str, float]:
+    """How much each tier enlarges a portrait whose face box is ``portrait_face`` px."""
+    return {name: round(face_height(TIERS[name]) / portrait_face, 2)
+            for name in RENDERED_TIERS}
+
+
+def min_face_heights() -> dict[str, int]:
+    """Per tier, the smallest face box (portrait px) enlarged at most ``MAX_UPSCALE``."""
+    return {name: math.ceil(face_height(TIERS[name]) / MAX_UPSCALE)
+            for name in RENDERED_TIERS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +66,16 @@ def extend(rgb: np.ndarray, plate: np.ndarray, where: Placement, size: tuple[int
         return portrait
     behind = _moved(plate, where, size, cv2.BORDER_REFLECT_101)
     bottom = where.ty + where.scale * rgb.shape[0]
-    # Past the portrait's foot the body goes on; elsewhere only background does.
+    left, right = where.tx, where.tx + where.scale * rgb.shape[1]
+    # Past the portrait's foot the body goes on; elsewhere (beside it too, where the
+    # mirrored body would reappear sideways) only background does.
     rows = np.arange(height, dtype=np.float32)[:, None, None]
-    source = np.where(rows >= bottom, portrait, behind).astype(np.float32)
+    cols = np.arange(size[0], dtype=np.float32)[None, :, None]
+    below = (rows >= bottom) & (cols >= left) & (cols < right)
+    # The body goes straight on down (its last rows carried on, grain added back): a
+    # mirror would fold the shoulders back inward.
+    body = _moved(rgb, where, size, cv2.BORDER_REPLICATE)
+    source = np.where(below, body, behind).astype(np.float32)
     frame = inside * portrait + (1 - inside) * _continued(source, inside, face_px)
     return np.ascontiguousarray(np.clip(np.round(frame), 0, 255).astype(np.uint8))
 

@@ -45,7 +45,6 @@ from protoface.worker.render.rig import (
 )
 
 FACE_CENTRE_Y = 0.45  # the face box's centre, as a share of the frame height
-FACE_SHARE = 0.40  # face box height / frame height, every tier
 BASIS = ("open", "round", "press", "gaze_x", "gaze_y", "yaw", "pitch", "roll")
 OPEN, ROUND, PRESS, GAZE_X, GAZE_Y, YAW, PITCH, ROLL = range(len(BASIS))
 
@@ -84,7 +83,7 @@ class Geometry:
 @cache
 def geometry(tier: Tier) -> Geometry:
     w, h = tier.width, tier.height
-    face = FACE_SHARE * h
+    face = framing.face_height(tier)
     cx, top = w / 2, FACE_CENTRE_Y * h - face / 2
     x0, x1 = max(0, round(cx - 0.72 * face)), min(w, round(cx + 0.72 * face))
     y0, y1 = max(0, round(top - 0.3 * face)), min(h, round(top + 1.4 * face))
