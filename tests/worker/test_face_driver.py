@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from protoface.worker.face.features import FaceDriver, FaceParams, SpeechBatch
-from protoface.worker.face.motion import HEAD_LIMITS
+from protoface.worker.face.motion import HEAD_LIMITS, Life
 from tests import speech
 from tests.worker import speechlike
 
@@ -91,6 +91,22 @@ def test_blinks_come_10_to_30_a_minute_and_last_100_to_400_ms(fps: int) -> None:
         period_ms = 1000 / fps  # a blink is seen in whole frames: ± one frame
         assert all(100 - period_ms <= len(b) * period_ms <= 400 + period_ms for b in blinks)
         assert all(max(b) >= 0.8 for b in blinks)  # the lids really close
+
+
+def test_blinks_come_at_turn_taking_and_stay_10_to_30_a_minute() -> None:
+    fps, onsets_after_turns, turns = 25, 0, 0
+    for seed in range(4):
+        life = Life(seed, fps)
+        # Turns: 3 s of speech, 2 s of listening, for two minutes.
+        speaking = [(n % (5 * fps)) < 3 * fps for n in range(120 * fps)]
+        closure = [life.step(speaking=s, emphasis=0.0).blink for s in speaking]
+        onsets = [n for n in range(1, len(closure)) if closure[n] > 0 and closure[n - 1] == 0]
+        changes = [n for n in range(1, len(speaking)) if speaking[n] != speaking[n - 1]]
+        turns += len(changes)
+        onsets_after_turns += sum(any(0 <= o - c <= 0.3 * fps for o in onsets) for c in changes)
+        assert 10 <= len(onsets) / 2 <= 30, seed  # a minute's worth, per minute
+    # Without turn-taking a blink would start within 300 ms of a turn about 1 time in 10.
+    assert onsets_after_turns / turns >= 0.6
 
 
 def test_head_and_gaze_move_a_little_within_their_limits() -> None:

@@ -4,7 +4,9 @@ Everything is drawn from one ``numpy`` generator seeded per session, and time is
 frame count, so the same seed gives the same motion on every run and every machine.
 
 * **Blinks**: 10–30 a minute (intervals 2.2–4.8 s), each 120–320 ms: the lids close
-  fast, stay shut a moment and open more slowly, as real lids do.
+  fast, stay shut a moment and open more slowly, as real lids do. People blink more
+  at turn-taking: when speech starts or stops after a second or more, a blink follows
+  within 50–250 ms unless one is near anyway.
 * **Head**: per axis a sum of three slow sinusoids (0.05–0.4 Hz) with random phases,
   plus a small nod that follows the jaw while speaking; clipped to a few degrees.
 * **Gaze**: fixations held 0.8–3.5 s, then a saccade (≈ 30 ms) to a new target near the
@@ -25,6 +27,9 @@ BLINK_SHUT, BLINK_OPENS = 0.3, 0.5
 HEAD_LIMITS = {"yaw": 4.0, "pitch": 3.0, "roll": 3.0}  # degrees
 HEAD_SWAY = 0.55  # share of each limit the idle sway may use
 NOD_DEGREES = 1.2  # pitch added at full jaw opening while speaking
+TURN_HELD_S = 1.0  # speech (or silence) this long before a change counts as a turn
+TURN_BLINK_S = (0.05, 0.25)  # how soon after a turn its blink starts
+BLINK_REST_S = 0.8  # no turn-taking blink this soon after another blink
 FIXATION_S = (0.8, 3.5)
 SACCADE_S = 0.03
 GAZE_SPREAD = (0.25, 0.12)  # standard deviation of fixation targets (x, y)
@@ -78,6 +83,9 @@ class Life:
         self._sway = {axis: _Sway(head_rng, limit) for axis, limit in HEAD_LIMITS.items()}
         self._blink_start = float(self._blinks.uniform(0.5, BLINK_INTERVAL_S[1]))
         self._blink_length = float(self._blinks.uniform(*BLINK_DURATION_S))
+        self._last_blink_end = -BLINK_REST_S
+        self._speaking = False
+        self._since = 0.0  # when speaking last changed
         self._fixation_end = 0.0
         self._target = np.zeros(2)
         self._gaze = np.zeros(2)
@@ -87,6 +95,9 @@ class Life:
         """This frame's motion; ``emphasis`` (0 … 1, the jaw) drives the speaking nod."""
         t = self.frame / self.fps
         self.frame += 1
+        if speaking != self._speaking:
+            self._turn(t)
+            self._speaking, self._since = speaking, t
         blink = self._blink(t)
         gaze = self._gaze_at(t, speaking)
         nod = NOD_DEGREES * emphasis if speaking else 0.0
@@ -103,9 +114,20 @@ class Life:
         limit = HEAD_LIMITS[axis]
         return min(limit, max(-limit, self._sway[axis].at(t) + extra))
 
+    def _turn(self, t: float) -> None:
+        """Speech started or stopped: bring the next blink forward if it is a real turn
+        and no blink is in progress, just over or about to come."""
+        in_progress = self._blink_start <= t < self._blink_start + self._blink_length
+        if t - self._since < TURN_HELD_S or in_progress:
+            return
+        start = t + float(self._blinks.uniform(*TURN_BLINK_S))
+        if start - self._last_blink_end >= BLINK_REST_S and start < self._blink_start:
+            self._blink_start = start
+
     def _blink(self, t: float) -> float:
         end = self._blink_start + self._blink_length
         if t >= end:  # schedule the next blink from the end of this one
+            self._last_blink_end = end
             self._blink_start = end + float(self._blinks.uniform(*BLINK_INTERVAL_S))
             self._blink_length = float(self._blinks.uniform(*BLINK_DURATION_S))
         return blink_shape((t - self._blink_start) / self._blink_length)
