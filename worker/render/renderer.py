@@ -266,7 +266,8 @@ def _fields(f: Features, geo: Geometry) -> Fields:
 
 # The lip-sync model's closure reads as shut from 0.5 (its own evaluation's threshold).
 UNSEALED, SEALED = 0.1, 0.5
-RELAX = 0.5  # how far parted lips come together while speaking with the jaw closed
+RELAX = 0.9  # how far parted lips come together with the jaw closed
+SPEAKING_JAW = 0.12  # while speaking the jaw opens from here (0 … 1 maps onto 0.12 … 1)
 PARTED = 0.1  # a rest gap over this share of the mouth's half-width: lips parted
 
 
@@ -282,11 +283,17 @@ def coefficients(p: FaceParams, parted: bool = False) -> list[float]:
     """The basis weights of one frame, in :data:`BASIS` order. ``parted``: the
     portrait's lips are parted at rest (a smile over the teeth)."""
     jaw = max(0.0, min(1.0, p.mouth_open))
+    if p.speaking:
+        # While the voice sounds the lips stay a little apart: only a press (/p b m/)
+        # brings them together, never a quiet consonant's nearly closed jaw.
+        jaw = SPEAKING_JAW + (1.0 - SPEAKING_JAW) * jaw
     press = seal(p.lip_press)
     opening = jaw * (1.0 - press)
-    if parted and p.speaking:
-        # Nobody holds a smile over the teeth through speech: as the jaw closes between
-        # sounds, the parted lips come part of the way together.
+    if parted:
+        # Nobody holds a smile over the teeth through speech, and a mouth at rest is
+        # closed: with the jaw closed (between sounds, in silence) the parted lips come
+        # together; the jaw opens them again. Silence and speech then agree, so the lips
+        # do not spring apart when the speech stops.
         press = max(press, RELAX * (1.0 - jaw))
     return [opening, p.lip_round, press, p.gaze_x, p.gaze_y,
             p.head_yaw, p.head_pitch, math.radians(p.head_roll)]

@@ -82,7 +82,7 @@ def to_clip(utt: Utterance, source: str, rng: np.random.Generator,
     lead = before / augment.RATE
     segs = [Segment(s.phone, s.start + lead, s.end + lead,
                     None if s.release is None else s.release + lead) for s in utt.segments]
-    labels = make_labels(segs, int(audio.size / augment.RATE / HOP_S))
+    labels = make_labels(segs, int(audio.size / augment.RATE / HOP_S), audio)
     return Clip(audio, labels.params, labels.visemes, segs, source)
 
 
@@ -155,9 +155,9 @@ def load(path: Path) -> list[Clip]:
     clips = []
     for i, seg in enumerate(segs):
         # Labels are made again from the phone timings: the cache follows the label code.
-        labels = make_labels(seg, int(h[i + 1] - h[i]))
-        clips.append(Clip(arrays["audio"][a[i]:a[i + 1]], labels.params, labels.visemes, seg,
-                          str(arrays["sources"][i])))
+        audio = arrays["audio"][a[i]:a[i + 1]]
+        labels = make_labels(seg, int(h[i + 1] - h[i]), audio)
+        clips.append(Clip(audio, labels.params, labels.visemes, seg, str(arrays["sources"][i])))
     return clips
 
 

@@ -9,6 +9,12 @@ Lip closure is not blended — a blend would leave /m/ half open next to a vowel
 over every /p b m/ interval, rises (cubically) over the 80 ms before it (the lips travel toward
 each other) and drops to 0 at the release, never later: a frame must never show a
 closure after its audio has opened.
+
+The jaw also follows stress: a louder (stressed) syllable opens it wider than the same vowel
+unstressed, as jaw-opening studies of read speech find. Each hop's jaw target is scaled by
+the speech level around it relative to the clip's loud syllables (``STRESS_PER_20DB``), so
+the model learns the relation between loudness and opening from context, not a fixed level
+(level augmentation moves the audio, never the labels).
 """
 
 from __future__ import annotations
@@ -26,6 +32,12 @@ CLOSURE_RAMP_S = 0.08
 CLOSURE_RAMP_POWER = 3  # the lips start early but meet late: half-way 20 ms before
 STOP_RELEASE_S = 0.01
 REST_DOMINANCE = 0.01  # a stop's interval ends this long after its burst
+RATE = 16_000
+STRESS_WINDOW_S = 0.04  # either side of the hop: about a syllable's nucleus
+STRESS_PER_20DB = 2.5  # the gain falls by this much 20 dB below the loud syllables
+STRESS_GAIN = (0.1, 1.3)  # the gain's range: a whisper to a shout
+STRESS_REFERENCE = 90  # percentile of the speech hops' level that is "loud"
+STRESS_RANGE_DB = 40.0  # hops this far below the loudest are not speech
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,10 +125,29 @@ def with_rest(segments: list[Segment], duration: float) -> list[Segment]:
     return head + segments + tail
 
 
-def make_labels(segments: list[Segment], hops: int) -> Labels:
+def level_db(audio: np.ndarray, hops: int) -> np.ndarray:
+    """The speech level (dB) in ±``STRESS_WINDOW_S`` around each hop's time."""
+    power = np.concatenate([[0.0], np.cumsum(audio.astype(np.float64) ** 2)])
+    centre = (hop_times(hops) * RATE).astype(np.int64)
+    half = int(STRESS_WINDOW_S * RATE)
+    lo, hi = np.clip(centre - half, 0, audio.size), np.clip(centre + half, 0, audio.size)
+    mean = (power[hi] - power[lo]) / np.maximum(hi - lo, 1)
+    return np.asarray(10.0 * np.log10(mean + 1e-10))
+
+
+def stress_gain(audio: np.ndarray, hops: int) -> np.ndarray:
+    """How far the jaw opens of its target at each hop: 1 at the clip's loud syllables."""
+    db = level_db(audio, hops)
+    speech = db[db > db.max() - STRESS_RANGE_DB]
+    reference = np.percentile(speech, STRESS_REFERENCE) if speech.size else 0.0
+    return np.clip(1.0 + STRESS_PER_20DB * (db - reference) / 20.0, *STRESS_GAIN)
+
+
+def make_labels(segments: list[Segment], hops: int, audio: np.ndarray) -> Labels:
     times = hop_times(hops)
     segments = with_rest(segments, hops * HOP_S)
     params = blend(segments, times)
+    params[:, ph.JAW] *= stress_gain(audio, hops)
     press = closure(segments, times)
     params[:, ph.PRESS] = press
     # Closed lips hide the jaw's small opening and the tongue.
