@@ -74,8 +74,10 @@ def quality(model: LipSync) -> None:
 
         clips = heldout_clips()
     for fps in (25, 30):
-        evaluate.print_scores(f"held out, {len(clips)} clips, {fps} fps",
-                              evaluate.score(evaluate.run(model, clips, fps)))
+        scores = evaluate.score(evaluate.run(model, clips, fps))
+        evaluate.print_scores(f"held out, {len(clips)} clips, {fps} fps", scores)
+        print("  viseme recall per class:", " ".join(
+            f"{name} {recall:.2f}" for name, recall in scores.per_class.items()))
 
 
 def main() -> None:

@@ -69,12 +69,17 @@ def _settle(closed: np.ndarray, phones: list[tuple[str, float, float]]) -> float
 
 @pytest.fixture(scope="module", params=AVATARS)
 def scored(request: pytest.FixtureRequest) -> Scores:
+    return score(request.param)
+
+
+def score(avatar: str) -> Scores:
+    """The held-out clips rendered on ``avatar`` and measured (also ``bench.lipsync_pixels``)."""
     hits = bilabials = false = others = 0
     opened: list[bool] = []
     follows: list[tuple[float, float]] = []
     settle = 0.0
     for name in NAMES:
-        gaps, phones, samples = _gaps(name, request.param)
+        gaps, phones, samples = _gaps(name, avatar)
         assert not np.isnan(gaps).any()  # the face is found on every frame
         closed = gaps < 0.1 * gaps.max()
         for phone, start, end in phones:
@@ -90,7 +95,7 @@ def scored(request: pytest.FixtureRequest) -> Scores:
         opened += list(gaps[speaking] > 0.25 * gaps.max())
         follows.append(lagged_r(gaps, frame_rms(samples, gaps.size, FPS), FPS))
         settle = max(settle, _settle(closed, phones))
-    return Scores(request.param, hits / bilabials, false / others, float(np.mean(opened)),
+    return Scores(avatar, hits / bilabials, false / others, float(np.mean(opened)),
                   float(np.mean([r for r, _ in follows])), [lag for _, lag in follows],
                   settle)
 
