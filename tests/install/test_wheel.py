@@ -152,7 +152,9 @@ def test_avatar_inspect_and_render_portrait_from_the_wheel(installed: Path,
     portrait = REPO / "tests" / "data" / "faces" / "grace_hopper.jpg"
     verdict = _run(installed / "protoface", "avatar", "inspect", portrait, "-o",
                    tmp_path / "overlay.png", cwd=tmp_path)
-    assert verdict.strip().endswith(": accepted")
+    said = verdict.strip().splitlines()
+    assert said[0].endswith(": accepted")
+    assert said[1].startswith("face box 217 px; upscale per tier: lite 0.47×")
     clip = tmp_path / "two-seconds.wav"
     _two_seconds(SPEECH, clip)
     _run(installed / "protoface", "render", "--portrait", portrait, "--audio", clip,
