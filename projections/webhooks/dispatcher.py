@@ -64,6 +64,7 @@ log = logging.getLogger("protoface.webhooks")
 # A message waiting for an earlier event of its session that nobody has attempted yet
 # (it is in another handler, or in a dead dispatcher's hands until ack_wait) looks
 # again after this many seconds per delivery so far, at most MAX_BLOCKED_WAIT.
+FETCH_SECONDS = 1.0  # the longest a fetch waits for a message (and a stop for the pump)
 BLOCKED_RECHECK = 0.2
 MAX_BLOCKED_WAIT = 5.0
 ERROR_DELAY = 5.0  # a message whose handling failed (log unreachable, …) comes back after
@@ -103,6 +104,7 @@ class Dispatcher:
         self._handling: set[asyncio.Task[None]] = set()
         self._attempts: set[asyncio.Future[DeliveryAttempted]] = set()
         self._stopping = False
+        self._fetching = False
         self._http: httpx.AsyncClient | None = None
 
     async def start(self) -> None:
@@ -115,13 +117,16 @@ class Dispatcher:
         await self.projector.catch_up()
         since = datetime.now(UTC) - timedelta(seconds=self.settings.horizon)
         self.queue = await WebhookQueue.open_since(self.log, since)
+        self._fetching = True
         self._pump = asyncio.create_task(self._fetch())
 
     async def stop(self) -> None:
         if self._pump is not None:
-            self._pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pump
+            # Asked, not cancelled: the pump ends within one fetch timeout. A cancel can be
+            # lost inside nats-py's fetch (asyncio.wait_for on Python 3.11 swallows one that
+            # lands as its timeout fires), and the pump would then fetch forever.
+            self._fetching = False
+            await self._pump
         self._stopping = True  # handlers start no new attempt and hand their message back
         if self._attempts:  # started attempts finish: POSTed *and* recorded
             await asyncio.wait(set(self._attempts), timeout=self.settings.timeout + 10)
@@ -145,16 +150,17 @@ class Dispatcher:
 
     async def _fetch(self) -> None:
         assert self.queue is not None
-        while True:
+        while self._fetching:
             free = self.settings.concurrency - len(self._handling)
             if free <= 0:
-                await asyncio.wait(set(self._handling), return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(set(self._handling), timeout=FETCH_SECONDS,
+                                   return_when=asyncio.FIRST_COMPLETED)
                 continue
             try:
-                jobs = await self.queue.next_batch(free, timeout=1.0)
+                jobs = await self.queue.next_batch(free, timeout=FETCH_SECONDS)
             except Exception:  # reconnecting, or between leaders: the messages wait
                 log.warning("webhook consumer unavailable", exc_info=True)
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(FETCH_SECONDS)
                 continue
             for job in jobs:
                 task = asyncio.create_task(self._handle(job))

@@ -278,3 +278,33 @@ async def test_given_an_endpoint_created_after_an_event_when_that_event_is_retri
     assert {a.webhook_id for a in got} == {second} and got[-1].outcome == "delivered"
     assert {msg_id for path, msg_id, _ in receiver.requests if path == "/busy"} == {second}
     assert first != second
+
+
+async def test_given_a_fetch_that_swallows_a_cancel_when_the_dispatcher_stops_then_it_stops(
+    log: EventLog, keyring: Keyring, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # nats-py's fetch waits in asyncio.wait_for, which on Python 3.11 can lose a cancel
+    # that lands as its timeout fires: `protoface up` then hung on SIGTERM. The stop must
+    # not depend on the cancel arriving.
+    dispatcher = _dispatcher(log, keyring, 0.0)
+    await dispatcher.start()
+    assert dispatcher.queue is not None
+    fetch, lost = dispatcher.queue.next_batch, []
+
+    async def swallowing(limit: int, timeout: float = 1.0) -> list[object]:
+        try:
+            return await fetch(limit, timeout)  # type: ignore[return-value]
+        except asyncio.CancelledError:
+            if lost:
+                raise
+            lost.append(True)
+            return []  # the first cancel is lost, as inside wait_for
+
+    monkeypatch.setattr(dispatcher.queue, "next_batch", swallowing)
+    await asyncio.sleep(0.3)  # the pump is in a fetch
+    stopping = asyncio.create_task(dispatcher.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=5.0)
+    if not done:  # a second cancel ends it, so the failure does not hang the suite
+        stopping.cancel()
+        await asyncio.gather(stopping, return_exceptions=True)
+    assert done, "the dispatcher did not stop"
