@@ -469,6 +469,7 @@ async def _ensure_dev_key(event_log: EventLog, data_dir: Path) -> None:
 
 def _avatar_inspect(args: argparse.Namespace) -> int:
     from protoface.worker.face.analysis.inspect import ACCEPTED, inspect
+    from protoface.worker.render.rig import RigError
 
     image = args.image.read_bytes()
     verdict, overlay = inspect(image)
@@ -476,7 +477,11 @@ def _avatar_inspect(args: argparse.Namespace) -> int:
     print(f"{args.image}: {verdict}")
     if verdict != ACCEPTED:
         return 1
-    print(_upscale_report(image))
+    try:
+        print(_upscale_report(image))
+    except RigError as refused:  # the analysis accepts it, the build does not
+        print(f"{args.image}: the build refuses it: {refused.reason}")
+        return 1
     return 0
 
 

@@ -104,7 +104,6 @@ class Dispatcher:
         self._handling: set[asyncio.Task[None]] = set()
         self._attempts: set[asyncio.Future[DeliveryAttempted]] = set()
         self._stopping = False
-        self._fetching = False
         self._http: httpx.AsyncClient | None = None
 
     async def start(self) -> None:
@@ -117,17 +116,15 @@ class Dispatcher:
         await self.projector.catch_up()
         since = datetime.now(UTC) - timedelta(seconds=self.settings.horizon)
         self.queue = await WebhookQueue.open_since(self.log, since)
-        self._fetching = True
         self._pump = asyncio.create_task(self._fetch())
 
     async def stop(self) -> None:
+        self._stopping = True  # handlers start no new attempt and hand their message back
         if self._pump is not None:
             # Asked, not cancelled: the pump ends within one fetch timeout. A cancel can be
             # lost inside nats-py's fetch (asyncio.wait_for on Python 3.11 swallows one that
             # lands as its timeout fires), and the pump would then fetch forever.
-            self._fetching = False
             await self._pump
-        self._stopping = True  # handlers start no new attempt and hand their message back
         if self._attempts:  # started attempts finish: POSTed *and* recorded
             await asyncio.wait(set(self._attempts), timeout=self.settings.timeout + 10)
         for task in list(self._handling):
@@ -150,7 +147,7 @@ class Dispatcher:
 
     async def _fetch(self) -> None:
         assert self.queue is not None
-        while self._fetching:
+        while not self._stopping:
             free = self.settings.concurrency - len(self._handling)
             if free <= 0:
                 await asyncio.wait(set(self._handling), timeout=FETCH_SECONDS,

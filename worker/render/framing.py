@@ -61,21 +61,19 @@ def extend(rgb: np.ndarray, plate: np.ndarray, where: Placement, size: tuple[int
     height = size[1]
     valid = _moved(np.full(rgb.shape[:2], 255, np.uint8), where, size, cv2.BORDER_CONSTANT)
     inside = valid.astype(np.float32)[..., None] / 255
-    portrait = _moved(rgb, where, size, cv2.BORDER_REFLECT_101)
+    # Replicated past its edges: only the rows below the portrait use that (the body goes
+    # straight on down; a mirror would fold the shoulders back inward).
+    portrait = _moved(rgb, where, size, cv2.BORDER_REPLICATE)
     if bool((inside >= 1).all()):
         return portrait
     behind = _moved(plate, where, size, cv2.BORDER_REFLECT_101)
     bottom = where.ty + where.scale * rgb.shape[0]
     left, right = where.tx, where.tx + where.scale * rgb.shape[1]
-    # Past the portrait's foot the body goes on; elsewhere (beside it too, where the
-    # mirrored body would reappear sideways) only background does.
+    # Past the portrait's foot the body goes on; elsewhere (beside it too) only background.
     rows = np.arange(height, dtype=np.float32)[:, None, None]
     cols = np.arange(size[0], dtype=np.float32)[None, :, None]
     below = (rows >= bottom) & (cols >= left) & (cols < right)
-    # The body goes straight on down (its last rows carried on, grain added back): a
-    # mirror would fold the shoulders back inward.
-    body = _moved(rgb, where, size, cv2.BORDER_REPLICATE)
-    source = np.where(below, body, behind).astype(np.float32)
+    source = np.where(below, portrait, behind).astype(np.float32)
     frame = inside * portrait + (1 - inside) * _continued(source, inside, face_px)
     return np.ascontiguousarray(np.clip(np.round(frame), 0, 255).astype(np.uint8))
 

@@ -38,9 +38,9 @@ from protoface.worker.render import framing, kernel
 from protoface.worker.render.rig import (
     Asset,
     Landmarks,
-    RigError,
     landmarks,
     load_asset,
+    plate_rgb,
     portrait_rgb,
 )
 
@@ -137,6 +137,8 @@ class AvatarModel:
             (geo.width, geo.height), geo.face))
         self.features = replace(_features(marks, scale, tx - geo.x0, ty - geo.y0, geo),
                                 gap=scale * lip_gap)
+        # Lips parted at rest (a smile over the teeth): closed whenever the jaw is.
+        self.parted = self.features.gap > PARTED * self.features.a
         self.source = _source(self.background.numpy(), geo)  # [3, Hs, Ws] float32
         self.fields = _fields(self.features, geo)
         f = self.fields
@@ -151,16 +153,6 @@ def _lip_gap(asset: Asset) -> float:
         return 0.0
     points = landmarks_from_bytes(asset.mesh)
     return max(0.0, float(points[INNER_LOWER_LIP, 1] - points[INNER_UPPER_LIP, 1]))
-
-
-def _plate(asset: Asset) -> np.ndarray | None:
-    """The asset's background plate (the person removed), if its version has one."""
-    if asset.plate_png is None:
-        return None
-    plate = cv2.imdecode(np.frombuffer(asset.plate_png, np.uint8), cv2.IMREAD_COLOR)
-    if plate is None:
-        raise RigError("The avatar's background plate could not be decoded.")
-    return np.asarray(cv2.cvtColor(plate, cv2.COLOR_BGR2RGB))
 
 
 def _source(background: np.ndarray, geo: Geometry) -> torch.Tensor:
@@ -340,7 +332,7 @@ class TierModel:
             decoded = load_asset(asset)
             rgb = portrait_rgb(decoded)
             model = AvatarModel(landmarks(decoded.rig, rgb), rgb, self.geo, _lip_gap(decoded),
-                                _plate(decoded))
+                                plate_rgb(decoded))
             with self._lock:
                 self._avatars[key] = model
         return model
@@ -357,7 +349,7 @@ class TierModel:
         groups = _groups(items)
         order = [i for rows in groups.values() for i in rows]  # frames of one avatar together
         ordered = [items[i] for i in order]
-        coef = [coefficients(p, a.features.gap > PARTED * a.features.a) for a, p in ordered]
+        coef = [coefficients(p, a.parted) for a, p in ordered]
         # Where the head carries the lips (whole rows: the mouth fields are shifted by it).
         lips_at = [(a.features.mx, a.features.my + round(head_offset(a.fields, p, a.features.mx,
                                                                      a.features.my)[1]))

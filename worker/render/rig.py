@@ -237,10 +237,20 @@ def load_asset(data: bytes) -> Asset:
 
 
 def portrait_rgb(asset: Asset) -> np.ndarray:
-    bgr = cv2.imdecode(np.frombuffer(asset.portrait_png, np.uint8), cv2.IMREAD_COLOR)
+    return _decoded(asset.portrait_png, "portrait")
+
+
+def plate_rgb(asset: Asset) -> np.ndarray | None:
+    """The asset's background plate (the person removed), if its version has one."""
+    return None if asset.plate_png is None else _decoded(asset.plate_png, "background plate")
+
+
+def _decoded(data: bytes, what: str) -> np.ndarray:
+    """A stored PNG as RGB pixels, or ``RigError`` naming what could not be decoded."""
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
-        raise RigError("The avatar's stored portrait could not be decoded.")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        raise RigError(f"The avatar's stored {what} could not be decoded.")
+    return np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
 
 
 STOCK_PORTRAITS = {

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import phones as ph
+from .features import RATE
 
 HOP_S = 0.01
 ANTICIPATE_S = np.array([0.05, 0.0, 0.10, 0.10, 0.06, 0.06, 0.05])  # per parameter
@@ -32,7 +33,6 @@ CLOSURE_RAMP_S = 0.08
 CLOSURE_RAMP_POWER = 3  # the lips start early but meet late: half-way 20 ms before
 STOP_RELEASE_S = 0.01
 REST_DOMINANCE = 0.01  # a stop's interval ends this long after its burst
-RATE = 16_000
 STRESS_WINDOW_S = 0.04  # either side of the hop: about a syllable's nucleus
 STRESS_PER_20DB = 2.5  # the gain falls by this much 20 dB below the loud syllables
 STRESS_GAIN = (0.1, 1.3)  # the gain's range: a whisper to a shout
