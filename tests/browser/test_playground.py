@@ -66,7 +66,7 @@ def test_interrupt_returns_the_mouth_to_rest(server: Server, browser: Browser) -
     page.click("#play")
     page.wait_for_function(  # speech is on screen
         "window.playground.state.sentSeconds > 1.5", timeout=10_000)
-    assert opened_mouth(silence, sample_canvas(page, 1.0)) > MOUTH_OPEN
+    assert opened_mouth(silence, sample_canvas(page, 2.0)) > MOUTH_OPEN
     page.click("#interrupt")
     page.wait_for_timeout(600)  # the worker drops queued speech at its next tick
     assert opened_mouth(silence, sample_canvas(page, 1.0)) < 2.0
