@@ -490,10 +490,10 @@ def _upscale_report(image: bytes) -> str:
     from protoface.worker.render import framing, rig
 
     face = rig.load_asset(rig.build_asset(image)).rig.face.h
-    least = framing.min_face_heights()
-    parts = [f"{tier} {factor:.2f}×" + ("" if factor <= framing.MAX_UPSCALE else
-                                         f" (a face of {least[tier]} px or more stays ≤ "
-                                         f"{framing.MAX_UPSCALE:.0f}×)")
+    least, shares = framing.min_face_heights(), framing.face_shares(face)
+    parts = [f"{tier} {factor:.2f}×" + ("" if shares[tier] >= 1 else
+                                         f" (face drawn {shares[tier]:.0%} of full size; "
+                                         f"a face of {least[tier]} px or more fills it)")
              for tier, factor in framing.upscales(face).items()]
     return f"face box {face} px; upscale per tier: " + ", ".join(parts)
 

@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -118,19 +119,29 @@ class SpeechQueue:
             if self._arrival is not None and not self._arrival.done():
                 self._arrival.set_result(None)
 
-    async def arrival(self, timeout: float) -> None:
-        """Return when speech is next queued, or after ``timeout`` seconds.
+    async def arrival(self, timeout: float, *,
+                      unless: asyncio.Future[Any] | None = None) -> None:
+        """Return when speech is next queued, after ``timeout`` seconds, or when ``unless``
+        is done.
 
         A future and a timer rather than ``wait_for(event.wait())``: every idle session
         waits here once per tick, and a task per wait would cost more than the wait."""
         loop = asyncio.get_running_loop()
         arrival = self._arrival = loop.create_future()
         timer = loop.call_later(timeout, _settle_future, arrival)
+
+        def settle(_: asyncio.Future[Any]) -> None:
+            _settle_future(arrival)
+
+        if unless is not None:
+            unless.add_done_callback(settle)
         try:
             await arrival
         finally:
             timer.cancel()
             self._arrival = None
+            if unless is not None:
+                unless.remove_done_callback(settle)
 
     def end_segment(self, segment: str) -> None:
         """Every sample of ``segment`` is queued: report it finished once they have played."""

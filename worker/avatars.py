@@ -42,6 +42,9 @@ async def load_asset(event_log: EventLog, store: AvatarStore, avatar_id: str) ->
     return data
 
 
+WARM_UP_RENDERS = 2
+
+
 @cache
 def _preparing() -> Executor:
     """Avatars are built and prepared here, never on the event loop (it paces sessions)."""
@@ -50,9 +53,11 @@ def _preparing() -> Executor:
 
 def _prepare(model: TierModel, avatar_id: str, asset: bytes | None) -> AvatarModel:
     avatar = model.avatar(asset if asset is not None else rig.stock_asset(avatar_id))
-    # One frame rendered here warms torch's first-call paths, so the session's first
-    # tick is not the slow one.
-    model.render_many([(avatar, FaceParams(0.0, False))])
+    # Frames rendered here warm torch's first-call paths, so the session's first tick is
+    # not a slow one: TorchScript profiles the kernel's first two calls (~60 ms each at
+    # lite) and runs it optimised from the third.
+    for _ in range(WARM_UP_RENDERS):
+        model.render_many([(avatar, FaceParams(0.0, False))])
     return avatar
 
 

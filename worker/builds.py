@@ -136,8 +136,9 @@ class Builder:
 def _log_upscales(avatar_id: str, asset: bytes) -> None:
     """Tell the operator how much each tier enlarges the portrait (the Avatar resource has
     no field for it: the official SDK refuses extra ones)."""
-    upscale = framing.upscales(rig.load_asset(asset).rig.face.h)
-    small = [tier for tier, factor in upscale.items() if factor > framing.MAX_UPSCALE]
+    face = rig.load_asset(asset).rig.face.h
+    upscale = framing.upscales(face)
+    small = [tier for tier, share in framing.face_shares(face).items() if share < 1]
     level = logging.WARNING if small else logging.INFO
     log.log(level, "avatar portrait upscale", extra={
-        "avatar_id": avatar_id, "upscale": upscale, "over_max_upscale": small})
+        "avatar_id": avatar_id, "upscale": upscale, "drawn_smaller": small})

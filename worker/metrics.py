@@ -24,6 +24,11 @@ ONSET_TICKS = Counter(
     "protoface_onset_ticks_total",
     "Ticks run ahead of the frame grid because speech started after silence.", ["quality"],
 )
+ONSET_SKIPS = Counter(
+    "protoface_onset_skipped_frames_total",
+    "Silent frames given up so that the speech arriving meanwhile is shown sooner.",
+    ["quality"],
+)
 SLOTS_FREE = Gauge("protoface_worker_slots_free", "Free session slots in this worker.")
 CAPACITY_UNITS = Gauge("protoface_worker_capacity_units",
                        "This worker's capacity in cost units (ms of work per second).")

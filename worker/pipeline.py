@@ -35,6 +35,11 @@ from protoface.worker.transports.port import (
 
 log = logging.getLogger("protoface.worker.pipeline")
 
+# Once speech is queued, how much longer an idle session waits for its silent frame
+# before giving it up so the speech is shown sooner (``Pipeline._silent``): a batch of a
+# few sessions is done by then, a full one at load is not.
+ONSET_PATIENCE_S = 0.01
+
 
 class Renderer(Protocol):
     width: int
@@ -143,7 +148,8 @@ class Pipeline:
             deadline = start + index * period
             await self._until(deadline, may_lead=drain_deadline is None)
             late = self.clock() - deadline > period
-            await self._tick(index, late, deadline + period)
+            await self._tick(index, late, deadline + period,
+                             may_lead=drain_deadline is None)
             index += 1
 
     async def _until(self, deadline: float, *, may_lead: bool) -> None:
@@ -163,22 +169,31 @@ class Pipeline:
             if not (may_lead and self._idle):
                 await asyncio.sleep(delay)
                 return
-            if self.speech.buffered >= self.tier.samples_per_frame + self.face.lookahead_samples:
+            if self._speech_ready():
                 metrics.ONSET_TICKS.labels(self.tier.name).inc()
                 return
             await self.speech.arrival(delay)
 
-    async def _tick(self, index: int, late: bool, until: float) -> None:
+    def _speech_ready(self) -> bool:
+        """A whole frame of speech and the face driver's lookahead are queued."""
+        return self.speech.buffered >= self.tier.samples_per_frame + self.face.lookahead_samples
+
+    async def _tick(self, index: int, late: bool, until: float, *, may_lead: bool = False,
+                    ) -> None:
         """One tick: its audio always goes out; its frame only if rendered by ``until``."""
         chunk, spoken = self._take()
         onset, self._idle = self._idle and spoken > 0, spoken == 0
         params = await self._face(chunk, self.speech.peek(self.face.lookahead_samples))
-        frame = None
-        if not late:
+        frame, given_up = None, False
+        if not late and may_lead and self._idle and isinstance(self.renderer, SharedRenderer):
+            frame, given_up = await self._silent(index, params, until)
+        elif not late:
             frame = await self._render(index, params, until, onset)
-        if frame is None:
+        if given_up:
+            metrics.ONSET_SKIPS.labels(self.tier.name).inc()
+        elif frame is None:
             metrics.LATE_FRAMES.labels(self.tier.name).inc()
-        TICKS.record(late=frame is None)  # the worker stops claiming if too many are
+        TICKS.record(late=frame is None and not given_up)  # too many: the worker stops claiming
         await self.transport.send(FrameOut(
             index=index, timestamp_ms=index * 1000 // self.tier.fps, frame=frame, audio=chunk,
         ))
@@ -187,6 +202,31 @@ class Pipeline:
             if self.first_frame_at is None:
                 self.first_frame_at = self.clock()
                 self.first_frame.set()
+
+    async def _silent(self, index: int, params: FaceParams, until: float,
+                      ) -> tuple[np.ndarray | None, bool]:
+        """An idle session's silent frame, and whether it was given up for speech.
+
+        The frame renders in its tick's batch, which takes a good part of a frame period
+        at load; speech arriving meanwhile would wait for it before its own (early) tick
+        could start. So once a frame of speech and the lookahead are queued, the silent
+        frame gets ``ONSET_PATIENCE_S`` more; if it is still rendering then, it is given
+        up: its tick's audio goes out without video (the viewer keeps the frame before, a
+        face at rest that barely differs) and the speech's first frame follows at once.
+        The batch still draws the frame; nobody waits for it.
+        """
+        render = asyncio.ensure_future(self._render(index, params, until, False))
+        try:
+            while not render.done():
+                if self._speech_ready():
+                    done, _ = await asyncio.wait({render}, timeout=ONSET_PATIENCE_S)
+                    if not done:
+                        return None, True
+                    break
+                await self.speech.arrival(max(0.0, until - self.clock()), unless=render)
+            return render.result(), False
+        finally:
+            render.cancel()
 
     def _take(self) -> tuple[np.ndarray, int]:
         """This tick's frame of speech, and how many samples of it were queued speech.

@@ -63,7 +63,11 @@ def _wait_up(server: Server, timeout: float = 60) -> None:
         if server.process.poll() is not None:
             break
         try:
-            ready = httpx.get(f"{server.url}/v1/status", timeout=1).status_code == 200
+            status = httpx.get(f"{server.url}/v1/status", timeout=1)
+            # Up means a worker has probed its capacity and registered: a session started
+            # before that would be answered 503 at_capacity (as it should be).
+            workers = [c["status"] for c in status.json()["components"] if c["name"] == "workers"]
+            ready = status.status_code == 200 and workers == ["operational"]
             if ready and (server.data_dir / "operator-key").exists():
                 return
         except httpx.HTTPError:

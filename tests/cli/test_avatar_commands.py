@@ -41,9 +41,10 @@ def test_inspect_says_which_tiers_enlarge_a_small_portrait_more_than_twice(
     portrait.resize((round(portrait.width / 2.3), round(portrait.height / 2.3))).save(small)
     assert main(["avatar", "inspect", str(small), "-o", str(tmp_path / "o.png")]) == 0
     upscale = capsys.readouterr().out.strip().splitlines()[-1]
-    assert upscale.startswith("face box 96 px; upscale per tier: lite 1.07×, standard 2.13× "
-                              "(a face of 103 px or more stays ≤ 2×), pro 2.25× (a face of "
-                              "108 px or more stays ≤ 2×)")
+    assert upscale.startswith("face box 96 px; upscale per tier: lite 1.07×, standard 2.00× "
+                              "(face drawn 94% of full size; a face of 103 px or more fills "
+                              "it), pro 2.00× (face drawn 89% of full size; a face of 108 px "
+                              "or more fills it)")
 
 
 def test_inspect_refuses_a_portrait_without_a_face_with_its_reason(

@@ -12,9 +12,10 @@ import pytest
 
 from protoface.domain.session import PipecatTransport, Session
 from protoface.domain.tiers import TIERS
+from protoface.worker import metrics
 from protoface.worker.avatars import AvatarNotAvailable, renderer_for
 from protoface.worker.face.features import FaceParams
-from protoface.worker.pipeline import Pipeline
+from protoface.worker.pipeline import ONSET_PATIENCE_S, Pipeline
 from protoface.worker.render.batcher import BatchedRenderer, FrameClock
 from protoface.worker.render.mock import MockRenderer
 from protoface.worker.render.renderer import TierModel
@@ -233,6 +234,78 @@ async def test_speech_no_faster_than_real_time_waits_for_the_tick() -> None:
     first = next(i for i, f in enumerate(speaker.frames) if f.audio.any())
     offsets = grid_offsets(clock, speaker)
     assert offsets[first] == offsets[first - 1]
+
+
+class SlowBatches(BatchedRenderer[MockRenderer]):
+    """A tick's batch takes 30 ms (most of a 40 ms period); a frame rendered alone, at once."""
+
+    async def frame(self, index: int, params: FaceParams, until: float, *,
+                    onset: bool = False) -> np.ndarray | None:
+        if not onset:
+            await asyncio.sleep(0.03)
+        return self.item.render([params])[0]
+
+
+async def test_speech_arriving_while_a_silent_frame_renders_does_not_wait_for_it() -> None:
+    clock: FrameClock[MockRenderer] = FrameClock(TIER.fps, Recorder(), name="lite")
+    speaker = TimedTransport()
+    pipeline = Pipeline(speaker, SlowBatches(clock, MockRenderer(256, 256), 256, 256, Recorder()),
+                        TIER)
+    late = metrics.LATE_FRAMES.labels(TIER.name)._value.get()
+    skipped = metrics.ONSET_SKIPS.labels(TIER.name)._value.get()
+
+    async def speak() -> float:
+        await asyncio.sleep(0.3)  # silence first: the session idle on the grid
+        tick = clock.next_tick(clock.clock())  # 3 ms into a tick: its silent frame renders
+        await asyncio.sleep(clock.due_at(tick) + 0.003 - clock.clock())
+        at = time.monotonic()
+        await speaker.incoming.put(SpeechIn(np.full(3_200, 6_000, np.int16)))
+        return at
+
+    spoke = asyncio.create_task(speak())
+    await run([(pipeline, speaker)], 0.8)
+    at = await spoke
+    # Given an idle session whose silent frame is rendering in a slow batch, when speech
+    # arrives, then that silent frame is given up after ONSET_PATIENCE_S (its tick's audio
+    # goes out without video, not counted late) and the speech's first frame goes out,
+    # rendered alone, instead of after the batch and a tick of its own (~40 ms).
+    first = next(i for i, f in enumerate(speaker.frames) if f.audio.any())
+    assert speaker.frames[first].frame is not None
+    assert speaker.sent_at[first] - at < ONSET_PATIENCE_S + 0.015
+    assert speaker.frames[first - 1].frame is None
+    assert not speaker.frames[first - 1].audio.any()
+    assert metrics.ONSET_SKIPS.labels(TIER.name)._value.get() == skipped + 1
+    assert metrics.LATE_FRAMES.labels(TIER.name)._value.get() == late
+    # Every other frame is shown, and the stamps stay on the grid.
+    assert sum(f.frame is None for f in speaker.frames) == 1
+    assert [f.timestamp_ms for f in speaker.frames] == [40 * i for i in range(len(speaker.frames))]
+
+
+async def test_a_silent_frame_done_soon_after_speech_arrives_is_still_shown() -> None:
+    class Quick(BatchedRenderer[MockRenderer]):
+        async def frame(self, index: int, params: FaceParams, until: float, *,
+                        onset: bool = False) -> np.ndarray | None:
+            if not onset:
+                await asyncio.sleep(0.006)  # a batch of a few sessions
+            return self.item.render([params])[0]
+
+    clock: FrameClock[MockRenderer] = FrameClock(TIER.fps, Recorder(), name="lite")
+    speaker = TimedTransport()
+    pipeline = Pipeline(speaker, Quick(clock, MockRenderer(256, 256), 256, 256, Recorder()),
+                        TIER)
+
+    async def speak() -> None:
+        await asyncio.sleep(0.3)
+        tick = clock.next_tick(clock.clock())
+        await asyncio.sleep(clock.due_at(tick) + 0.002 - clock.clock())
+        await speaker.incoming.put(SpeechIn(np.full(3_200, 6_000, np.int16)))
+
+    spoke = asyncio.create_task(speak())
+    await run([(pipeline, speaker)], 0.8)
+    await spoke
+    # Given a silent frame that is done within ONSET_PATIENCE_S of speech arriving, then
+    # it is shown: every tick carries its video frame.
+    assert all(f.frame is not None for f in speaker.frames)
 
 
 async def test_an_onset_frame_does_not_wait_behind_a_slow_render() -> None:

@@ -39,13 +39,6 @@ def mouth_box(r: TorchRenderer) -> tuple[slice, slice]:
     return slice(round(y - a), round(y + 1.5 * a)), slice(round(x - 1.3 * a), round(x + 1.3 * a))
 
 
-def eye_boxes(r: TorchRenderer) -> list[tuple[slice, slice]]:
-    g = r.model.geo
-    return [(slice(round(y + g.y0 - ry), round(y + g.y0 + ry)),
-             slice(round(x + g.x0 - rx), round(x + g.x0 + rx)))
-            for x, y, rx, ry in r.avatar.features.eyes]
-
-
 def darkest_share(region: np.ndarray, colour: tuple[float, float, float]) -> float:
     """Share of pixels within 45 (RGB distance) of ``colour``."""
     distance = np.linalg.norm(region.astype(np.float32) - np.asarray(colour), axis=-1)
@@ -122,8 +115,9 @@ def test_parted_lips_close_at_rest_and_between_sounds_and_the_jaw_opens_them() -
     assert shares[0] < 0.3 * portrait.lip_gap_share
     assert shares[1] < 0.3 * portrait.lip_gap_share
     assert shares[2] > portrait.lip_gap_share  # … and the jaw parts them again
-    # Lips closed at rest stay exactly as they are in silence.
-    assert np.array_equal(closed.render([SILENCE])[0], closed.avatar.background.numpy())
+    # Lips closed at rest stay as they are in silence (to the rounding of a level).
+    rest_closed = closed.render([SILENCE])[0].astype(int)
+    assert np.abs(rest_closed - closed.avatar.background.numpy()).max() <= 1
 
 
 def test_a_press_from_half_seals_the_lips_and_a_light_one_leaves_them() -> None:
@@ -140,17 +134,6 @@ def pro() -> TierModel:
 
 
 @pytest.mark.parametrize("avatar_id", ["av_stock_001", "av_stock_002", "av_stock_003"])
-def test_the_pro_frame_is_continued_past_the_portrait_without_repeated_columns(
-    avatar_id: str,
-) -> None:
-    # The 16:9 frame is wider than the portrait: its sides come from the background
-    # plate, mirrored and blurred, never from the edge column repeated.
-    frame = renderer(avatar_id, pro()).render([SILENCE])[0].astype(int)
-    steps = np.abs(np.diff(frame, axis=1)).max(axis=(0, 2))  # column to column
-    assert (steps > 0).all()
-
-
-@pytest.mark.parametrize("avatar_id", ["av_stock_001", "av_stock_002", "av_stock_003"])
 def test_the_pro_frame_enlarges_the_stock_portraits_at_most_twice(avatar_id: str) -> None:
     # Measured as a viewer would: the face re-detected in the frame and in the portrait.
     asset = load_asset(stock_asset(avatar_id))
@@ -163,25 +146,23 @@ def test_the_pro_frame_enlarges_the_stock_portraits_at_most_twice(avatar_id: str
                                                 rel=0.08)
 
 
-def test_eyelids_close_on_blink() -> None:
-    r = renderer()
-    open_eyes, closed = r.render([SILENCE, FaceParams(0.0, False, blink=1.0)])
-    skin = np.asarray(r.avatar.features.skin)
-    for box in eye_boxes(r):
-        before = np.linalg.norm(open_eyes[box].astype(np.float32) - skin, axis=-1).mean()
-        after = np.linalg.norm(closed[box].astype(np.float32) - skin, axis=-1).mean()
-        assert after < 0.6 * before  # the eye is covered by skin-coloured lid
-
-
 @pytest.mark.parametrize("params", [
     FaceParams(0.0, False, gaze_x=1.0), FaceParams(0.0, False, lip_round=1.0),
     FaceParams(0.0, False, head_yaw=4.0), FaceParams(0.0, False, head_pitch=3.0),
     FaceParams(0.0, False, head_roll=3.0), FaceParams(0.0, False, gaze_y=1.0),
+    FaceParams(0.0, False, blink=1.0), FaceParams(0.0, False, breath=1.0),
+    FaceParams(0.0, True, lip_raise=1.0), FaceParams(0.0, True, lip_tuck=1.0),
 ])
 def test_every_face_parameter_moves_pixels(params: FaceParams) -> None:
     r = renderer()
     rest, moved = r.render([SILENCE, params])
     assert np.abs(moved.astype(int) - rest).sum() > 500
+
+
+def test_the_tongue_shows_in_an_open_mouth() -> None:
+    r = renderer()
+    plain, tongue = r.render([FaceParams(0.6, True), FaceParams(0.6, True, tongue=1.0)])
+    assert np.abs(tongue.astype(int) - plain).sum() > 500
 
 
 def test_the_same_inputs_render_the_same_frames() -> None:

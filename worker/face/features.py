@@ -54,6 +54,7 @@ class FaceParams:
     lip_raise: float = 0.0  # 0 … 1: upper lip raised (f, v, sh)
     lip_tuck: float = 0.0  # 0 … 1: lower lip tucked under the upper teeth (f, v)
     tongue: float = 0.0  # 0 … 1: tongue tip visible (th, l)
+    breath: float = 0.0  # 0 exhaled … 1 inhaled: the shoulders' slow rise
 
 
 @cache
@@ -96,7 +97,7 @@ class FaceDriver:
             head_pitch=motion.head_pitch, head_roll=motion.head_roll,
             gaze_x=motion.gaze_x, gaze_y=motion.gaze_y,
             lip_raise=_unit(params[UPPER]), lip_tuck=_unit(params[TUCK]),
-            tongue=_unit(params[TONGUE]),
+            tongue=_unit(params[TONGUE]), breath=motion.breath,
         )
 
 

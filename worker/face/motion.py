@@ -8,7 +8,10 @@ frame count, so the same seed gives the same motion on every run and every machi
   at turn-taking: when speech starts or stops after a second or more, a blink follows
   within 50–250 ms unless one is near anyway.
 * **Head**: per axis a sum of three slow sinusoids (0.05–0.4 Hz) with random phases,
-  plus a small nod that follows the jaw while speaking; clipped to a few degrees.
+  calmer while listening than while speaking (never still); small nods (the head dips
+  and comes back) on stressed syllables — the jaw opening wide after a near-closure —
+  and a slower one at a phrase's end; clipped to a few degrees.
+* **Breath**: a slow rise and fall (0.2–0.3 Hz) the renderer shows in the shoulders.
 * **Gaze**: fixations held 0.8–3.5 s, then a saccade (≈ 30 ms) to a new target near the
   centre; while speaking the eyes stay closer to the listener.
 """
@@ -26,7 +29,13 @@ BLINK_DURATION_S = (0.12, 0.32)
 BLINK_SHUT, BLINK_OPENS = 0.3, 0.5
 HEAD_LIMITS = {"yaw": 4.0, "pitch": 3.0, "roll": 3.0}  # degrees
 HEAD_SWAY = 0.55  # share of each limit the idle sway may use
-NOD_DEGREES = 1.2  # pitch added at full jaw opening while speaking
+NOD_DEGREES = 1.2  # a stressed syllable's nod (the head dips, pitch down)
+PHRASE_NOD_DEGREES = 1.5  # the nod at a phrase's end
+NOD_S, PHRASE_NOD_S = 0.35, 0.6
+STRESS_OPEN, STRESS_REARM = 0.6, 0.35  # jaw opening that counts as stress, and re-arms it
+LISTENING_SWAY = 0.6  # the idle sway's share while listening
+SWAY_EASE_S = 1.0  # how fast the sway's amplitude follows the turn
+PHRASE_END_S = 0.25  # this much silence ends a phrase
 TURN_HELD_S = 1.0  # speech (or silence) this long before a change counts as a turn
 TURN_BLINK_S = (0.05, 0.25)  # how soon after a turn its blink starts
 BLINK_REST_S = 0.8  # no turn-taking blink this soon after another blink
@@ -34,6 +43,7 @@ FIXATION_S = (0.8, 3.5)
 SACCADE_S = 0.03
 GAZE_SPREAD = (0.25, 0.12)  # standard deviation of fixation targets (x, y)
 GAZE_LIMIT = 0.6
+BREATH_HZ = (0.2, 0.3)
 SPEAKING_GAZE = 0.5  # targets shrink towards the centre by this factor while speaking
 
 
@@ -45,6 +55,7 @@ class Motion:
     head_roll: float
     gaze_x: float
     gaze_y: float
+    breath: float = 0.0
 
 
 def blink_shape(phase: float) -> float:
@@ -71,6 +82,37 @@ class _Sway:
         return float(np.sum(self.amplitudes * np.sin(2 * math.pi * self.freqs * t + self.phases)))
 
 
+class _Turn:
+    """Turn-taking and stress, read from each frame's speech flag and jaw opening."""
+
+    def __init__(self, fps: int) -> None:
+        self.period = 1.0 / fps
+        self.in_phrase = False
+        self.silent_for = 0.0
+        self.armed = True  # a stress counts once the jaw has nearly closed again
+        self.sway = LISTENING_SWAY  # the idle sway's amplitude now
+        self._ease = 1.0 - math.exp(-self.period / SWAY_EASE_S)
+
+    def step(self, speaking: bool, emphasis: float) -> str | None:
+        """``"start"`` of a phrase, ``"end"`` of one, a ``"stress"``, or nothing."""
+        event = None
+        if speaking:
+            self.silent_for = 0.0
+            if not self.in_phrase:
+                self.in_phrase, event = True, "start"
+            if self.armed and emphasis >= STRESS_OPEN:
+                self.armed, event = False, event or "stress"
+            elif emphasis <= STRESS_REARM:
+                self.armed = True
+        else:
+            self.silent_for += self.period
+            self.armed = True
+            if self.in_phrase and self.silent_for >= PHRASE_END_S:
+                self.in_phrase, event = False, "end"
+        self.sway += self._ease * ((1.0 if self.in_phrase else LISTENING_SWAY) - self.sway)
+        return event
+
+
 class Life:
     """Blinks, head motion and gaze for one session, one frame at a time."""
 
@@ -90,31 +132,48 @@ class Life:
         self._target = np.zeros(2)
         self._gaze = np.zeros(2)
         self._saccade = 1.0 - math.exp(-1.0 / (fps * SACCADE_S))
+        self._turn = _Turn(fps)
+        self._nods: list[tuple[float, float, float]] = []  # (start, length, degrees)
+        breath_rng = np.random.default_rng([seed, 4])
+        self._breath = (float(breath_rng.uniform(*BREATH_HZ)),
+                        float(breath_rng.uniform(0.0, 2 * math.pi)))
 
     def step(self, *, speaking: bool, emphasis: float) -> Motion:
-        """This frame's motion; ``emphasis`` (0 … 1, the jaw) drives the speaking nod."""
+        """This frame's motion; ``emphasis`` (0 … 1, the jaw) marks stressed syllables."""
         t = self.frame / self.fps
         self.frame += 1
         if speaking != self._speaking:
-            self._turn(t)
+            self._turn_blink(t)
             self._speaking, self._since = speaking, t
+        event = self._turn.step(speaking, emphasis)
+        if event == "stress":
+            self._nods.append((t, NOD_S, NOD_DEGREES))
+        elif event == "end":
+            self._nods.append((t, PHRASE_NOD_S, PHRASE_NOD_DEGREES))
         blink = self._blink(t)
         gaze = self._gaze_at(t, speaking)
-        nod = NOD_DEGREES * emphasis if speaking else 0.0
+        calm = self._turn.sway
         return Motion(
             blink=blink,
-            head_yaw=self._head("yaw", t),
-            head_pitch=self._head("pitch", t, nod),
-            head_roll=self._head("roll", t),
+            head_yaw=self._head("yaw", t, calm),
+            head_pitch=self._head("pitch", t, calm, -self._nod(t)),
+            head_roll=self._head("roll", t, calm),
             gaze_x=float(gaze[0]),
             gaze_y=float(gaze[1]),
+            breath=0.5 + 0.5 * math.sin(2 * math.pi * self._breath[0] * t + self._breath[1]),
         )
 
-    def _head(self, axis: str, t: float, extra: float = 0.0) -> float:
+    def _head(self, axis: str, t: float, calm: float, extra: float = 0.0) -> float:
         limit = HEAD_LIMITS[axis]
-        return min(limit, max(-limit, self._sway[axis].at(t) + extra))
+        return min(limit, max(-limit, calm * self._sway[axis].at(t) + extra))
 
-    def _turn(self, t: float) -> None:
+    def _nod(self, t: float) -> float:
+        """Degrees of the nods under way: each a dip, down and back (half a sine)."""
+        self._nods = [n for n in self._nods if t < n[0] + n[1]]
+        return sum(deg * math.sin(math.pi * (t - start) / length)
+                   for start, length, deg in self._nods)
+
+    def _turn_blink(self, t: float) -> None:
         """Speech started or stopped: bring the next blink forward if it is a real turn
         and no blink is in progress, just over or about to come."""
         in_progress = self._blink_start <= t < self._blink_start + self._blink_length

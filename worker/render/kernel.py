@@ -23,13 +23,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-# The coefficients' columns are worker.render_torch.BASIS: open 0, round 1, press 2,
-# gaze x 3, gaze y 4, yaw 5, pitch 6, roll 7 (literals here: TorchScript does not read
-# module-level ints).
+# The coefficients' columns are worker.render.renderer.BASIS: open 0, round 1, press 2,
+# gaze x 3, gaze y 4, yaw 5, pitch 6, roll 7, blink 8, breath 9, lip raise 10, lip
+# tuck 11 (literals here: TorchScript does not read module-level ints).
 
-# One distinct avatar of a batch: its warp source, its basis fields (head, roll, open,
-# round, press, gaze), (head x, head y, gaze x, gaze y) scales, and the mouth fields' slack.
-Warp = Tuple[Tensor, List[Tensor], List[float], int]  # noqa: UP006
+# One distinct avatar of a batch: its warp source (RGB + person mask), its fields (head,
+# roll, open, round, press, gaze, breath, lid rows, backdrop, raise, tuck), its scales
+# (head x, head y, gaze x, gaze y, roll pivot x) and its ints (mouth fields' slack, eye
+# fields' padding, the source's margin, the first and end columns of the lid rows that
+# hold an eye).
+Warp = Tuple[Tensor, List[Tensor], List[float], List[int]]  # noqa: UP006
 
 
 def _rows_shifted(field: Tensor, shifts: List[int], slack: int, rows: int) -> Tensor:  # noqa: UP006
@@ -45,76 +48,204 @@ def _rows_shifted(field: Tensor, shifts: List[int], slack: int, rows: int) -> Te
     return torch.stack(cuts)
 
 
-def _grid(base: Tensor, fields: List[Tensor], scales: List[float], slack: int,  # noqa: UP006
-          c: Tensor, shifts: List[int], bands: List[int]) -> Tensor:  # noqa: UP006
-    """Base grid plus each field times its coefficient: [n, rh, rw, 2].
+def _lid_shift(lids: Tensor, moves: List[List[int]], pad: int, u0: int, u1: int,  # noqa: UP006
+               closing: Tensor, lift: Tensor, v: Tensor) -> Tuple[Tensor, Tensor]:  # noqa: UP006
+    """Each frame's vertical sampling shift (pixels) on the eye band's columns u0…u1: the
+    lids' warp; and the shade of the lash line where the lids meet (a closed eye's
+    crease is in shadow).
 
-    A field whose coefficients are all zero is skipped: adding zero changes no bit,
-    so a frame is the same whatever else shares its batch.
+    Rows from the lid skin's top down to the upper lid's edge show the skin above the
+    lid contour stretched down; rows from the lower lid's edge to the lower skin show
+    that skin pushed up; the eye between them is uncovered, unmoved. ``lift``: where
+    the head carries the lid rows, per frame and column ([n, 1, u1 - u0]).
     """
-    head, roll, open_, round_, press, gaze = fields
-    out = torch.empty(c.shape[0], base.shape[0], base.shape[1], 2)
+    cuts: List[Tensor] = []  # noqa: UP006
+    for m in moves:
+        dx = max(-pad, min(pad, m[1]))
+        cuts.append(lids[:, pad - dx + u0 : pad - dx + u1])
+    at = torch.stack(cuts) + lift  # [n, 5, cols]
+    top, up, close, lo = at[:, 0:1], at[:, 1:2], at[:, 2:3], at[:, 3:4]
+    bot = at[:, 4:5]
+    b = closing[:, None, None]
+    edge = up + b * (close - up)
+    low = lo - b * (lo - close)
+    # The lash line (the band just above the contour) moves down whole; the skin above
+    # it stretches. Below, the lower lid's rim rises whole, its skin stretches.
+    lash = 0.12 * (lo - up) + 0.5
+    upper = (up - edge) * ((v - top) / (edge - lash - top).clamp(min=1e-3)).clamp(max=1)
+    lower = (lo - low) * ((bot - v) / (bot - low - 0.5 * lash).clamp(min=1e-3)).clamp(max=1)
+    over = ((v >= top) & (v < edge)).float()
+    under = ((v >= low) & (v <= bot)).float()
+    span = ((close - up) > 0.3).float()
+    width = 0.05 * (lo - up) + 0.6
+    shade = 1 - 0.35 * b * span * torch.exp(-(((v - edge) / width) ** 2))
+    return upper * over + lower * under, shade
+
+
+def _grid(base: Tensor, fields: List[Tensor], scales: List[float], ints: List[int],  # noqa: UP006
+          c: Tensor, shifts: List[int], eye_moves: List[List[int]],  # noqa: UP006
+          lifts: Tensor, bands: List[int],  # noqa: UP006
+          ) -> Tuple[Tensor, Tensor, List[int], List[int]]:  # noqa: UP006
+    """Base grid plus each field times its coefficient, in planes (x, y: [n, 2, rh, rw]);
+    the lids' shade on the eye band ([k, re, u1 - u0], empty when no frame blinks), the
+    k frames it is for, and its columns (u0, u1).
+
+    Built in planes, where every term runs over whole contiguous rows; each span that is
+    sampled is interleaved for ``grid_sample`` on its own (:func:`_render`). A field whose
+    coefficients are all zero is skipped: adding zero changes no bit, so a frame is the
+    same whatever else shares its batch.
+    """
+    head, roll, open_, round_, press = fields[0], fields[1], fields[2], fields[3], fields[4]
+    gaze, breath, lids = fields[5], fields[6], fields[7]
+    slack, pad, margin = ints[0], ints[1], ints[2]
+    rh, rw = base.shape[1], base.shape[2]
+    out = torch.empty(c.shape[0], 2, rh, rw)
     used = (c != 0).any(dim=0)
     if bool(used[5]) or bool(used[6]):
         turn = torch.stack((c[:, 5] * scales[0], c[:, 6] * scales[1]), -1)
-        torch.addcmul(base, turn[:, None, None, :], head, out=out)
+        torch.addcmul(base[None], turn[:, :, None, None], head[None, None], out=out)
     else:
-        out.copy_(base)
+        out.copy_(base[None].expand_as(out))
     if bool(used[7]):
         out.addcmul_(c[:, 7, None, None, None], roll)
-    lower = out[:, bands[0] :]
-    rows = lower.shape[1]
-    for k, field, channel in ((0, open_, 1), (1, round_, 0), (2, press, 1)):
-        if bool(used[k]):
+    if bool(used[9]):
+        out[:, 1].addcmul_(c[:, 9, None, None], breath)
+    lower = out[:, :, bands[0] :]
+    rows = lower.shape[2]
+    mouth = ((0, open_, 1), (1, round_, 0), (2, press, 1), (10, fields[9], 1),
+             (11, fields[10], 1))
+    same = True
+    for k in shifts:
+        same = same and k == shifts[0]
+    for k, field, channel in mouth:
+        if bool(used[k]) and same:
             shifted = _rows_shifted(field, shifts, slack, rows)
-            lower[..., channel : channel + 1].addcmul_(c[:, k, None, None, None], shifted)
+            lower[:, channel].addcmul_(c[:, k, None, None], shifted)
+        elif bool(used[k]):
+            # Lips at different rows: each frame adds its own cut of the field (no stacked
+            # copy), and a frame whose coefficient is 0 adds nothing.
+            for f in range(c.shape[0]):
+                if float(c[f, k]) != 0.0:
+                    shifted = _rows_shifted(field, shifts[f : f + 1], slack, rows)
+                    lower[f, channel].addcmul_(c[f, k], shifted)
+    band = out[:, :, bands[1] : bands[2]]
+    shade = torch.empty(0)
+    spots: List[int] = []  # noqa: UP006
+    cols: List[int] = [0, 0]  # noqa: UP006
     if bool(used[3]) or bool(used[4]):
         look = torch.stack((c[:, 3] * scales[2], c[:, 4] * scales[3]), -1)
-        out[:, bands[1] : bands[2]].addcmul_(look[:, None, None, :], gaze)
-    return out
+        rows_e = band.shape[2]
+        for f in range(c.shape[0]):  # each frame's eyes where its head carries them
+            dy = max(-pad, min(pad, eye_moves[f][0]))
+            dx = max(-pad, min(pad, eye_moves[f][1]))
+            cut = gaze[pad - dy : pad - dy + rows_e, pad - dx : pad - dx + rw]
+            band[f].addcmul_(look[f][:, None, None], cut[None])
+    if bool(used[8]):
+        # Only the frames that blink, on the columns their eyes can be at (elsewhere the
+        # shift is 0 and the shade 1, to the bit): [k, re, u1 - u0], k frames.
+        blinking: List[int] = []  # noqa: UP006
+        moves: List[List[int]] = []  # noqa: UP006
+        u0, u1 = rw, 0
+        for f in range(c.shape[0]):
+            if float(c[f, 8]) != 0.0:
+                blinking.append(f)
+                moves.append(eye_moves[f])
+                dx = max(-pad, min(pad, eye_moves[f][1]))
+                u0 = min(u0, max(0, ints[3] - pad + dx))
+                u1 = max(u1, min(rw, ints[4] - pad + dx))
+        if u1 > u0:
+            at = torch.tensor(blinking)
+            v = torch.arange(bands[1], bands[2], dtype=torch.float32)[:, None]
+            u = torch.arange(u0, u1, dtype=torch.float32)[None, :]
+            lift = lifts[at, 0:1, None] + lifts[at, 1:2, None] * (u - scales[4])  # [k, 1, cols]
+            shift, shaded = _lid_shift(lids, moves, pad, u0, u1, c[at, 8], lift, v)
+            shift = shift * (2.0 / (rh + 2 * margin))
+            for i in range(len(blinking)):
+                band[blinking[i], 1, :, u0:u1].add_(shift[i])
+            shade = shaded
+            spots = blinking
+            cols = [u0, u1]
+    return out, shade, spots, cols
 
 
-def _mouth_paint(prm: Tensor, v: Tensor, u: Tensor) -> Tuple[Tensor, Tensor]:  # noqa: UP006
-    """Inner mouth, teeth and tongue of every open mouth on its patch: (keep, paint)."""
-    mx, my, a, drop = prm[:, 0:1], prm[:, 1:2], prm[:, 2:3], prm[:, 3:4]
+def _ramp(x: Tensor, soft: Tensor) -> Tensor:
+    """0 → 1 across an edge at x = 0, as steep as the portrait's edges (1/soft at most)
+    and without kinks (a linear ramp's corners read as sharper than any photo edge)."""
+    t = (x / (1.5 * soft) + 0.5).clamp(0, 1)
+    return t * t * (3 - 2 * t)
+
+
+def _mouth_paint(prm: Tensor, v: Tensor, u: Tensor, grain: Tensor, line: Tensor,
+                 ) -> Tuple[Tensor, Tensor]:  # noqa: UP006
+    """Inner mouth, teeth and tongue of every open mouth on its patch: (keep, paint).
+
+    The gap opens between the upper lip (lifted, raised) and the lower lip (dropped with
+    the jaw). A portrait that shows its teeth keeps them (the upper row stays with the
+    skull, the lower one travels in the warp with the jaw): only the cavity between is
+    drawn. Otherwise an upper row hangs from the top edge and a lower row rises from the
+    bottom one, shaded darker to the corners. The cavity darkens to the back, the tongue
+    lies low (its tip up when shown), and the portrait's own grain is added throughout.
+    """
+    mx, a, drop = prm[:, 0:1], prm[:, 2:3], prm[:, 3:4]
+    my = line  # the lip line, per column of the patch
     opening, rounding = prm[:, 4:5], prm[:, 5:6]
-    inner, lips = prm[:, 6:9], prm[:, 9:12]
+    inner, lips, enamel = prm[:, 6:9], prm[:, 9:12], prm[:, 12:15]
+    lifted, tuck, tongue_up = prm[:, 15:16], prm[:, 16:17], prm[:, 17:18]
+    own, noise, lip, soft = prm[:, 18:19], prm[:, 19:20], prm[:, 20:21], prm[:, 21:22]
     a_eff = a * (1 - 0.25 * rounding)
-    narrow = torch.exp(-(((u - mx) / a_eff) ** 4))
-    top = my - 0.2 * drop * opening * narrow
+    narrow = torch.exp(-(((u - mx) / (0.85 * a_eff)) ** 6))  # as the jaw field: ~0 at the corners
+    drawn = 1 - own  # a portrait showing its teeth has them already, fixed to the skull
+    top = my - (0.2 * drop * opening * drawn + 0.6 * lip * lifted) * narrow
+    # The portrait's own teeth end at the line: the gap's soft edge starts below it, so
+    # their lower edge is not shaded over.
+    top = top + 0.75 * soft * own
     bottom = my + drop * opening * narrow
     gap = (bottom - top).clamp(min=1e-3)
-    # Anti-aliased rows of the gap; columns where it is under a pixel fade out.
-    alpha = (v - top + 0.5).clamp(0, 1) * (bottom - v + 0.5).clamp(0, 1) * gap.clamp(max=1)
+    # Edges as soft as the portrait's own (``soft`` pixels: a crisp paint on a soft photo
+    # looks pasted); columns where the gap is under a pixel fade out.
+    alpha = _ramp(v - top, soft) * _ramp(bottom - v, soft) * gap.clamp(max=1)
     rel = ((v - top) / gap).clamp(0, 1)
-    colour = inner * (1.0 - 0.45 * torch.exp(-(((rel - 0.5) / 0.3) ** 2)))
-    tongue = torch.exp(-(((rel - 1.0) / 0.25) ** 2)) * narrow * 0.6
+    depth = 1.0 - 0.55 * torch.exp(-(((rel - 0.45) / 0.3) ** 2)) * narrow
+    colour = inner * depth
+    centre = 1.0 - 0.45 * tongue_up
+    tongue = torch.exp(-(((rel - centre) / 0.25) ** 2)) * narrow * (0.6 + 0.4 * tongue_up)
     colour = colour * (1 - tongue) + lips * 0.75 * tongue
-    teeth = torch.tensor([228.0, 222.0, 208.0]).view(1, 3, 1, 1) * (0.6 + 0.4 * narrow)
-    upper = (top + torch.minimum(0.4 * gap, 0.3 * a) - v + 0.5).clamp(0, 1)
-    lower = (v - bottom + torch.minimum(0.15 * gap, 0.12 * a) + 0.5).clamp(0, 1)
-    show = (upper + lower).clamp(0, 1) * (narrow * 1.6).clamp(0, 1)
-    paint = (colour * (1 - show) + teeth * show + 0.5) * alpha  # +0.5: see the source
-    return 1 - alpha, paint
+    corners = 0.55 + 0.45 * narrow
+    upper = _ramp(top + torch.minimum(0.4 * gap, 0.3 * a) - v, soft)
+    lower = _ramp(v - bottom + torch.minimum(0.15 * gap, 0.12 * a), soft)
+    # A portrait that shows its upper teeth keeps them; its lower row, hidden behind the
+    # lower lip in the photo, rises from the gap's foot as the jaw opens like any other.
+    show = (upper * drawn + lower).clamp(0, 1) * (narrow * 1.6).clamp(0, 1)
+    # The upper teeth's edge catches the light; the gap between teeth rows is shadow.
+    teeth = enamel * corners * (1.0 - 0.12 * ((v - top) / (0.3 * a)).clamp(0, 1))
+    # Separate teeth: a faint shadow between neighbours, the incisors widest.
+    spacing = 0.34 * a * (1.0 - 0.3 * ((u - mx).abs() / a).clamp(0, 1))
+    seams = torch.cos(3.14159265 * (u - mx) / spacing) ** 16
+    teeth = teeth * (1.0 - 0.12 * seams)
+    paint = colour * (1 - show) + teeth * show
+    paint = paint + noise * grain * (paint / 160.0).clamp(max=1.0)  # grain as bright as it
+    # f / v: the upper teeth rest on the tucked lower lip, over it.
+    rest = tuck * drawn * narrow * (my + 0.35 * lip - v + 0.5).clamp(0, 1) * (v - top + 0.5
+                                                                              ).clamp(0, 1)
+    cover = (alpha + rest - alpha * rest).clamp(0, 1)
+    mixed = (paint * alpha + enamel * corners * rest * (1 - alpha)) / cover.clamp(min=1e-3)
+    return 1 - cover, (mixed + 0.5) * cover  # +0.5: see the source
 
 
-def _lid_paint(prm: Tensor, v: Tensor, u: Tensor) -> Tuple[Tensor, Tensor]:  # noqa: UP006
-    """Upper eyelid and lash line of every closing eye on its patch: (keep, paint)."""
-    closing, skin = prm[:, 0:1], prm[:, 1:4]
-    ex, ey, rx, ry = prm[:, 4:5], prm[:, 5:6], prm[:, 6:7], prm[:, 7:8]
-    on = (closing * 8).clamp(0, 1)  # blink = 0 leaves the portrait's own eye untouched
-    arc = (1 - ((u - ex) / rx) ** 2).clamp(min=0).sqrt()
-    upper = ey - ry * arc
-    edge = upper + 2 * ry * arc * closing
-    # The lid covers the eye's opening from its upper contour down to its edge.
-    inside = (rx - (u - ex).abs()).clamp(0, 1) * (v - upper + 1).clamp(0, 1)
-    lid = (edge - v + 0.5).clamp(0, 1) * inside * on
-    lid_colour = skin * (0.86 + 0.1 * ((v - upper) / (2 * ry)).clamp(0, 1)) + 0.5
-    width = (0.2 * ry).clamp(min=0.8)
-    lash = (1 - ((v - edge).abs() / width)).clamp(0, 1) * inside * on * (arc > 0.05)
-    # lid then lash, as one blend: out = (x(1-lid) + c·lid)(1-lash) + k·lash
-    lashes = torch.tensor([34.0, 24.0, 22.0]).view(1, 3, 1, 1) + 0.5
-    return (1 - lid) * (1 - lash), lid_colour * lid * (1 - lash) + lashes * lash
+def _spans(rects: List[List[int]]) -> List[Tuple[int, int, int, int, bool]]:  # noqa: UP006
+    """The rectangles to warp: (r0, r1, c0, c1, on the outline's band)."""
+    out: List[Tuple[int, int, int, int, bool]] = []  # noqa: UP006
+    for r in rects:
+        r0, r1, c0, c1, k0, k1 = r[0], r[1], r[2], r[3], r[4], r[5]
+        if k1 <= k0:
+            out.append((r0, r1, c0, c1, True))
+            continue
+        if k0 > c0:
+            out.append((r0, r1, c0, k0, True))
+        out.append((r0, r1, k0, k1, False))
+        if c1 > k1:
+            out.append((r0, r1, k1, c1, True))
+    return out
 
 
 def _blend(views: List[Tensor], at: List[List[int]], keep: Tensor, paint: Tensor) -> None:  # noqa: UP006
@@ -125,47 +256,79 @@ def _blend(views: List[Tensor], at: List[List[int]], keep: Tensor, paint: Tensor
 
 
 def _render(base: Tensor, warps: List[Warp], counts: List[int], coef: Tensor,  # noqa: UP006
-           shifts: List[int], bands: List[int], backgrounds: List[Tensor],  # noqa: UP006
-           mouths: Tensor, mouth_at: List[List[int]], mouth_uv: List[Tensor],  # noqa: UP006
-           lids: Tensor, lid_at: List[List[int]], eye_uv: List[Tensor],  # noqa: UP006
-           region: List[int]) -> Tensor:  # noqa: UP006
+            shifts: List[int], eye_moves: List[List[int]], lifts: Tensor,  # noqa: UP006
+            bands: List[int], backgrounds: List[Tensor],  # noqa: UP006
+            mouths: Tensor, mouth_at: List[List[int]], mouth_uv: List[Tensor],  # noqa: UP006
+            region: List[int], spans: List[List[List[int]]]) -> Tensor:  # noqa: UP006
     """A batch's frames, [n, H, W, 3] uint8, with the frames of each warp consecutive.
 
+    ``spans``: per warp, the rectangles of R its frames are drawn on (rows r0…r1,
+    columns c0…c1; of them, columns k0…k1 are inside the person whatever the motion):
+    [r0, r1, c0, c1, k0, k1]. Outside them the background frame is already what the
+    kernel would draw (the plate), to the bit.
+
     ``bands``: the first row of the mouth fields, and the eye band's rows, in R.
-    ``region``: R's rows and columns in the frame (y0, y1, x0, x1). ``mouths`` and ``lids``
-    are one row of parameters per open mouth / closing eye, placed by ``*_at``.
+    ``region``: R's rows and columns in the frame (y0, y1, x0, x1). ``mouths`` is one row
+    of parameters per open mouth, placed by ``mouth_at``. ``eye_moves`` and ``lifts``:
+    where the head carries the eyes, per frame (whole pixels; the lids' rows exactly).
     """
-    rh, rw = base.shape[0], base.shape[1]
-    views: List[Tensor] = []  # noqa: UP006 — each frame's warped region, [3, rh, rw]
+    rh, rw = base.shape[1], base.shape[2]
+    views: List[Tensor] = []  # noqa: UP006 — each frame's region, [3, rh, rw]
     warped: List[Tensor] = []  # noqa: UP006
     start = 0
     for w in range(len(warps)):  # TorchScript has no zip(strict=...)
-        source, fields, scales, slack = warps[w]
+        source, fields, scales, ints = warps[w]
         n = counts[w]
-        grid = _grid(base, fields, scales, slack, coef[start : start + n],
-                     shifts[start : start + n], bands)
-        # The frames of one avatar share its source: stack their grids along the height
-        # and warp them in one call, without copying the source per frame.
-        sampled = F.grid_sample(source[None], grid.view(1, -1, rw, 2), mode="bilinear",
-                                padding_mode="border", align_corners=False)
-        group = sampled.view(3, n, rh, rw).transpose(0, 1)
+        planes, shade, spots, cols = _grid(base, fields, scales, ints, coef[start : start + n],
+                              shifts[start : start + n], eye_moves[start : start + n],
+                              lifts[start : start + n], bands)
+        # Only the spans the person can reach are drawn (the rest of R is the plate, as
+        # the background frame holds it already). On the outline's band the person mask
+        # is warped with the colour and the moved person composited over the plate; where
+        # the person covers every pixel the warp can reach, the colour alone is warped.
+        # The frames of one avatar share its source: their grids are stacked along the
+        # height and warped in one call per span, without copying the source per frame.
+        # Written channels last (as the frames are): the paste is then a plain conversion.
+        group = torch.empty(n, rh, rw, 3)
+        layers = group.permute(3, 0, 1, 2)  # channels first: the passes below write it so
+        backdrop = fields[8][:, None]
+        for span in _spans(spans[w]):
+            r0, r1, c0, c1, edge = span
+            grid = planes[:, :, r0:r1, c0:c1].permute(0, 2, 3, 1).contiguous()
+            grid = grid.view(1, n * (r1 - r0), c1 - c0, 2)
+            dest = layers[:, :, r0:r1, c0:c1]
+            if edge:
+                sampled = F.grid_sample(source[None], grid, mode="bilinear",
+                                        padding_mode="border", align_corners=False)
+                got = sampled.view(4, n, r1 - r0, c1 - c0)
+                # The moved person (premultiplied by its mask) over the still background:
+                # where the head leaves, the plate. One pass.
+                torch.addcmul(got[:3], backdrop[:, :, r0:r1, c0:c1], got[3:4].neg_().add_(1),
+                              out=dest)
+            else:
+                sampled = F.grid_sample(source[None, :3], grid, mode="bilinear",
+                                        padding_mode="border", align_corners=False)
+                dest.copy_(sampled.view(3, n, r1 - r0, c1 - c0))
+        for i in range(len(spots)):
+            group[spots[i], bands[1] : bands[2], cols[0] : cols[1]].mul_(shade[i][:, :, None])
         warped.append(group)
-        views.extend(group.unbind(0))
+        views.extend(layers.unbind(1))
         start += n
     if mouths.shape[0] > 0:
-        keep, paint = _mouth_paint(mouths, mouth_uv[0], mouth_uv[1])
+        keep, paint = _mouth_paint(mouths, mouth_uv[0], mouth_uv[1], mouth_uv[2], mouth_uv[3])
         _blend(views, mouth_at, keep, paint)
-    if lids.shape[0] > 0:
-        keep, paint = _lid_paint(lids, eye_uv[0], eye_uv[1])
-        _blend(views, lid_at, keep, paint)
     out = torch.stack(backgrounds)
-    y0, y1, x0, x1 = region[0], region[1], region[2], region[3]
+    y0, x0 = region[0], region[2]
     # Every colour is a blend of portrait pixels and shades within 0…255, offset by
     # +0.5: the conversion's truncation rounds, and no clamp is needed.
     start = 0
-    for group in warped:  # pasted group by group: no concatenation
+    for w in range(len(warped)):  # pasted group by group, span by span: no concatenation
+        group = warped[w]
         n = group.shape[0]
-        out[start : start + n, y0:y1, x0:x1].copy_(group.permute(0, 2, 3, 1))
+        for r in spans[w]:
+            r0, r1, c0, c1 = r[0], r[1], r[2], r[3]
+            out[start : start + n, y0 + r0 : y0 + r1, x0 + c0 : x0 + c1].copy_(
+                group[:, r0:r1, c0:c1])
         start += n
     return out
 

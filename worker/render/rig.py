@@ -245,12 +245,19 @@ def plate_rgb(asset: Asset) -> np.ndarray | None:
     return None if asset.plate_png is None else _decoded(asset.plate_png, "background plate")
 
 
-def _decoded(data: bytes, what: str) -> np.ndarray:
-    """A stored PNG as RGB pixels, or ``RigError`` naming what could not be decoded."""
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:
+def person_mask(asset: Asset) -> np.ndarray | None:
+    """The asset's person mask (uint8, 255 = person), if its version has one."""
+    return None if asset.mask_png is None else _decoded(asset.mask_png, "person mask", grey=True)
+
+
+def _decoded(data: bytes, what: str, grey: bool = False) -> np.ndarray:
+    """A stored PNG as RGB (or grey) pixels, or ``RigError`` naming what could not be
+    decoded."""
+    flags = cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if image is None:
         raise RigError(f"The avatar's stored {what} could not be decoded.")
-    return np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    return np.asarray(image if grey else cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
 
 
 STOCK_PORTRAITS = {

@@ -1,8 +1,8 @@
 """The learned lip-sync as a viewer sees it: lip gaps re-detected on rendered frames.
 
 The held-out clips (voices, engines and texts the model never trained on) are rendered
-through today's renderer, and the face analysis measures the inner-lip gap of every
-frame. On every stock avatar the lips meet at /p b m/ — the photo whose lips are parted
+through the mesh-driven renderer, and the face analysis measures the inner-lip gap of
+every frame. On every stock avatar the lips meet at /p b m/ — the photo whose lips are parted
 at rest (``av_stock_001``) too: a press closes the portrait's own gap — rarely
 elsewhere; the mouth is open on a minority of speech frames, its opening follows the
 speech envelope, and it is closed again within 150 ms of the speech's end.

@@ -29,6 +29,7 @@ MOUTH_CORNERS = (61, 291)
 FOREHEAD_TOP, CHIN = 10, 152
 CHEEKS = (234, 454)  # the face oval's widest points
 NOSE_TIP = 1
+NOSE_BASE = 2  # subnasale: where the nose meets the upper lip
 
 
 @cache

@@ -1,0 +1,48 @@
+"""The lip line of an avatar, per column of the region: where its inner lips meet.
+
+A smile's line curves up to the corners, so a straight line at the mouth's centre would
+open the jaw, press the lips and draw the cavity across the lips' corners. From the
+mesh, the line is the middle of the upper and lower inner lip contours (the middle of
+the gap, for a portrait that shows its teeth); past the inner corners it carries on
+level. Without a mesh it is the mouth box's centre line.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from protoface.worker.face.analysis.topology import loop
+
+# MediaPipe's inner lip contours, corner (78) to corner (308).
+UPPER_INNER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
+LOWER_INNER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
+
+
+def _along(points: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    order = np.argsort(points[:, 0])
+    return np.asarray(np.interp(cols, points[order, 0], points[order, 1]), np.float64)
+
+
+def lip_line(mesh: np.ndarray | None, cols: int, my: float, shown: float) -> np.ndarray:
+    """(cols,) float32: the row of the lip line at each column (region pixels)."""
+    if mesh is None:
+        return np.full(cols, my, np.float32)
+    at = np.arange(cols, dtype=np.float64)
+    upper = _along(mesh[list(UPPER_INNER), :2].astype(np.float64), at)
+    lower = _along(mesh[list(LOWER_INNER), :2].astype(np.float64), at)
+    share = 0.75 if shown >= 2.0 else 0.5
+    return np.asarray(upper + share * (lower - upper), np.float32)
+
+
+def jawline(mesh: np.ndarray | None, cols: int, chin: float, line: np.ndarray) -> np.ndarray:
+    """(cols,) float32: the row of the jaw's lower edge at each column (the face oval below
+    the lips); past the oval's ends, just under the lip line (nothing there is jaw)."""
+    if mesh is None:
+        return np.full(cols, chin, np.float32)
+    oval = mesh[list(loop("face_oval")), :2].astype(np.float64)
+    lower = oval[oval[:, 1] > float(np.median(line))]
+    order = np.argsort(lower[:, 0])
+    at = np.arange(cols, dtype=np.float64)
+    rows = np.interp(at, lower[order, 0], lower[order, 1])
+    outside = (at < lower[:, 0].min()) | (at > lower[:, 0].max())
+    return np.asarray(np.where(outside, line + 2.0, rows), np.float32)
