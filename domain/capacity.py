@@ -6,8 +6,12 @@ encode, face driver: ``worker.capacity``), so a slow renderer or a big tier cost
 without any table to update. A worker's *capacity* is the share of its real time it
 may spend on sessions and still pace every frame: the rest goes to batching waits, the
 GIL handed between the render thread and the event loop, and jitter. ``UTILISATION``
-was measured with ``bench/render.py`` on two cores: at ~55 % of real time every tier
-stays under 1 % late frames, at ~70 % pro × 4 ran 8.6 % late.
+was measured with ``bench/render.py`` on two cores, on the mesh-driven renderer: lite
+24 sessions ran real time at ~78 % of real time by the probe's costs and standard 8 at
+~74 %, but pro 4 ran 10.6 % late at ~73 % (its 33 ms ticks each carry a 2.5 ms JPEG
+encode per session on the event loop); pro 3 (~55 %) ran real time. 66 % admits every
+tier below the counts the bench sustains (lite 20, standard 7, pro 3) whatever the
+probe's few per cent of swing.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import Mapping
 from protoface.domain.tiers import TIERS
 
 REALTIME_MS_PER_SECOND = 1000.0
-UTILISATION = 0.55
+UTILISATION = 0.66
 CAPACITY_UNITS = REALTIME_MS_PER_SECOND * UTILISATION
 
 
