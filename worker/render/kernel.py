@@ -79,7 +79,11 @@ def _lid_shift(lids: Tensor, moves: List[List[int]], pad: int, u0: int, u1: int,
     span = ((close - up) > 0.3).float()
     width = 0.05 * (lo - up) + 0.6
     shade = 1 - 0.35 * b * span * torch.exp(-(((v - edge) / width) ** 2))
-    return upper * over + lower * under, shade
+    # Where the lid's skin is stretched far (a thin band under a brow or a glasses rim),
+    # each column would show as a streak: those rows are blurred along the lid as much.
+    stretch = (edge - lash - top) / (up - lash - top).clamp(min=1.0)
+    smear = over * ((stretch - 1.2) / 1.5).clamp(0, 1)
+    return upper * over + lower * under, torch.stack((shade, smear), 1)
 
 
 def _grid(base: Tensor, fields: List[Tensor], scales: List[float], ints: List[int],  # noqa: UP006
@@ -87,8 +91,8 @@ def _grid(base: Tensor, fields: List[Tensor], scales: List[float], ints: List[in
           lifts: Tensor, bands: List[int],  # noqa: UP006
           ) -> Tuple[Tensor, Tensor, List[int], List[int]]:  # noqa: UP006
     """Base grid plus each field times its coefficient, in planes (x, y: [n, 2, rh, rw]);
-    the lids' shade on the eye band ([k, re, u1 - u0], empty when no frame blinks), the
-    k frames it is for, and its columns (u0, u1).
+    the lids' shade and blur on the eye band ([k, 2, re, u1 - u0], empty when no frame
+    blinks), the k frames it is for, and its columns (u0, u1).
 
     Built in planes, where every term runs over whole contiguous rows; each span that is
     sampled is interleaved for ``grid_sample`` on its own (:func:`_render`). A field whose
@@ -310,7 +314,14 @@ def _render(base: Tensor, warps: List[Warp], counts: List[int], coef: Tensor,  #
                                         padding_mode="border", align_corners=False)
                 dest.copy_(sampled.view(3, n, r1 - r0, c1 - c0))
         for i in range(len(spots)):
-            group[spots[i], bands[1] : bands[2], cols[0] : cols[1]].mul_(shade[i][:, :, None])
+            lid = group[spots[i], bands[1] : bands[2], cols[0] : cols[1]]  # [re, cols, 3]
+            lid.mul_(shade[i, 0][:, :, None])
+            smear = shade[i, 1][:, :, None]
+            if bool((smear > 0).any()):
+                k = max(3, (cols[1] - cols[0]) // 40 * 2 + 1)  # ~a twentieth of the eyes
+                along = F.avg_pool2d(lid.permute(2, 0, 1)[None], (1, k), stride=1,
+                                     padding=(0, k // 2), count_include_pad=False)
+                lid.add_(smear * (along[0].permute(1, 2, 0) - lid))
         warped.append(group)
         views.extend(layers.unbind(1))
         start += n
