@@ -6,7 +6,9 @@ of each coefficient), built once per avatar and tier.
   The background behind is not warped: the kernel composites the moved person (its
   mask warped alike) over the background plate.
 * **Breath**: the person rises by ~1 px at 512² (scaled with the frame).
-* **Mouth** (open, round, press): around the lips, as before (issue 20 replaces them).
+* **Mouth** (open, round, press, raise, tuck): along the mesh's lip line; the lower lip
+  drops whole with the jaw, the chin only a little into a thin band under the jawline
+  (neck and collar stay); the upper lip's fields end at the nose's base.
 * **Eyes**: ``worker.render.eyes`` (lid rows and the gaze field).
 """
 
