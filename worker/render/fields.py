@@ -149,6 +149,10 @@ def _mouth(s: Shape, sx: float, sy: float) -> tuple[torch.Tensor, ...]:
     # they show (its teeth go behind them), every portrait's are squashed a little.
     side = torch.sign(lv - line)
     close = side * (s.shown / 2) * narrow * torch.exp(-(((lv - line) / (2 * s.lip)) ** 2))
+    # Closed on the line (three quarters down a gap over teeth), the rows just above it
+    # would still sample the teeth's lower edge: they reach on up to the upper lip's.
+    rim = torch.exp(-(((lv - line + 1.0) / 1.0) ** 2)) * (lv < line).float()
+    close = close - 0.25 * s.shown * rim * narrow * (s.shown >= 2.0)
     press = (0.35 * (lv - line) * zone + close) * torch.where(lv < line, nose, 1.0)
     return (((jaw + lift) * sy).contiguous(), (0.3 * (lu - s.mx) * zone * sx).contiguous(),
             (press * sy).contiguous(), (RAISE * s.lip * upper_lip * sy).contiguous(),
