@@ -170,8 +170,8 @@ def test_a_still_face_keeps_the_portraits_eyes_nose_and_face(name: str) -> None:
         return
     # NOT the issue's figure, on purpose: a portrait smiling over its teeth rests with its
     # lips closed (issue 19: silence is a closed, neutral mouth), so its silence frames
-    # differ from the portrait at the mouth (face SSIM 0.90), and the landmark model,
-    # which fits the whole face at once, then places the nose tip lower (1.9 % of the
+    # differ from the portrait at the mouth (face SSIM 0.91), and the landmark model,
+    # which fits the whole face at once, then places the nose tip lower (2.0 % of the
     # face width) although its pixels are the portrait's. Measured here instead: the face
     # outside the mouth, and the nose's own pixels, unmoved.
     lips = _hull(drawn[list(LIPS)], still.shape[:2], grow=round(0.06 * width))
