@@ -23,19 +23,17 @@ import pytest
 from protoface.domain.tiers import TIERS
 from protoface.worker import offline
 from protoface.worker.face.analysis.measure import Measurement, measure
-from protoface.worker.render.renderer import TierModel, TorchRenderer
-from protoface.worker.render.rig import build_asset, stock_asset
+from protoface.worker.face.analysis.topology import CHIN
+from protoface.worker.render.mouth import LOWER_INNER, UPPER_INNER
+from protoface.worker.render.renderer import TorchRenderer
 from tests import speech
+from tests.worker.test_render_measured import AVATARS, asset, renderer
 
 CLIPS = Path(__file__).resolve().parents[1] / "data" / "lipsync"
-FACES = Path(__file__).resolve().parents[1] / "data" / "faces"
 CLIP = "flite_slt"
-AVATARS = ("av_stock_001", "av_stock_002", "av_stock_003", "grace_hopper")
-CHIN = 152
 OUTER_LIPS = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37,
               39, 40, 185)
-INNER_LIPS = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82,
-              81, 80, 191)
+INNER_LIPS = (*LOWER_INNER, *reversed(UPPER_INNER[1:-1]))  # corner to corner and back
 
 
 class Figures(NamedTuple):
@@ -48,23 +46,12 @@ class Figures(NamedTuple):
     collar_r: float  # correlation of that change with the lip gap
 
 
-@cache
-def _model() -> TierModel:
-    return TierModel(TIERS["standard"])
-
-
-def _asset(avatar: str) -> bytes:
-    if avatar.startswith("av_stock"):
-        return stock_asset(avatar)
-    return build_asset((FACES / f"{avatar}.jpg").read_bytes())
-
-
 def _clip(avatar: str) -> tuple[TorchRenderer, list[np.ndarray], list[Measurement]]:
     """The clip's frames with the head held still, and the face found on each."""
     samples = speech.load_path(CLIPS / f"{CLIP}.wav")
-    r = TorchRenderer(_model(), _asset(avatar))
+    r = renderer(avatar)
     driven = offline.drive(samples, TIERS["standard"], offline.mock_renderer(
-        _asset(avatar), TIERS["standard"], 0), 0)
+        asset(avatar), TIERS["standard"], 0), 0)
     params = [dataclasses.replace(item.params, head_yaw=0.0, head_pitch=0.0, head_roll=0.0,
                                   breath=0.0)
               for item in driven]

@@ -36,18 +36,26 @@ def face_height(tier: Tier) -> float:
     return FACE_SHARE.get(tier.name, DEFAULT_FACE_SHARE) * tier.height
 
 
+def scale(face_px: float, portrait_face: float) -> float:
+    """How much a portrait whose face box is ``portrait_face`` px is enlarged to draw it
+    ``face_px`` tall: never more than :data:`MAX_UPSCALE` (the face is drawn smaller)."""
+    return min(face_px / max(portrait_face, 1.0), MAX_UPSCALE)
+
+
 def upscales(portrait_face: float) -> dict[str, float]:
-    """How much each tier enlarges a portrait whose face box is ``portrait_face`` px (at
-    most :data:`MAX_UPSCALE`)."""
-    return {name: round(min(face_height(TIERS[name]) / portrait_face, MAX_UPSCALE), 2)
+    """How much each tier enlarges a portrait whose face box is ``portrait_face`` px."""
+    return {name: round(scale(face_height(TIERS[name]), portrait_face), 2)
             for name in RENDERED_TIERS}
 
 
 def face_shares(portrait_face: float) -> dict[str, float]:
     """Per tier, the face as drawn ÷ the tier's face size: below 1 where the portrait
     is too small to fill it within :data:`MAX_UPSCALE`."""
-    return {name: round(min(1.0, MAX_UPSCALE * portrait_face / face_height(TIERS[name])), 2)
-            for name in RENDERED_TIERS}
+    shares = {}
+    for name in RENDERED_TIERS:
+        face = face_height(TIERS[name])
+        shares[name] = round(scale(face, portrait_face) * portrait_face / face, 2)
+    return shares
 
 
 def min_face_heights() -> dict[str, int]:
@@ -81,8 +89,8 @@ def placement(face_h: float, centre: tuple[float, float], face_px: float,
               frame: tuple[int, int], centre_y: float) -> Placement:
     """Where the face goes: centred, ``face_px`` tall unless that needs > 2× upscaling."""
     width, height = frame
-    scale = min(face_px / max(face_h, 1.0), MAX_UPSCALE)
-    return Placement(scale, width / 2 - scale * centre[0], centre_y * height - scale * centre[1])
+    s = scale(face_px, face_h)
+    return Placement(s, width / 2 - s * centre[0], centre_y * height - s * centre[1])
 
 
 def place(rgb: np.ndarray, mask: np.ndarray, plate: np.ndarray, where: Placement,

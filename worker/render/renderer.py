@@ -35,7 +35,12 @@ import torch
 from protoface.domain.tiers import Tier
 from protoface.worker.face.analysis.build import landmarks_from_bytes
 from protoface.worker.face.analysis.features import face_width
-from protoface.worker.face.analysis.topology import INNER_LOWER_LIP, INNER_UPPER_LIP, NOSE_BASE
+from protoface.worker.face.analysis.topology import (
+    CHIN,
+    INNER_LOWER_LIP,
+    INNER_UPPER_LIP,
+    NOSE_BASE,
+)
 from protoface.worker.face.features import FaceParams
 from protoface.worker.render import eyes, fields, framing, kernel, mouth
 from protoface.worker.render.rig import (
@@ -64,7 +69,6 @@ LEVELS = (CALM, LIMITS)  # the first a frame is within decides its spans
 SPAN_ROWS = 16  # rows of R per strip (a span is as wide as the widest of its rows)
 SPAN_CORE = 0.4  # a pixel inside the person costs this much less than one on the outline
 SPAN_OVERHEAD = 1000.0  # what one more span costs, in pixels of the outline's band
-CHIN = 152  # the mesh's chin point
 
 
 def configure_threads() -> int:
@@ -525,10 +529,11 @@ class TierModel:
         return [f.numpy() for f in frames]
 
     def _render(self, items: Sequence[tuple[AvatarModel, FaceParams]]) -> list[torch.Tensor]:
-        groups = _groups(items)
+        weights = [coefficients(p, a.parted) for a, p in items]
+        groups = _groups(items, weights)
         order = [i for rows in groups.values() for i in rows]  # frames of one avatar together
         ordered = [items[i] for i in order]
-        coef = [coefficients(p, a.parted) for a, p in ordered]
+        coef = [weights[i] for i in order]
         # Where the head carries the lips (whole rows: the mouth fields are shifted by it).
         lips_at = [(a.features.mx, a.features.my + round(head_offset(a.fields, p, a.features.mx,
                                                                      a.features.my)[1]))
@@ -614,14 +619,13 @@ def _uv(top: int, bottom: int, left: int, right: int) -> tuple[torch.Tensor, tor
     return v[None, None], u[None, None]
 
 
-def _groups(items: Sequence[tuple[AvatarModel, FaceParams]],
+def _groups(items: Sequence[tuple[AvatarModel, FaceParams]], weights: list[list[float]],
             ) -> dict[tuple[AvatarModel, int], list[int]]:
-    """The frames of each avatar, apart by the first of LEVELS they are within (drawn on
-    the avatar's spans for it), -1 if none (drawn on the whole of R): how a frame is drawn
-    depends on itself alone."""
+    """The frames of each avatar, apart by the first of LEVELS their coefficients
+    (``weights``) are within (drawn on the avatar's spans for it), -1 if none (drawn on the
+    whole of R): how a frame is drawn depends on itself alone."""
     groups: dict[tuple[AvatarModel, int], list[int]] = {}
-    for i, (avatar, p) in enumerate(items):
-        c = coefficients(p, avatar.parted)
+    for i, ((avatar, _), c) in enumerate(zip(items, weights, strict=True)):
         level = next((k for k, limits in enumerate(LEVELS)
                       if all(abs(x) <= limit for x, limit in zip(c, limits, strict=True))), -1)
         groups.setdefault((avatar, level), []).append(i)
