@@ -1,5 +1,6 @@
-"""Another revision's renderer (``worker/render/renderer.py`` and ``kernel.py`` at a git
-ref, ``main`` by default), loaded beside the working tree's in the same process.
+"""Another revision's renderer (``worker/render/renderer.py``, ``kernel.py``,
+``framing.py`` and ``fields.py`` at a git ref, ``main`` by default), loaded beside the
+working tree's in the same process.
 
 The machine is shared and its load swings by multiples within minutes, so a cost is
 only meaningful as a ratio against a baseline timed in the same process, interleaved
@@ -36,8 +37,8 @@ def load(ref: str = "main") -> ModuleType | None:
     for name, text in own.items():
         if text is not None:
             (folder / f"baseline_{name}.py").write_text(text)
-    # Its renderer imports its own kernel and framing; everything else (rig, features,
-    # the fields) is shared with the working tree.
+    # Its renderer imports its own kernel, framing and fields; everything else (rig,
+    # features, the mouth) is shared with the working tree.
     renderer = re.sub(r"^from protoface\.worker\.render import (.+)$",
                       lambda m: _imports(m.group(1), own), renderer, count=1, flags=re.M)
     (folder / "baseline_renderer.py").write_text(renderer)
@@ -45,7 +46,7 @@ def load(ref: str = "main") -> ModuleType | None:
     return importlib.import_module("baseline_renderer")
 
 
-OWN = ("kernel", "framing")  # the modules a baseline brings of its own
+OWN = ("kernel", "framing", "fields")  # the modules a baseline brings of its own
 
 
 def _imports(names: str, own: dict[str, str | None]) -> str:

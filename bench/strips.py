@@ -1,8 +1,8 @@
 """Picture strips of the renderer for the docs: per avatar, eyes open, the blink's peak,
 the head turned left and right (standard, 512²) and the pro frame (1280×720, shown at
 the strip's height), with each frame's eye openness and nose position measured on it;
-and the mouth (``*-mouth.jpg``): closed, open, the /m/ closure, an 'ee' and an 'oo', each
-cropped to the lower face with the lip gap measured on the frame.
+and the mouth (``*-mouth.jpg``): at rest, closed in a turn, open, the /m/ closure, an 'ee'
+and an 'oo', each cropped to the lower face with the lip gap measured on the frame.
 
     python -m bench.strips [--out docs/renderer]
 
@@ -26,13 +26,16 @@ from protoface.worker.render.rig import STOCK_PORTRAITS, build_asset, stock_asse
 
 ROOT = Path(__file__).resolve().parents[1]
 CUSTOM = ROOT / "tests" / "data" / "faces" / "grace_hopper.jpg"
-SHOTS = (("eyes open", FaceParams(0.0, False)),
-         ("blink peak", FaceParams(0.0, False, blink=1.0)),
-         ("head left", FaceParams(0.0, False, head_yaw=-4.0, head_roll=-2.0)),
-         ("head right", FaceParams(0.0, False, head_yaw=4.0, head_pitch=2.0, head_roll=2.0)))
+# A listening face (at rest: the portrait's own expression).
+SHOTS = (("eyes open", FaceParams(0.0, False, rest=1.0)),
+         ("blink peak", FaceParams(0.0, False, blink=1.0, rest=1.0)),
+         ("head left", FaceParams(0.0, False, head_yaw=-4.0, head_roll=-2.0, rest=1.0)),
+         ("head right", FaceParams(0.0, False, head_yaw=4.0, head_pitch=2.0, head_roll=2.0,
+                                   rest=1.0)))
 
 
-MOUTH = (("closed", FaceParams(0.0, False)),
+MOUTH = (("at rest", FaceParams(0.0, False, rest=1.0)),
+         ("closed in a turn", FaceParams(0.0, False)),
          ("open", FaceParams(0.8, True)),
          ("/m/ closure", FaceParams(0.1, True, lip_press=1.0)),
          ("'ee'", FaceParams(0.3, True, lip_round=-0.8, lip_raise=0.3)),
@@ -49,7 +52,7 @@ def label(frame: np.ndarray) -> str:
 
 def strip(name: str, asset: bytes, standard: TierModel, pro: TierModel) -> Image.Image:
     frames = TorchRenderer(standard, asset).render([p for _, p in SHOTS])
-    wide = TorchRenderer(pro, asset).render([FaceParams(0.0, False)])[0]
+    wide = TorchRenderer(pro, asset).render([SHOTS[0][1]])[0]
     height = frames[0].shape[0]
     scaled = Image.fromarray(wide).resize((round(wide.shape[1] * height / wide.shape[0]),
                                            height), Image.Resampling.LANCZOS)

@@ -1,10 +1,13 @@
-"""Life in the face: blinks at turn-taking, nods on stress, calmer listening, breathing."""
+"""Life in the face: blinks at turn-taking, nods on stress, calmer listening, breathing,
+and rest in the portrait's own expression a while after a turn."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
-from protoface.worker.face.motion import Life, Motion
+from protoface.worker.face.motion import REST_AFTER_S, REST_EASE_S, REST_LEAVE_S, Life, Motion
 
 FPS = 25
 
@@ -59,3 +62,24 @@ def test_breathing_is_a_slow_rise_and_fall_of_0_2_to_0_3_hz() -> None:
         spectrum = np.abs(np.fft.rfft(breath - breath.mean()))
         peak = np.fft.rfftfreq(breath.size, 1 / FPS)[spectrum.argmax()]
         assert 0.18 <= peak <= 0.32
+
+
+def test_a_session_starts_composed_and_settles_into_the_portraits_own_expression() -> None:
+    rest = [m.rest for m in run(0, [False] * 3 * FPS, [0.0] * 3 * FPS)]
+    settled = round((REST_AFTER_S + REST_EASE_S) * FPS)
+    assert max(rest[: round(REST_AFTER_S * FPS)]) < 1e-9  # a first word can come at once
+    assert all(b >= a for a, b in itertools.pairwise(rest))  # eased in, not popped
+    assert min(rest[settled:]) == 1.0
+
+
+def test_speech_takes_the_face_out_of_rest_at_once_and_a_short_pause_keeps_it_out() -> None:
+    # 2 s of silence (at rest), 1 s of speech, a 0.6 s pause, speech again, then silence.
+    speaking = ([False] * 2 * FPS + [True] * FPS + [False] * round(0.6 * FPS) + [True] * FPS
+                + [False] * 2 * FPS)
+    rest = [m.rest for m in run(0, speaking, [0.3 * s for s in speaking])]
+    onset = 2 * FPS
+    assert rest[onset - 1] == 1.0
+    assert rest[onset + round(REST_LEAVE_S * FPS)] == 0.0  # out within REST_LEAVE_S
+    pause = slice(3 * FPS, 3 * FPS + round(0.6 * FPS))
+    assert max(rest[pause]) == 0.0  # a pause inside a turn is not rest
+    assert rest[-1] == 1.0  # the turn's end is, a while later

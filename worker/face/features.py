@@ -55,6 +55,7 @@ class FaceParams:
     lip_tuck: float = 0.0  # 0 … 1: lower lip tucked under the upper teeth (f, v)
     tongue: float = 0.0  # 0 … 1: tongue tip visible (th, l)
     breath: float = 0.0  # 0 exhaled … 1 inhaled: the shoulders' slow rise
+    rest: float = 0.0  # 0 in a turn … 1 at rest in the portrait's own expression
 
 
 @cache
@@ -97,7 +98,7 @@ class FaceDriver:
             head_pitch=motion.head_pitch, head_roll=motion.head_roll,
             gaze_x=motion.gaze_x, gaze_y=motion.gaze_y,
             lip_raise=_unit(params[UPPER]), lip_tuck=_unit(params[TUCK]),
-            tongue=_unit(params[TONGUE]), breath=motion.breath,
+            tongue=_unit(params[TONGUE]), breath=motion.breath, rest=motion.rest,
         )
 
 

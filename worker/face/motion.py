@@ -12,6 +12,9 @@ frame count, so the same seed gives the same motion on every run and every machi
   and comes back) on stressed syllables — the jaw opening wide after a near-closure —
   and a slower one at a phrase's end; clipped to a few degrees.
 * **Breath**: a slow rise and fall (0.2–0.3 Hz) the renderer shows in the shoulders.
+* **Rest**: after a silence of ``REST_AFTER_S`` (a turn's end, a session's start) the
+  face eases into the portrait's own expression (a smile over the teeth, say); speech
+  takes it out again at once.
 * **Gaze**: fixations held 0.8–3.5 s, then a saccade (≈ 30 ms) to a new target near the
   centre; while speaking the eyes stay closer to the listener.
 """
@@ -45,6 +48,11 @@ GAZE_SPREAD = (0.25, 0.12)  # standard deviation of fixation targets (x, y)
 GAZE_LIMIT = 0.6
 BREATH_HZ = (0.2, 0.3)
 SPEAKING_GAZE = 0.5  # targets shrink towards the centre by this factor while speaking
+# Silence this long after speech, and the ease after it, bring the face back to rest: the
+# lips close within 150 ms of the speech's end (issue 19) and stay so through a pause,
+# and a listener holds their own expression.
+REST_AFTER_S, REST_EASE_S = 1.0, 0.6
+REST_LEAVE_S = 0.08  # speech takes the face out of rest this fast
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +64,12 @@ class Motion:
     gaze_x: float
     gaze_y: float
     breath: float = 0.0
+    rest: float = 0.0  # 0 in a turn … 1 at rest: the portrait's own expression
+
+
+def _smooth(t: float) -> float:
+    t = min(1.0, max(0.0, t))
+    return t * t * (3 - 2 * t)
 
 
 def blink_shape(phase: float) -> float:
@@ -88,7 +102,11 @@ class _Turn:
     def __init__(self, fps: int) -> None:
         self.period = 1.0 / fps
         self.in_phrase = False
+        # A session starts composed, as a turn ends: a greeting's first word can come at
+        # once, and a face that rests on a smile over its teeth eases into it after
+        # REST_AFTER_S (it smiles as the session settles).
         self.silent_for = 0.0
+        self.rest = 0.0
         self.armed = True  # a stress counts once the jaw has nearly closed again
         self.sway = LISTENING_SWAY  # the idle sway's amplitude now
         self._ease = 1.0 - math.exp(-self.period / SWAY_EASE_S)
@@ -110,6 +128,8 @@ class _Turn:
             if self.in_phrase and self.silent_for >= PHRASE_END_S:
                 self.in_phrase, event = False, "end"
         self.sway += self._ease * ((1.0 if self.in_phrase else LISTENING_SWAY) - self.sway)
+        goal = _smooth((self.silent_for - REST_AFTER_S) / REST_EASE_S)
+        self.rest = max(goal, self.rest - self.period / REST_LEAVE_S)
         return event
 
 
@@ -161,6 +181,7 @@ class Life:
             gaze_x=float(gaze[0]),
             gaze_y=float(gaze[1]),
             breath=0.5 + 0.5 * math.sin(2 * math.pi * self._breath[0] * t + self._breath[1]),
+            rest=self._turn.rest,
         )
 
     def _head(self, axis: str, t: float, calm: float, extra: float = 0.0) -> float:

@@ -206,8 +206,9 @@ def _mouth_paint(prm: Tensor, v: Tensor, u: Tensor, grain: Tensor, line: Tensor,
     drawn = 1 - own  # a portrait showing its teeth has them already, fixed to the skull
     top = my - (0.2 * drop * opening * drawn + 0.6 * lip * lifted) * narrow
     # The portrait's own teeth end at the line: the gap's soft edge starts below it, so
-    # their lower edge is not shaded over.
-    top = top + 0.75 * soft * own
+    # their lower edge is not shaded over (towards the corners, where the gap the jaw
+    # tears narrows to nothing, at the line: it is painted to its ends).
+    top = top + 0.75 * soft * own * narrow
     bottom = my + drop * opening * narrow
     gap = (bottom - top).clamp(min=1e-3)
     # Edges as soft as the portrait's own (``soft`` pixels: a crisp paint on a soft photo
@@ -238,7 +239,61 @@ def _mouth_paint(prm: Tensor, v: Tensor, u: Tensor, grain: Tensor, line: Tensor,
                                                                               ).clamp(0, 1)
     cover = (alpha + rest - alpha * rest).clamp(0, 1)
     mixed = (paint * alpha + enamel * corners * rest * (1 - alpha)) / cover.clamp(min=1e-3)
-    return 1 - cover, (mixed + 0.5) * cover  # +0.5: see the source
+    # As sharp as the portrait's own mouth (``worker.render.sharpness``: the layer blurred,
+    # premultiplied with its cover; the grain too, which the measure of it over-reads on
+    # a textured face).
+    layer = _soften(torch.cat((1 - cover, (mixed + 0.5) * cover), 1), prm[:, 22, 0, 0])
+    return layer[:, :1], layer[:, 1:]  # +0.5: see the source
+
+
+def _soften(t: Tensor, sigma: Tensor) -> Tensor:
+    """``t`` ([k, c, h, w]) blurred per patch by its own Gaussian σ ([k], pixels)."""
+    k, c, h, w = t.shape[0], t.shape[1], t.shape[2], t.shape[3]
+    r = 5
+    x = torch.arange(-r, r + 1, dtype=torch.float32)
+    taps = torch.exp(-0.5 * (x[None, :] / sigma[:, None].clamp(min=0.2)) ** 2)
+    taps = (taps / taps.sum(1, keepdim=True)).repeat_interleave(c, 0)  # [k·c, 2r + 1]
+    flat = F.pad(t.reshape(1, k * c, h, w), (r, r, 0, 0), mode="replicate")
+    flat = F.conv2d(flat, taps[:, None, None, :], groups=k * c)
+    flat = F.pad(flat, (0, 0, r, r), mode="replicate")
+    flat = F.conv2d(flat, taps[:, None, :, None], groups=k * c)
+    return flat.view(k, c, h, w)
+
+
+def _unsqueeze(views: List[Tensor], grids: List[Tensor], moving: List[List[int]],  # noqa: UP006
+               size: List[int], step: float) -> None:  # noqa: UP006
+    """Smooth each moving mouth's patch along the rows its warp squeezes (in place).
+
+    Closing a mouth that shows its teeth squeezes rows of lips and teeth into a pixel or
+    two. Sampled at points (bilinear, no prefilter), each column lands on a different
+    row of that squeezed content, so the seam breaks into one-pixel steps and flecks far
+    sharper than any edge of the photo. Those steps vary along the seam, not across it:
+    where a frame's rows take more than ~1.2 of the source's, the patch is blended
+    toward its blur along the row (fully from a squeeze of 2.7), and the seam keeps its
+    width. ``moving``: (frame, top, left) of each patch of ``size`` (rows, columns);
+    ``step``: the grid's spacing per row of R. All patches at once: a batch's frames
+    share the tier's patch size.
+    """
+    ph, pw = size[0], size[1]
+    g = torch.stack([grids[m[0]][1, m[1] : m[1] + ph + 1, m[2] : m[2] + pw] for m in moving])
+    # Source rows per row of the frame (a fold counts as a squeeze).
+    weight = (((g[:, 1:] - g[:, :-1]).abs() / step - 1.2) / 1.5).clamp(0, 1)
+    rows = torch.nonzero((weight > 0).any(2).any(0)).flatten()
+    if rows.numel() == 0:
+        return
+    # Only the rows that are squeezed (a few around the lips' seam): the blur is along them.
+    r0, r1 = int(rows[0]), int(rows[-1]) + 1
+    slabs = torch.stack([views[m[0]][:, m[1] + r0 : m[1] + r1, m[2] : m[2] + pw]
+                         for m in moving])
+    # A 1-2-3-2-1 blur along the rows (a 3-box twice; slices: avg_pool2d is ~20x slower
+    # here), the patches' two end columns left as they are.
+    along = slabs[..., 2:-2] * 3 + (slabs[..., 1:-3] + slabs[..., 3:-1]) * 2
+    along = (along + slabs[..., :-4] + slabs[..., 4:]) / 9
+    inner = slabs[..., 2:-2]
+    inner.add_(weight[:, None, r0:r1, 2:-2] * (along - inner))
+    for i in range(len(moving)):
+        m = moving[i]
+        views[m[0]][:, m[1] + r0 : m[1] + r1, m[2] : m[2] + pw].copy_(slabs[i])
 
 
 def _spans(rects: List[List[int]]) -> List[Tuple[int, int, int, int, bool]]:  # noqa: UP006
@@ -268,7 +323,9 @@ def _render(base: Tensor, warps: List[Warp], counts: List[int], coef: Tensor,  #
             shifts: List[int], eye_moves: List[List[int]], lifts: Tensor,  # noqa: UP006
             bands: List[int], backgrounds: List[Tensor],  # noqa: UP006
             mouths: Tensor, mouth_at: List[List[int]], mouth_uv: List[Tensor],  # noqa: UP006
-            region: List[int], spans: List[List[List[int]]]) -> Tensor:  # noqa: UP006
+            region: List[int], spans: List[List[List[int]]],  # noqa: UP006
+            moving: List[List[int]], squeeze: List[int], margin: int,  # noqa: UP006
+            ) -> Tensor:
     """A batch's frames, [n, H, W, 3] uint8, with the frames of each warp consecutive.
 
     ``spans``: per warp, the rectangles of R its frames are drawn on (rows r0…r1,
@@ -280,10 +337,14 @@ def _render(base: Tensor, warps: List[Warp], counts: List[int], coef: Tensor,  #
     ``region``: R's rows and columns in the frame (y0, y1, x0, x1). ``mouths`` is one row
     of parameters per open mouth, placed by ``mouth_at``. ``eye_moves`` and ``lifts``:
     where the head carries the eyes, per frame (whole pixels; the lids' rows exactly).
+    ``moving``: where a frame's mouth fields may squeeze the portrait, (frame, top, left)
+    of a patch of ``squeeze`` (rows, columns) in R (:func:`_unsqueeze`); ``margin``: the
+    warp source's around R.
     """
     rh, rw = base.shape[1], base.shape[2]
     views: List[Tensor] = []  # noqa: UP006 — each frame's region, [3, rh, rw]
     warped: List[Tensor] = []  # noqa: UP006
+    grids: List[Tensor] = []  # noqa: UP006 — each frame's sampling grid, [2, rh, rw]
     start = 0
     for w in range(len(warps)):  # TorchScript has no zip(strict=...)
         source, fields, scales, ints = warps[w]
@@ -329,7 +390,10 @@ def _render(base: Tensor, warps: List[Warp], counts: List[int], coef: Tensor,  #
                 lid.add_(smear * (along[0].permute(1, 2, 0) - lid))
         warped.append(group)
         views.extend(layers.unbind(1))
+        grids.extend(planes.unbind(0))
         start += n
+    if len(moving) > 0:
+        _unsqueeze(views, grids, moving, squeeze, 2.0 / (rh + 2 * margin))
     if mouths.shape[0] > 0:
         keep, paint = _mouth_paint(mouths, mouth_uv[0], mouth_uv[1], mouth_uv[2], mouth_uv[3])
         _blend(views, mouth_at, keep, paint)

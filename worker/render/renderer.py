@@ -20,6 +20,7 @@ same bytes whether it is rendered alone or in a batch.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import os
@@ -40,9 +41,10 @@ from protoface.worker.face.analysis.topology import (
     INNER_LOWER_LIP,
     INNER_UPPER_LIP,
     NOSE_BASE,
+    edges,
 )
 from protoface.worker.face.features import FaceParams
-from protoface.worker.render import eyes, fields, framing, kernel, mouth
+from protoface.worker.render import eyes, fields, framing, kernel, mouth, sharpness
 from protoface.worker.render.rig import (
     Asset,
     Landmarks,
@@ -146,6 +148,7 @@ class Features:
     grain: float  # the portrait's fine noise (standard deviation): painted areas get it
     line: np.ndarray  # (rw,) the lip line's row per column of R
     soft: float  # how many pixels the portrait's edges take around the mouth
+    blur: float = 0.0  # the painted mouth's Gaussian blur, σ pixels (``sharpness``)
 
     @property
     def eye_centres(self) -> list[tuple[float, float]]:
@@ -444,6 +447,7 @@ def _fields(f: Features, geo: Geometry) -> fields.Fields:
 # The lip-sync model's closure reads as shut from 0.5 (its own evaluation's threshold).
 UNSEALED, SEALED = 0.1, 0.5
 RELAX = 1.0  # how far parted lips come together with the jaw closed
+LIPS_APART = 0.3  # the jaw opening from which parted lips are their own again
 SPEAKING_JAW = 0.06  # while speaking the jaw opens from here (0 … 1 maps onto 0.06 … 1)
 PARTED = 0.1  # a rest gap over this share of the mouth's half-width: lips parted
 
@@ -467,11 +471,14 @@ def coefficients(p: FaceParams, parted: bool = False) -> list[float]:
     press = seal(p.lip_press)
     opening = jaw * (1.0 - press)
     if parted:
-        # Nobody holds a smile over the teeth through speech, and a mouth at rest is
-        # closed: with the jaw closed (between sounds, in silence) the parted lips come
-        # together; the jaw opens them again. Silence and speech then agree, so the lips
-        # do not spring apart when the speech stops.
-        press = max(press, RELAX * (1.0 - jaw))
+        # Nobody holds a smile over the teeth through speech: in a turn, with the jaw
+        # closed (between sounds, just after the speech) the parted lips come together;
+        # the jaw opens them again, all the way by LIPS_APART (half-pressed lips over
+        # teeth squeeze them into a sliver). At rest (a while into a silence) the face
+        # is the portrait's own, smile and all.
+        apart = min(1.0, jaw / LIPS_APART)
+        apart = apart * apart * (3 - 2 * apart)
+        press = max(press, RELAX * (1.0 - apart) * (1.0 - max(0.0, min(1.0, p.rest))))
     return [opening, p.lip_round, press, p.gaze_x, p.gaze_y,
             p.head_yaw, p.head_pitch, math.radians(p.head_roll),
             max(0.0, min(1.0, p.blink)), max(0.0, min(1.0, p.breath)),
@@ -495,6 +502,10 @@ class TierModel:
         half, above = math.ceil(0.26 * self.geo.face), math.ceil(0.05 * self.geo.face) + 1
         self._patch = (above + math.ceil(0.19 * self.geo.face) + 2, 2 * half + 1, above, half)
         self._patch_uv = _uv(0, self._patch[0], 0, self._patch[1])
+        # Where a mouth's fields may squeeze the portrait (corners of a smile included):
+        # (height, width, rows above the lip line, columns either side of its centre).
+        up, side = math.ceil(0.14 * self.geo.face), math.ceil(0.3 * self.geo.face)
+        self._squeeze = (up + math.ceil(0.24 * self.geo.face), 2 * side + 1, up, side)
         # Fixed noise (seed 0: deterministic) the painted mouth gets at the photo's grain.
         noise = torch.Generator().manual_seed(0)
         self._grain = torch.randn(1, 1, self._patch[0], self._patch[1], generator=noise)
@@ -516,9 +527,32 @@ class TierModel:
             model = self._avatars.get(key)
         if model is None:
             model = AvatarModel(load_asset(asset), self.geo)
+            self._match_sharpness(model)
             with self._lock:
                 self._avatars[key] = model
         return model
+
+    def _match_sharpness(self, avatar: AvatarModel) -> None:
+        """Paint this avatar's open mouth as sharp as its portrait's (``sharpness``)."""
+        f, g = avatar.features, self.geo
+        params = [FaceParams(opening, True) for opening in sharpness.OPENINGS]
+        if f.mesh is None:
+            x0, x1, y0, y1 = f.mx - f.a, f.mx + f.a, f.my - f.lip, f.my + f.lip
+        else:  # the outer lips' box, as the face analysis finds it
+            lips = f.mesh[np.unique(edges("lips")), :2]
+            (x0, y0), (x1, y1) = lips.min(axis=0), lips.max(axis=0)
+        cols = slice(max(0, round(g.x0 + x0)), round(g.x0 + x1) + 1)
+        top = max(0, round(g.y0 + y0))
+        closed = (slice(top, round(g.y0 + y1) + 1), cols)
+        opened = [(slice(top, round(g.y0 + y1 + f.drop * coefficients(p, avatar.parted)[OPEN])
+                         + 1), cols) for p in params]
+
+        def draw(sigma: float) -> list[np.ndarray]:
+            avatar.features = dataclasses.replace(f, blur=sigma)
+            return self.render_many([(avatar, p) for p in params])
+
+        blur = sharpness.paint_blur(draw, avatar.background.numpy(), closed, opened)
+        avatar.features = dataclasses.replace(f, blur=blur)
 
     def render_many(self, items: Sequence[tuple[AvatarModel, FaceParams]]) -> list[np.ndarray]:
         """One batched step: every (avatar, params) pair → an H×W×3 uint8 frame."""
@@ -538,7 +572,7 @@ class TierModel:
         lips_at = [(a.features.mx, a.features.my + round(head_offset(a.fields, p, a.features.mx,
                                                                      a.features.my)[1]))
                    for a, p in ordered]
-        mouths, lines, mouth_at = self._mouths(ordered, lips_at, coef)
+        mouths, lines, mouth_at, moving = self._mouths(ordered, lips_at, coef)
         moves, lifts = _eye_motion(ordered)
         g = self.geo
         out = kernel.render(
@@ -549,6 +583,7 @@ class TierModel:
             [g.mouth[0], g.eyes[0], g.eyes[1]], [a.background for a, _ in ordered],
             mouths, mouth_at, [*self._patch_uv, self._grain, lines], [g.y0, g.y1, g.x0, g.x1],
             [a.spans[level] if level >= 0 else a.whole for a, level in groups],
+            moving, list(self._squeeze[:2]), g.margin,
         )
         frames: list[torch.Tensor] = [out[0]] * len(items)
         for j, i in enumerate(order):
@@ -557,28 +592,36 @@ class TierModel:
 
     def _mouths(self, ordered: Sequence[tuple[AvatarModel, FaceParams]],
                 lips_at: list[tuple[float, float]], coef: list[list[float]],
-                ) -> tuple[torch.Tensor, torch.Tensor, list[list[int]]]:
-        """Each open mouth's shading parameters, its lip line, and where its patch goes.
+                ) -> tuple[torch.Tensor, torch.Tensor, list[list[int]], list[list[int]]]:
+        """Each open mouth's shading parameters, its lip line, and where its patch goes;
+        and where each moving mouth of a parted portrait is smoothed (``kernel._unsqueeze``).
 
         The gap the jaw warp opened (inner mouth, teeth, tongue) is shaded for all open
         mouths at once on a small patch of the tier's size placed at each mouth.
         """
         ph, pw, above, half = self._patch
         rh, rw = self.geo.region
-        rows, lines, at = [], [], []
+        rows, lines, at, moving = [], [], [], []
         for j, ((avatar, p), (at_x, at_y)) in enumerate(zip(ordered, lips_at, strict=True)):
-            if coef[j][OPEN] <= 0 and coef[j][RAISE] <= 0 and coef[j][TUCK] <= 0:
-                continue
+            # Only lips closing over a portrait's own teeth squeeze its rows (elsewhere the
+            # fields stretch, or squeeze under the paint): only those are smoothed.
+            if avatar.parted and any(coef[j][k] != 0 for k in (OPEN, PRESS)):
+                sh, sw, up, side = self._squeeze
+                moving.append([j, min(max(0, round(at_y) - up), rh - sh - 1),
+                               min(max(0, round(at_x) - side), rw - sw)])
             ox = min(max(0, round(at_x) - half), rw - pw)
             oy = min(max(0, round(at_y) - above), rh - ph)
+            if coef[j][OPEN] <= 0 and coef[j][RAISE] <= 0 and coef[j][TUCK] <= 0:
+                continue
             at.append([j, oy, ox])
             f = avatar.features
             lines.append(f.line[ox : ox + pw] + (at_y - f.my - oy))
             rows.append([at_x - ox, at_y - oy, f.a, f.drop, coef[j][OPEN], p.lip_round,
                          *f.inner, *f.lips, *f.enamel, coef[j][RAISE], coef[j][TUCK],
-                         max(0.0, min(1.0, p.tongue)), f.own_teeth, f.grain, f.lip, f.soft])
+                         max(0.0, min(1.0, p.tongue)), f.own_teeth, f.grain, f.lip, f.soft,
+                         f.blur])
         line = torch.from_numpy(np.asarray(lines, np.float32).reshape(len(lines), 1, 1, pw))
-        return _params(rows, 22), line, at
+        return _params(rows, 23), line, at, moving
 
 
 def _params(rows: list[list[float]], width: int) -> torch.Tensor:
