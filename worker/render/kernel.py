@@ -262,17 +262,17 @@ def _soften(t: Tensor, sigma: Tensor) -> Tensor:
 
 def _unsqueeze(views: List[Tensor], grids: List[Tensor], moving: List[List[int]],  # noqa: UP006
                size: List[int], step: float) -> None:  # noqa: UP006
-    """Smooth each moving mouth's patch along the rows its warp squeezes (in place).
+    """Smooth each moving mouth's patch where its warp squeezes the rows (in place).
 
-    Closing a mouth that shows its teeth squeezes rows of lips and teeth into a pixel or
-    two. Sampled at points (bilinear, no prefilter), each column lands on a different
-    row of that squeezed content, so the seam breaks into one-pixel steps and flecks far
-    sharper than any edge of the photo. Those steps vary along the seam, not across it:
-    where a frame's rows take more than ~1.2 of the source's, the patch is blended
-    toward its blur along the row (fully from a squeeze of 2.7), and the seam keeps its
-    width. ``moving``: (frame, top, left) of each patch of ``size`` (rows, columns);
-    ``step``: the grid's spacing per row of R. All patches at once: a batch's frames
-    share the tier's patch size.
+    Lips closing over a portrait's own teeth squeeze rows of lips and teeth into a pixel
+    or two, or skip them (a fold: the lip moved over the teeth). Sampled at points
+    (bilinear, no prefilter), each column lands on a different row of that content: the
+    seam breaks into one-pixel steps and flecks, and a fold's edge is one pixel's step,
+    far sharper than any edge of the photo. Where a frame's rows take more than ~1.2 of
+    the source's, the patch is blended toward its blur (fully from a squeeze of 2.7):
+    1-2-3-2-1 along the rows, then 1-4-6-4-1 across them. ``moving``: (frame, top, left)
+    of each patch of ``size`` (rows, columns); ``step``: the grid's spacing per row of
+    R. All patches at once: a batch's frames share the tier's patch size.
     """
     ph, pw = size[0], size[1]
     g = torch.stack([grids[m[0]][1, m[1] : m[1] + ph + 1, m[2] : m[2] + pw] for m in moving])
@@ -281,16 +281,21 @@ def _unsqueeze(views: List[Tensor], grids: List[Tensor], moving: List[List[int]]
     rows = torch.nonzero((weight > 0).any(2).any(0)).flatten()
     if rows.numel() == 0:
         return
-    # Only the rows that are squeezed (a few around the lips' seam): the blur is along them.
+    # Only the rows that are squeezed (a few around the lips' seam).
     r0, r1 = int(rows[0]), int(rows[-1]) + 1
+    weight = weight[:, None, r0:r1]
     slabs = torch.stack([views[m[0]][:, m[1] + r0 : m[1] + r1, m[2] : m[2] + pw]
                          for m in moving])
-    # A 1-2-3-2-1 blur along the rows (a 3-box twice; slices: avg_pool2d is ~20x slower
-    # here), the patches' two end columns left as they are.
+    # (Slices: avg_pool2d is ~20x slower here. The slabs' two end rows and columns are
+    # left as they are.)
     along = slabs[..., 2:-2] * 3 + (slabs[..., 1:-3] + slabs[..., 3:-1]) * 2
     along = (along + slabs[..., :-4] + slabs[..., 4:]) / 9
     inner = slabs[..., 2:-2]
-    inner.add_(weight[:, None, r0:r1, 2:-2] * (along - inner))
+    inner.add_(weight[..., 2:-2] * (along - inner))
+    across = slabs[:, :, 2:-2] * 6 + (slabs[:, :, 1:-3] + slabs[:, :, 3:-1]) * 4
+    across = (across + slabs[:, :, :-4] + slabs[:, :, 4:]) / 16
+    mid = slabs[:, :, 2:-2]
+    mid.add_(weight[:, :, 2:-2] * (across - mid))
     for i in range(len(moving)):
         m = moving[i]
         views[m[0]][:, m[1] + r0 : m[1] + r1, m[2] : m[2] + pw].copy_(slabs[i])
