@@ -5,11 +5,11 @@ a Gaussian σ of the avatar's own. Too crisp on a soft portrait (a drawn one, or
 enlarged) the paint looks pasted; too soft on a crisp photo, smudged. Edge-width
 estimates do not settle it: a soft, flat drawing needs more blur than its edges say,
 because the paint's contrast (teeth against the cavity) is far above anything in it.
-So σ is chosen once per avatar and tier by drawing an open mouth at a few σ and
-comparing its detail (the Laplacian's variance in the mouth's box) with the portrait's
-own closed mouth: the smallest σ that comes within ``SLACK`` of it; or, when none does
-(the opening's edges in the warped photo stand out whatever the paint's blur), the
-last σ that still cut the detail by more than ``GAIN``.
+So σ is chosen once per avatar and tier by drawing the open mouth and comparing its
+detail (the Laplacian's variance in the outer lips' box) with the portrait's own closed
+mouth: the least σ (bisected within ``SIGMAS``) that brings it to ``TARGET``; or, when
+no σ does (the opening's edges in the warped photo stand out whatever the paint's
+blur), the least that comes within ``FLAT`` of the most blur's detail.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ SIGMAS = (0.4, 2.6)  # pixels: the blurs tried lie between these
 STEPS = 4  # bisections (to within 0.14 px)
 # The open mouth may show this much more detail than the portrait's closed one. The two
 # openings drawn here show more than a whole utterance's open frames do: at this target
-# those measure 0.77–1.16 of the portrait's on the stock avatars, landmarks re-detected
-# (``bench.mouth_pixels``; the figure asked is 0.7–1.3).
+# those measure 0.78–1.17 of the portrait's on av_stock_002, 003 and a custom photo,
+# landmarks re-detected (``bench.mouth_pixels``; the figure asked is 0.7–1.3).
 TARGET = 1.45
 FLAT = 0.05  # if no blur reaches TARGET: the least within this of the most blur's detail
 OPENINGS = (0.3, 0.6)  # how far the mouth is open for the comparison (a syllable, a vowel)
