@@ -502,10 +502,11 @@ class TierModel:
         half, above = math.ceil(0.26 * self.geo.face), math.ceil(0.05 * self.geo.face) + 1
         self._patch = (above + math.ceil(0.19 * self.geo.face) + 2, 2 * half + 1, above, half)
         self._patch_uv = _uv(0, self._patch[0], 0, self._patch[1])
-        # Where a mouth's fields may squeeze the portrait (corners of a smile included):
+        # Where lips closing over teeth squeeze the portrait (a smile's corners and the
+        # lower lip; not the band under the jaw, whose squeeze is the chin's own give):
         # (height, width, rows above the lip line, columns either side of its centre).
         up, side = math.ceil(0.14 * self.geo.face), math.ceil(0.3 * self.geo.face)
-        self._squeeze = (up + math.ceil(0.24 * self.geo.face), 2 * side + 1, up, side)
+        self._squeeze = (up + math.ceil(0.12 * self.geo.face), 2 * side + 1, up, side)
         # Fixed noise (seed 0: deterministic) the painted mouth gets at the photo's grain.
         noise = torch.Generator().manual_seed(0)
         self._grain = torch.randn(1, 1, self._patch[0], self._patch[1], generator=noise)
