@@ -239,8 +239,9 @@ def test_teeth_the_portrait_shows_stay_with_the_skull_and_are_not_drawn_again() 
     f, g = r.avatar.features, r.model.geo
     x, line = round(f.mx + g.x0), f.line + g.y0
     # Above the lip line the upper teeth are the portrait's own pixels, unmoved. Their
-    # biting edge (the two rows at the line) is seen against the dark mouth now, not the
-    # lower lip, through the cavity's soft edge: it darkens (2.5 and 7.5 levels).
+    # biting edge (the row just above the line) is seen against the dark mouth now, not
+    # the lower lip, through the cavity's soft edge: it darkens (8 levels; the row above
+    # it 2.5, the rows above that under 1).
     cols = range(x - round(0.4 * f.a), x + round(0.4 * f.a))
     teeth = [(slice(round(line[c - g.x0] - 0.5 * f.shown), round(line[c - g.x0]) - 2), c)
              for c in cols]
