@@ -154,10 +154,7 @@ def test_a_face_at_rest_keeps_the_portraits_eyes_nose_and_face(name: str) -> Non
     still = r.render([AT_REST])[0]
     found = measure(still)
     assert found is not None
-    where = r.avatar.placement
-    mesh = landmarks_from_bytes(load_asset(asset(name)).mesh or b"")[:, :2]
-    drawn = mesh * where.scale + (where.tx, where.ty)
-    width = face_width(drawn)
+    drawn, width = _drawn_mesh(r, name)
     error = np.linalg.norm(found.landmarks[:, :2] - drawn, axis=1)
     assert error[list(EYE_POINTS)].max() <= 0.015 * width
     assert error[NOSE] <= 0.015 * width
@@ -176,10 +173,7 @@ def test_a_smile_over_the_teeth_closes_in_a_turn_and_keeps_the_face_around_it() 
     r = renderer("av_stock_001")
     assert r.avatar.parted
     still, portrait = r.render([STILL])[0], r.avatar.background.numpy()
-    where = r.avatar.placement
-    mesh = landmarks_from_bytes(load_asset(asset("av_stock_001")).mesh or b"")[:, :2]
-    drawn = mesh * where.scale + (where.tx, where.ty)
-    width = face_width(drawn)
+    drawn, width = _drawn_mesh(r, "av_stock_001")
     found = measure(still)
     assert found is not None and found.lip_gap < 0.1 * r.avatar.features.a
     hull = _hull(drawn, still.shape[:2])
@@ -194,6 +188,15 @@ def test_a_smile_over_the_teeth_closes_in_a_turn_and_keeps_the_face_around_it() 
     shift = cv2.phaseCorrelate(grey[0], grey[1])[0]
     assert math.hypot(*shift) <= 0.5
     assert np.abs(grey[0] - grey[1]).mean() <= 2
+
+
+def _drawn_mesh(r: TorchRenderer, name: str) -> tuple[np.ndarray, float]:
+    """The portrait's own mesh (from its asset) as placed on the frame, and its face
+    width there."""
+    where = r.avatar.placement
+    mesh = landmarks_from_bytes(load_asset(asset(name)).mesh or b"")[:, :2]
+    drawn = mesh * where.scale + (where.tx, where.ty)
+    return drawn, face_width(drawn)
 
 
 def _hull(points: np.ndarray, shape: tuple[int, ...], grow: int = 0) -> np.ndarray:
