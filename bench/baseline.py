@@ -37,8 +37,8 @@ def load(ref: str = "main") -> ModuleType | None:
     for name, text in own.items():
         if text is not None:
             (folder / f"baseline_{name}.py").write_text(text)
-    # Its renderer imports its own kernel, framing and fields; everything else (rig,
-    # features, the mouth) is shared with the working tree.
+    # Its renderer imports its own kernel, framing, fields, sharpness and lip line;
+    # everything else (rig, eyes, the face analysis) is shared with the working tree.
     renderer = re.sub(r"^from protoface\.worker\.render import (.+)$",
                       lambda m: _imports(m.group(1), own), renderer, count=1, flags=re.M)
     (folder / "baseline_renderer.py").write_text(renderer)
@@ -46,7 +46,8 @@ def load(ref: str = "main") -> ModuleType | None:
     return importlib.import_module("baseline_renderer")
 
 
-OWN = ("kernel", "framing", "fields")  # the modules a baseline brings of its own
+# The modules a baseline brings of its own.
+OWN = ("kernel", "framing", "fields", "sharpness", "mouth")
 
 
 def _imports(names: str, own: dict[str, str | None]) -> str:

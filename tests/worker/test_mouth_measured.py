@@ -189,12 +189,6 @@ def test_the_collar_stays_while_the_jaw_moves(figures: Figures) -> None:
 
 def test_the_open_mouth_is_as_sharp_as_the_portrait(figures: Figures) -> None:
     # The mouth box's detail against the rest of the face, over the same on the portrait
-    # (median over the open frames): a pasted crisp mouth read 2.3-7.9 here.
-    if figures.avatar != "av_stock_001":
-        assert 0.7 <= figures.sharpness <= 1.3
-        return
-    # NOT the figure, on purpose: the smile over the teeth shows the photo's own
-    # teeth against a dark mouth when it opens, edges the closed portrait does not have
-    # whatever the paint's blur (1.55; sharpness.py finds no blur that helps). Held
-    # here so that it does not grow again (the lips squeezed over the teeth read 7.0).
-    assert figures.sharpness <= 1.65
+    # (median over the open frames): a pasted crisp mouth read 2.3-7.9 here, the smile
+    # over the teeth 7.0 with its lips squeezed over them.
+    assert 0.7 <= figures.sharpness <= 1.3

@@ -17,7 +17,8 @@ from protoface.worker.face.analysis.build import landmarks_from_bytes
 from protoface.worker.face.analysis.features import face_width
 from protoface.worker.face.analysis.measure import measure
 from protoface.worker.face.features import FaceParams
-from protoface.worker.render.renderer import TierModel, TorchRenderer
+from protoface.worker.render.mouth import LOWER_INNER, UPPER_INNER
+from protoface.worker.render.renderer import OPEN, TierModel, TorchRenderer, coefficients
 from protoface.worker.render.rig import build_asset, load_asset, stock_asset
 
 FACES = Path(__file__).parents[1] / "data" / "faces"
@@ -44,6 +45,12 @@ def asset(name: str) -> bytes:
 
 def renderer(name: str, tier: str = "standard") -> TorchRenderer:
     return TorchRenderer(model(tier), asset(name))
+
+
+def _sorted(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A contour's (x, y) in order of x (for np.interp)."""
+    order = np.argsort(points[:, 0])
+    return points[order, 0].astype(np.float64), points[order, 1].astype(np.float64)
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -249,6 +256,47 @@ def test_teeth_the_portrait_shows_stay_with_the_skull_and_are_not_drawn_again() 
     teeth = [(slice(round(line[c - g.x0] - 0.5 * f.shown), round(line[c - g.x0]) - 2), c)
              for c in cols]
     assert max(np.abs(opened[t].astype(int) - rest[t]).mean() for t in teeth) <= 2
+
+
+def test_the_jaw_parts_a_smile_under_its_teeth_and_under_its_dark_corners() -> None:
+    f = renderer("av_stock_001").avatar.features  # smiling over its upper teeth
+    at = np.arange(len(f.line), dtype=np.float64)
+    lower = np.interp(at, *_sorted(f.mesh[list(LOWER_INNER), :2]))
+    left, right = f.mesh[UPPER_INNER[0], 0], f.mesh[UPPER_INNER[-1], 0]
+    inner = (at > left) & (at < right)
+    # The teeth fill the middle of the mouth; the corners beside them are dark.
+    assert f.teeth[round(f.mx)] == pytest.approx(1.0)
+    assert f.teeth[round(left) + 1] == 0.0 and f.teeth[round(right) - 1] == 0.0
+    # Under the teeth the jaw parts the lips on the lip line; beside them, at the lower
+    # lip's inner edge (the corners' dark stays with the skull).
+    teeth, corners = inner & (f.teeth == 1.0), inner & (f.teeth == 0.0)
+    assert np.allclose(f.parting[teeth], f.line[teeth])
+    assert np.allclose(f.parting[corners], lower[corners], atol=1e-3)
+    # A portrait that shows no teeth is parted on its lip line everywhere.
+    plain = renderer("av_stock_002").avatar.features
+    assert not plain.teeth.any() and np.array_equal(plain.parting, plain.line)
+
+
+def test_a_smiles_corners_open_dark_with_no_copy_of_the_lip_in_them() -> None:
+    r = renderer("av_stock_001")
+    f, g = r.avatar.features, r.model.geo
+    p = FaceParams(0.8, True)
+    grey = cv2.cvtColor(r.render([p])[0], cv2.COLOR_RGB2GRAY).astype(np.float64)
+    tear = f.drop * coefficients(p, parted=True)[OPEN]
+    left, right = f.mesh[UPPER_INNER[0], 0], f.mesh[UPPER_INNER[-1], 0]
+    half = (right - left) / 2
+    corner_columns = [c for c in range(math.ceil(left), math.floor(right) + 1)
+                      if f.teeth[c] == 0.0 and abs(c - f.mx) > 0.8 * half]
+    assert len(corner_columns) >= 6
+    for c in corner_columns:
+        # What the jaw tore open under the corner's dark, as the jaw field spreads it
+        # (its upper part: the lower lip's soft edge comes up into the rest).
+        depth = tear * math.exp(-(((c - f.mx) / (0.85 * f.a)) ** 6))
+        top = round(f.parting[c] + g.y0)
+        torn = grey[top : top + max(1, round(0.6 * depth)), c + g.x0]
+        # Cavity, not a copy of the lip and skin above the corner (those read 180-189
+        # when the mouth's paint stopped short of a smile's raised corners).
+        assert torn.max() < 0.5 * float(np.mean(f.skin))
 
 
 def test_a_smile_sealed_over_its_teeth_shows_no_teeth_at_the_seam() -> None:

@@ -57,6 +57,7 @@ class Shape:
     nose: float  # the row of the nose's base (subnasale): the upper lip's fields end there
     shown: float  # the portrait's own gap between the inner lips (teeth shown), pixels
     line: torch.Tensor  # [cols]: the lip line's row per column (``worker.render.mouth``)
+    parting: torch.Tensor  # [cols]: where the jaw carries the lips down (``mouth.parting``)
     jaw: torch.Tensor  # [cols]: the jaw's lower edge per column (``mouth.jawline``)
     depth: torch.Tensor | None  # [rh, rw]: how far the face stands out (face widths)
 
@@ -125,7 +126,9 @@ def _mouth(s: Shape, sx: float, sy: float) -> tuple[torch.Tensor, ...]:
     broad = torch.exp(-(((lu - s.mx) / (2.0 * s.a)) ** 2))
     line = s.line[None, :]  # the lips meet on a curve (a smile's rises to the corners)
     below = torch.sigmoid((lv - line) * 4)
-    chin_blend = smoothstep(s.lip, 3 * s.lip, lv - line)  # the lower lip drops whole
+    parting = s.parting[None, :]  # the line, but for a smile's dark corners
+    dropped = torch.sigmoid((lv - parting) * 4)
+    chin_blend = smoothstep(s.lip, 3 * s.lip, lv - parting)  # the lower lip drops whole
     # The jaw ends at its lower edge: the chin travels a little over the neck, which
     # gives way only in a thin band under it (neck, collar and background stay, whatever
     # the opening). The lower lip drops the whole way; the skin between it and the chin
@@ -135,7 +138,7 @@ def _mouth(s: Shape, sx: float, sy: float) -> tuple[torch.Tensor, ...]:
     chin = min(s.drop, CHIN_DROP * band)
     # Content below the lip line moves down by `drop` (so it is sampled from above);
     # the upper lip rises a fifth of that.
-    jaw = -below * (s.drop * narrow * (1 - chin_blend) + chin * broad * chin_blend) * fade
+    jaw = -dropped * (s.drop * narrow * (1 - chin_blend) + chin * broad * chin_blend) * fade
     # The upper lip stretches between the nose and its edge; the nose stays where it is
     # (the nostrils' wings reach a little below its base).
     nose = smoothstep(s.nose, (s.nose + s.my) / 2, lv)

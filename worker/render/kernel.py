@@ -184,7 +184,7 @@ def _ramp(x: Tensor, soft: Tensor) -> Tensor:
     return t * t * (3 - 2 * t)
 
 
-def _mouth_paint(prm: Tensor, v: Tensor, u: Tensor, grain: Tensor, line: Tensor,
+def _mouth_paint(prm: Tensor, v: Tensor, u: Tensor, grain: Tensor, columns: Tensor,
                  ) -> Tuple[Tensor, Tensor]:  # noqa: UP006
     """Inner mouth, teeth and tongue of every open mouth on its patch: (keep, paint).
 
@@ -196,7 +196,9 @@ def _mouth_paint(prm: Tensor, v: Tensor, u: Tensor, grain: Tensor, line: Tensor,
     lies low (its tip up when shown), and the portrait's own grain is added throughout.
     """
     mx, a, drop = prm[:, 0:1], prm[:, 2:3], prm[:, 3:4]
-    my = line  # the lip line, per column of the patch
+    # Per column of the patch: where the jaw parts the lips (the lip line, but in a
+    # smile's dark corners), and where the portrait shows its upper teeth.
+    my, shows = columns[:, 0:1], columns[:, 1:2]
     opening, rounding = prm[:, 4:5], prm[:, 5:6]
     inner, lips, enamel = prm[:, 6:9], prm[:, 9:12], prm[:, 12:15]
     lifted, tuck, tongue_up = prm[:, 15:16], prm[:, 16:17], prm[:, 17:18]
@@ -206,10 +208,12 @@ def _mouth_paint(prm: Tensor, v: Tensor, u: Tensor, grain: Tensor, line: Tensor,
     drawn = 1 - own  # a portrait showing its teeth has them already, fixed to the skull
     top = my - (0.2 * drop * opening * drawn + 0.6 * lip * lifted) * narrow
     # The portrait's own teeth end at the line: the gap's soft edge starts below it, so
-    # their lower edge is not shaded over (towards the corners, where the gap the jaw
-    # tears narrows to nothing, at the line: it is painted to its ends).
-    top = top + 0.75 * soft * own * narrow
-    bottom = my + drop * opening * narrow
+    # their lower edge is not shaded over. Beside them, in a smile's dark corners, it
+    # starts above the parting (by up to half the tear): the rows the jaw tears open
+    # there sample what lies above the corner, which would show through the soft edge.
+    tear = drop * opening * narrow
+    top = top + own * (0.75 * soft * shows - (1 - shows) * torch.minimum(soft, 0.5 * tear))
+    bottom = my + tear
     gap = (bottom - top).clamp(min=1e-3)
     # Edges as soft as the portrait's own (``soft`` pixels: a crisp paint on a soft photo
     # looks pasted); columns where the gap is under a pixel fade out.
@@ -226,8 +230,12 @@ def _mouth_paint(prm: Tensor, v: Tensor, u: Tensor, grain: Tensor, line: Tensor,
     # A portrait that shows its upper teeth keeps them; its lower row, hidden behind the
     # lower lip in the photo, rises from the gap's foot as the jaw opens like any other.
     show = (upper * drawn + lower).clamp(0, 1) * (narrow * 1.6).clamp(0, 1)
-    # The upper teeth's edge catches the light; the gap between teeth rows is shadow.
-    teeth = enamel * corners * (1.0 - 0.12 * ((v - top) / (0.3 * a)).clamp(0, 1))
+    # The upper teeth's edge catches the light; the gap between teeth rows is shadow. In
+    # a narrow opening the teeth lie in the lips' shade (lit full white, a syllable's
+    # teeth stood out of a soft portrait so far that only a blur washing out its mouth
+    # brought them to its sharpness).
+    lit = 0.7 + 0.3 * (opening / 0.8).clamp(0, 1)
+    teeth = enamel * corners * lit * (1.0 - 0.12 * ((v - top) / (0.3 * a)).clamp(0, 1))
     # Separate teeth: a faint shadow between neighbours, the incisors widest.
     spacing = 0.34 * a * (1.0 - 0.3 * ((u - mx).abs() / a).clamp(0, 1))
     seams = torch.cos(3.14159265 * (u - mx) / spacing) ** 16

@@ -147,8 +147,12 @@ class Features:
     enamel: tuple[float, float, float]  # the teeth's colour (the portrait's, if shown)
     grain: float  # the portrait's fine noise (standard deviation): painted areas get it
     line: np.ndarray  # (rw,) the lip line's row per column of R
+    teeth: np.ndarray  # (rw,) 0 … 1: where the portrait shows its upper teeth, per column
+    parting: np.ndarray  # (rw,) the row under which the jaw carries the lips down
     soft: float  # how many pixels the portrait's edges take around the mouth
-    blur: float = 0.0  # the painted mouth's Gaussian blur, σ pixels (``sharpness``)
+    # The painted mouth's Gaussian blur, σ pixels, at openings (OPEN coefficients) between
+    # which a frame's is interpolated (``sharpness``).
+    blur: tuple[tuple[float, float], ...] = ((0.0, 0.0),)
 
     @property
     def eye_centres(self) -> list[tuple[float, float]]:
@@ -371,12 +375,17 @@ def _features(marks: Landmarks, mesh: np.ndarray | None, where: framing.Placemen
     contours = eyes.with_ceilings(contours, region)
     skin = _f3(marks.skin)
     enamel, own = _teeth(region, mx, my, a, shown, skin)
+    line = mouth.lip_line(placed, geo.region[1], my, shown)
+    teeth, parting = np.zeros(geo.region[1], np.float32), line
+    if own > 0 and placed is not None:
+        teeth = mouth.teeth_columns(region, placed, line, sum(enamel) / 3)
+        parting = mouth.parting(placed, geo.region[1], line, teeth)
     return Features(
         mx=mx, my=my, a=a, lip=max(1.0, s * marks.mouth.h / 2), drop=0.8 * a, eyes=contours,
         face=face, cx=cx, cy=cy, chin=chin, nose=nose,
         skin=skin, lips=_f3(marks.lips), inner=_f3(marks.inner_mouth), mesh=placed,
         shown=shown, own_teeth=own, enamel=enamel, grain=_grain(region, mx, my, face),
-        line=mouth.lip_line(placed, geo.region[1], my, shown),
+        line=line, teeth=teeth, parting=parting,
         soft=_softness(region, mx, my, a, face),
     )
 
@@ -440,7 +449,7 @@ def _fields(f: Features, geo: Geometry) -> fields.Fields:
         rows=rh, cols=rw, margin=geo.margin, mouth_top=geo.mouth[0],
         eye_band=(geo.eyes[0], geo.eyes[1]), face=f.face, frame_height=geo.height,
         mx=f.mx, my=f.my, a=f.a, lip=f.lip, drop=f.drop, cx=f.cx, chin=f.chin, nose=f.nose,
-        shown=f.shown, line=torch.from_numpy(f.line),
+        shown=f.shown, line=torch.from_numpy(f.line), parting=torch.from_numpy(f.parting),
         jaw=torch.from_numpy(mouth.jawline(f.mesh, rw, f.chin, f.line)), depth=depth), f.eyes)
 
 
@@ -498,8 +507,11 @@ class TierModel:
         gy, gx = torch.meshgrid(ys, xs, indexing="ij")
         self.base = torch.stack((gx, gy))  # [2, rh, rw]: the identity warp of R, in planes
         # The patch an open mouth is shaded on: (height, width, rows above the lip line,
-        # columns either side of the mouth centre); mouths are at most 0.4 faces wide.
-        half, above = math.ceil(0.26 * self.geo.face), math.ceil(0.05 * self.geo.face) + 1
+        # columns either side of the mouth centre); mouths are at most 0.4 faces wide,
+        # and a smile's corners rise up to ~0.08 faces above its centre, with the
+        # paint's soft edge and blur reaching past them (a patch ending lower cut the
+        # corners' paint off in a horizontal edge).
+        half, above = math.ceil(0.26 * self.geo.face), math.ceil(0.12 * self.geo.face) + 1
         self._patch = (above + math.ceil(0.19 * self.geo.face) + 2, 2 * half + 1, above, half)
         self._patch_uv = _uv(0, self._patch[0], 0, self._patch[1])
         # Where lips closing over teeth squeeze the portrait (a smile's corners and the
@@ -537,6 +549,7 @@ class TierModel:
         """Paint this avatar's open mouth as sharp as its portrait's (``sharpness``)."""
         f, g = avatar.features, self.geo
         params = [FaceParams(opening, True) for opening in sharpness.OPENINGS]
+        openings = [coefficients(p, avatar.parted)[OPEN] for p in params]
         if f.mesh is None:
             x0, x1, y0, y1 = f.mx - f.a, f.mx + f.a, f.my - f.lip, f.my + f.lip
         else:  # the outer lips' box, as the face analysis finds it
@@ -545,15 +558,15 @@ class TierModel:
         cols = slice(max(0, round(g.x0 + x0)), round(g.x0 + x1) + 1)
         top = max(0, round(g.y0 + y0))
         closed = (slice(top, round(g.y0 + y1) + 1), cols)
-        opened = [(slice(top, round(g.y0 + y1 + f.drop * coefficients(p, avatar.parted)[OPEN])
-                         + 1), cols) for p in params]
+        opened = [(slice(top, round(g.y0 + y1 + f.drop * o) + 1), cols) for o in openings]
 
-        def draw(sigma: float) -> list[np.ndarray]:
-            avatar.features = dataclasses.replace(f, blur=sigma)
+        def draw(sigmas: list[float]) -> list[np.ndarray]:
+            avatar.features = dataclasses.replace(f, blur=tuple(zip(openings, sigmas,
+                                                                    strict=True)))
             return self.render_many([(avatar, p) for p in params])
 
-        blur = sharpness.paint_blur(draw, avatar.background.numpy(), closed, opened)
-        avatar.features = dataclasses.replace(f, blur=blur)
+        blurs = sharpness.paint_blurs(draw, avatar.background.numpy(), closed, opened, f.a)
+        avatar.features = dataclasses.replace(f, blur=tuple(zip(openings, blurs, strict=True)))
 
     def render_many(self, items: Sequence[tuple[AvatarModel, FaceParams]]) -> list[np.ndarray]:
         """One batched step: every (avatar, params) pair → an H×W×3 uint8 frame."""
@@ -573,7 +586,7 @@ class TierModel:
         lips_at = [(a.features.mx, a.features.my + round(head_offset(a.fields, p, a.features.mx,
                                                                      a.features.my)[1]))
                    for a, p in ordered]
-        mouths, lines, mouth_at, moving = self._mouths(ordered, lips_at, coef)
+        mouths, columns, mouth_at, moving = self._mouths(ordered, lips_at, coef)
         moves, lifts = _eye_motion(ordered)
         g = self.geo
         out = kernel.render(
@@ -582,7 +595,7 @@ class TierModel:
             [round(y - a.features.my) for (a, _), (_, y) in zip(ordered, lips_at, strict=True)],
             moves, torch.tensor(lifts, dtype=torch.float32).view(len(ordered), 2),
             [g.mouth[0], g.eyes[0], g.eyes[1]], [a.background for a, _ in ordered],
-            mouths, mouth_at, [*self._patch_uv, self._grain, lines], [g.y0, g.y1, g.x0, g.x1],
+            mouths, mouth_at, [*self._patch_uv, self._grain, columns], [g.y0, g.y1, g.x0, g.x1],
             [a.spans[level] if level >= 0 else a.whole for a, level in groups],
             moving, list(self._squeeze[:2]), g.margin,
         )
@@ -594,7 +607,8 @@ class TierModel:
     def _mouths(self, ordered: Sequence[tuple[AvatarModel, FaceParams]],
                 lips_at: list[tuple[float, float]], coef: list[list[float]],
                 ) -> tuple[torch.Tensor, torch.Tensor, list[list[int]], list[list[int]]]:
-        """Each open mouth's shading parameters, its lip line, and where its patch goes;
+        """Each open mouth's shading parameters, its parting line and teeth columns
+        (``mouth.parting``, ``mouth.teeth_columns``), and where its patch goes;
         and where each moving mouth of a parted portrait is smoothed (``kernel._unsqueeze``).
 
         The gap the jaw warp opened (inner mouth, teeth, tongue) is shaded for all open
@@ -602,7 +616,7 @@ class TierModel:
         """
         ph, pw, above, half = self._patch
         rh, rw = self.geo.region
-        rows, lines, at, moving = [], [], [], []
+        rows, columns, at, moving = [], [], [], []
         for j, ((avatar, p), (at_x, at_y)) in enumerate(zip(ordered, lips_at, strict=True)):
             # Only lips closing over a portrait's own teeth squeeze its rows (elsewhere the
             # fields stretch, or squeeze under the paint): only those are smoothed.
@@ -616,13 +630,14 @@ class TierModel:
                 continue
             at.append([j, oy, ox])
             f = avatar.features
-            lines.append(f.line[ox : ox + pw] + (at_y - f.my - oy))
+            columns.append((f.parting[ox : ox + pw] + (at_y - f.my - oy),
+                            f.teeth[ox : ox + pw]))
             rows.append([at_x - ox, at_y - oy, f.a, f.drop, coef[j][OPEN], p.lip_round,
                          *f.inner, *f.lips, *f.enamel, coef[j][RAISE], coef[j][TUCK],
                          max(0.0, min(1.0, p.tongue)), f.own_teeth, f.grain, f.lip, f.soft,
-                         f.blur])
-        line = torch.from_numpy(np.asarray(lines, np.float32).reshape(len(lines), 1, 1, pw))
-        return _params(rows, 23), line, at, moving
+                         sharpness.at(f.blur, coef[j][OPEN])])
+        per_column = np.asarray(columns, np.float32).reshape(len(columns), 2, 1, pw)
+        return _params(rows, 23), torch.from_numpy(per_column), at, moving
 
 
 def _params(rows: list[list[float]], width: int) -> torch.Tensor:
@@ -658,9 +673,12 @@ def _eye_motion(ordered: Sequence[tuple[AvatarModel, FaceParams]],
 
 
 def _uv(top: int, bottom: int, left: int, right: int) -> tuple[torch.Tensor, torch.Tensor]:
-    v, u = torch.meshgrid(torch.arange(top, bottom, dtype=torch.float32),
-                          torch.arange(left, right, dtype=torch.float32), indexing="ij")
-    return v[None, None], u[None, None]
+    """A patch's rows ([1, 1, h, 1]) and columns ([1, 1, 1, w]): what depends on the
+    column alone (the mouth's width profile, the teeth's seams) is computed once per
+    column, not per pixel."""
+    v = torch.arange(top, bottom, dtype=torch.float32)
+    u = torch.arange(left, right, dtype=torch.float32)
+    return v[None, None, :, None], u[None, None, None, :]
 
 
 def _groups(items: Sequence[tuple[AvatarModel, FaceParams]], weights: list[list[float]],
