@@ -1,6 +1,5 @@
-"""Another revision's renderer (``worker/render/renderer.py``, ``kernel.py``,
-``framing.py`` and ``fields.py`` at a git ref, ``main`` by default), loaded beside the
-working tree's in the same process.
+"""Another revision's renderer (``worker/render/renderer.py`` and the modules in ``OWN``
+at a git ref, ``main`` by default), loaded beside the working tree's in the same process.
 
 The machine is shared and its load swings by multiples within minutes, so a cost is
 only meaningful as a ratio against a baseline timed in the same process, interleaved

@@ -461,12 +461,17 @@ SPEAKING_JAW = 0.06  # while speaking the jaw opens from here (0 … 1 maps onto
 PARTED = 0.1  # a rest gap over this share of the mouth's half-width: lips parted
 
 
+def _ease(t: float) -> float:
+    """0 → 1 over t in 0 … 1 without kinks (clamped outside)."""
+    t = max(0.0, min(1.0, t))
+    return t * t * (3 - 2 * t)
+
+
 def seal(press: float) -> float:
     """How far the lips are drawn together for the face driver's ``lip_press``: lips
     that press meet whole (a seal is all or nothing to a viewer), so a press from
     ``SEALED`` up draws them shut, and a light one only brings them closer."""
-    t = max(0.0, min(1.0, (press - UNSEALED) / (SEALED - UNSEALED)))
-    return t * t * (3 - 2 * t)
+    return _ease((press - UNSEALED) / (SEALED - UNSEALED))
 
 
 def coefficients(p: FaceParams, parted: bool = False) -> list[float]:
@@ -485,8 +490,7 @@ def coefficients(p: FaceParams, parted: bool = False) -> list[float]:
         # the jaw opens them again, all the way by LIPS_APART (half-pressed lips over
         # teeth squeeze them into a sliver). At rest (a while into a silence) the face
         # is the portrait's own, smile and all.
-        apart = min(1.0, jaw / LIPS_APART)
-        apart = apart * apart * (3 - 2 * apart)
+        apart = _ease(jaw / LIPS_APART)
         press = max(press, RELAX * (1.0 - apart) * (1.0 - max(0.0, min(1.0, p.rest))))
     return [opening, p.lip_round, press, p.gaze_x, p.gaze_y,
             p.head_yaw, p.head_pitch, math.radians(p.head_roll),
